@@ -1,0 +1,71 @@
+"""Backpropagation as a learner: the output is a forward pass, learning is a gradient step on the loss."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bp.network import MLP
+from funcs.errors import UserError
+
+
+def make_optimizer(layer_params, lrs, name: str) -> torch.optim.Optimizer:
+    """SGD (no momentum, as the paper) or Adam, with one learning rate per weight layer."""
+    groups = [{"params": params, "lr": lr, "base_lr": lr} for params, lr in zip(layer_params, lrs)]
+    return torch.optim.Adam(groups) if name == "Adam" else torch.optim.SGD(groups)
+
+
+def loss_function(name: str):
+    """'MSE' (mean over batch and neurons, as torch's default) or 'Cross-entropy' (soft targets allowed)."""
+    return nn.functional.mse_loss if name == "MSE" else nn.functional.cross_entropy
+
+
+class BPLearner:
+    """Produces the output with a forward pass and learns towards a target with one optimizer step."""
+
+    def __init__(self, model: nn.Module, lrs, optimizer: str, loss: str):
+        self.model = model
+        self.optimizer = make_optimizer(model.layer_parameters(), lrs, optimizer)
+        self.loss_fn = loss_function(loss)
+        self._y = None
+
+    def output(self, x: torch.Tensor) -> torch.Tensor:
+        """Training-mode output (dropout on); kept for the following `learn`."""
+        self.model.train()
+        self._y = self.model(x)
+        return self._y
+
+    def learn(self, d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One step on loss(y * mask, d): dropped output neurons neither win nor learn."""
+        y = self._y if mask is None else self._y * mask
+        loss = self.loss_fn(y, d)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self._y = None
+        return loss.detach()
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluation output: dropout off, no learning."""
+        self.model.eval()
+        return self.model(x)
+
+    def set_lr_factor(self, factor: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def build(cfg, device) -> BPLearner:
+    """The BP learner a config asks for, on `device`."""
+    if cfg.cnn:
+        raise UserError("config key 'cnn': convolutional networks are not available yet (CNN issue #5); "
+                        "set \"cnn\": false")
+    model = MLP.from_config(cfg).to(device)
+    return BPLearner(model, cfg.lr, cfg.optimizer, cfg.loss)

@@ -1,0 +1,11 @@
+"""`python -m bp.main --json_path configFile/unsupervised_bp/1layer`: train with backpropagation."""
+import sys
+
+from bp import learner
+from funcs.cli import Rule, main
+
+RULE = Rule(name="bp", actions=("bp", "unsupervised_bp"), build=learner.build,
+            default_config="configFile/quickstart")
+
+if __name__ == "__main__":
+    sys.exit(main(RULE))

@@ -1,0 +1,42 @@
+"""Activation functions by the names the configs use."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class HardSigmoid(nn.Module):
+    """rho(s) = clamp(s, 0, 1): the paper's 'hardsigm' (EP's neuron non-linearity)."""
+
+    def forward(self, x):
+        return x.clamp(0, 1)
+
+
+class HalfTanh(nn.Module):
+    """0.5 + 0.5 tanh(s): a smooth activation with the hard sigmoid's range (the original's 'tanh')."""
+
+    def forward(self, x):
+        return 0.5 + 0.5 * torch.tanh(x)
+
+
+class TriangleWTA(nn.Module):
+    """'Triangle' winner-take-all for convolution maps (N, C, H, W), paper appendix (CIFAR-10 CNN).
+
+    Subtract each channel's mean over all positions and rectify, then subtract each
+    position's mean over all channels and rectify again.
+    """
+
+    def forward(self, x):
+        x = torch.relu(x - x.mean(dim=(2, 3), keepdim=True))
+        return torch.relu(x - x.mean(dim=1, keepdim=True))
+
+
+ACTIVATIONS = {
+    "x": nn.Identity,
+    "relu": nn.ReLU,
+    "hardsigm": HardSigmoid,
+    "sigmoid": nn.Sigmoid,
+    "tanh": HalfTanh,
+    "softmax": lambda: nn.Softmax(dim=1),
+    "wta": TriangleWTA,
+}

@@ -1,0 +1,133 @@
+"""The epoch loop every learning rule shares.
+
+A learner supplies two things per mini-batch, with the target built in between:
+
+    y = learner.output(x)          # BP: forward pass; EP: free phase
+    d, mask = target(y, labels)    # funcs.target: kWTA on y - H, or labels; H updated
+    learner.learn(d, mask)         # BP: loss, backward, step; EP: nudged phase, update
+
+and `infer(x)` for evaluation, `set_lr_factor(f)` for the schedule, and
+`state_dict`/`load_state_dict` for checkpoints. Supervised and unsupervised
+training differ only in the Target.
+"""
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import torch
+
+from funcs import association
+from funcs.target import Target, class_of_neuron
+
+
+class Learner(Protocol):
+    def output(self, x: torch.Tensor) -> torch.Tensor: ...
+    def learn(self, d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor: ...
+    def infer(self, x: torch.Tensor) -> torch.Tensor: ...
+    def set_lr_factor(self, factor: float) -> None: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def lr_factor(cfg, epoch: int) -> float:
+    """Learning-rate factor at `epoch` (0-based): linear from 1 to lr_end_factor over the epochs (paper, App. A)."""
+    if cfg.lr_schedule == "constant" or cfg.epochs == 0:
+        return 1.0
+    return 1.0 + (cfg.lr_end_factor - 1.0) * epoch / cfg.epochs
+
+
+def outputs(learner: Learner, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Evaluation outputs of a whole split, in batches."""
+    return torch.cat([learner.infer(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """One pass over (x, y) in a random order; returns the mean loss (a tensor: no sync per batch)."""
+    n = x.shape[0]
+    perm = torch.randperm(n).to(x.device)
+    target.new_epoch()
+    total = torch.zeros((), device=x.device)
+    for start in range(0, n, batch_size):
+        idx = perm[start:start + batch_size]
+        out = learner.output(x[idx])
+        d, mask = target(out, y[idx])
+        total += learner.learn(d, mask)
+    return total / -(-n // batch_size)
+
+
+class Evaluator:
+    """Test errors after an epoch: direct association (unsupervised) or the class-owner read-out (supervised)."""
+
+    def __init__(self, cfg, data, assoc_idx: torch.Tensor):
+        self.cfg, self.data = cfg, data
+        self.assoc_idx = assoc_idx.to(data.train.x.device)
+
+    def __call__(self, learner: Learner) -> dict[str, torch.Tensor]:
+        cfg, test = self.cfg, self.data.test
+        test_out = outputs(learner, test.x, cfg.test_batchSize)
+        if cfg.target_kind == "supervised":
+            return {"error": (class_of_neuron(test_out, cfg.n_class) != test.y).float().mean()}
+        train_out = outputs(learner, self.data.train.x[self.assoc_idx], cfg.test_batchSize)
+        return association.association_errors(train_out, self.data.train.y[self.assoc_idx], test_out, test.y,
+                                               cfg.n_class)
+
+
+def association_indices(cfg, data) -> torch.Tensor:
+    """The labeled share used by both association methods: class-balanced, drawn from the run's seed."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    return association.balanced_subset(data.train.y, cfg.class_label_percentage, cfg.n_class, generator)
+
+
+def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> dict:
+    """Train for cfg.epochs, evaluating after each epoch; then the linear classifier (unsupervised).
+
+    run: a results.Run (writes rows, checkpoints, logs) or None for in-memory
+    use (the search). state: a checkpoint to continue from. Returns the final
+    metrics as plain floats.
+    """
+    target = Target.from_config(cfg, device=data.train.x.device)
+    assoc_idx = association_indices(cfg, data)
+    evaluate = Evaluator(cfg, data, assoc_idx)
+    start = 0
+    if state is not None:
+        learner.load_state_dict(state["learner"])
+        target.load_state_dict(state["target"])
+        torch.set_rng_state(state["rng"])
+        start = state["epoch"]
+    metrics: dict = {}
+    for epoch in range(start, cfg.epochs):
+        tic = time.perf_counter()
+        learner.set_lr_factor(lr_factor(cfg, epoch))
+        loss = train_epoch(learner, target, data.train.x, data.train.y, cfg.batchSize)
+        train_seconds = time.perf_counter() - tic
+        errors = evaluate(learner)
+        row = {"epoch": epoch + 1, "loss": loss.item(), **{k: v.item() for k, v in errors.items()},
+               "train_seconds": train_seconds, "seconds": time.perf_counter() - tic}
+        metrics = row
+        if run is not None:
+            run.epoch_done(row, {"epoch": epoch + 1, "learner": learner.state_dict(),
+                                 "target": target.state_dict(), "rng": torch.get_rng_state()})
+    if cfg.epochs == start or not metrics:
+        # An untrained network (epochs 0, the paper's baseline) or a finished run being re-read.
+        metrics = {"epoch": cfg.epochs, **{k: v.item() for k, v in evaluate(learner).items()}}
+    if cfg.target_kind != "supervised" and cfg.class_epoch > 0:
+        metrics["classifier_error"] = linear_classifier(cfg, data, learner, assoc_idx, run)
+    return metrics
+
+
+def linear_classifier(cfg, data, learner: Learner, assoc_idx: torch.Tensor, run=None) -> float:
+    """Train the linear read-out on the frozen network's outputs for the labeled share; its final test error."""
+    idx = assoc_idx.to(data.train.x.device)
+    train_feat = outputs(learner, data.train.x[idx], cfg.test_batchSize)
+    test_feat = outputs(learner, data.test.x, cfg.test_batchSize)
+    schedule = cfg.class_schedule
+    if schedule == "auto":
+        schedule = "step" if cfg.cnn else ("linear" if cfg.rule == "ep" else "exponential")
+    rows = association.train_linear_classifier(
+        train_feat, data.train.y[idx], test_feat, data.test.y, n_class=cfg.n_class, lr=cfg.class_lr[0],
+        epochs=cfg.class_epoch, batch_size=cfg.test_batchSize, dropout=cfg.class_dropProb,
+        activation=cfg.class_activation, optimizer=cfg.class_optimizer, schedule=schedule,
+        smooth_labels=cfg.class_smooth, generator=torch.Generator().manual_seed(cfg.seed),
+        on_epoch=run.classifier_epoch_done if run is not None else None)
+    return rows[-1]["test_error"]

@@ -1,0 +1,189 @@
+"""What a run writes: its folder, per-epoch CSV rows, checkpoints, the summary and the log.
+
+A run folder holds `config.json` (resolved, in the user's key names: `--json_path`
+on it repeats the run), `results.csv` (one row per epoch, flushed as it goes),
+`classifier.csv` (one row per classifier epoch), `checkpoint.pt` (written
+atomically at the end of every epoch), `model_state_dict.pt`, `summary.json` and
+`run.log`.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from funcs.errors import UserError
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def default_folder(action: str, root: Path = Path("DATA-0")) -> Path:
+    """DATA-0/<date>/<action>-<n>/ with n one more than the highest existing (the original's layout)."""
+    base = root / datetime.date.today().isoformat()
+    taken = [p.name.rsplit("-", 1)[-1] for p in base.glob(f"{action}-*")] if base.exists() else []
+    n = max([int(t) for t in taken if t.isdigit()], default=0) + 1
+    return base / f"{action}-{n}"
+
+
+def code_version() -> str:
+    """The git commit of the code (with '+dirty' when it has local changes), or 'unknown'."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
+
+
+class Run:
+    """One run folder. Create it with `Run.create` (new) or `Run.open` (resume)."""
+
+    def __init__(self, folder: Path, echo: bool = True):
+        self.folder = Path(folder)
+        self.echo = echo
+        self.bar = None
+        self._classifier_rows = 0
+
+    @classmethod
+    def create(cls, cfg, folder: Path | None = None, echo: bool = True) -> "Run":
+        """Make a new run folder and write the resolved config into it."""
+        folder = Path(folder or cfg.out_dir or default_folder(cfg.action))
+        if (folder / CHECKPOINT).exists() or (folder / "summary.json").exists():
+            raise UserError(f"run folder {folder} already holds a run; use --resume {folder} or another --out")
+        folder.mkdir(parents=True, exist_ok=True)
+        run = cls(folder, echo)
+        write_json(folder / "config.json", cfg.to_json())
+        return run
+
+    @classmethod
+    def open(cls, folder: Path, echo: bool = True) -> "Run":
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise UserError(f"--resume {folder}: no config.json there; is it a run folder?")
+        return cls(folder, echo)
+
+    # --- logging ------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        with open(self.folder / "run.log", "a") as f:
+            f.write(message + "\n")
+        if self.echo:
+            (self.bar.write if self.bar is not None else print)(message)
+
+    def start_progress(self, total: int, initial: int) -> None:
+        """A progress bar over epochs on a terminal; plain lines (from `log`) otherwise."""
+        if self.echo and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, unit="epoch", dynamic_ncols=True)
+
+    def stop_progress(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    # --- per-epoch results --------------------------------------------------------------
+    def _append_row(self, name: str, row: dict, fresh: bool) -> None:
+        path = self.folder / name
+        new = fresh or not path.exists()
+        with open(path, "w" if new else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def epoch_done(self, row: dict, checkpoint: dict) -> None:
+        """Append the epoch's row, then checkpoint atomically (a resume drops rows past the checkpoint)."""
+        self._append_row("results.csv", row, fresh=row["epoch"] == 1)
+        _atomic_write(self.folder / CHECKPOINT, lambda p: torch.save(checkpoint, p))
+        torch.save(checkpoint["learner"]["model"], self.folder / "model_state_dict.pt")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "error_mean", "error")})
+        self.log(format_row(row))
+
+    def classifier_epoch_done(self, row: dict) -> None:
+        self._append_row("classifier.csv", row, fresh=self._classifier_rows == 0)
+        self._classifier_rows += 1
+
+    # --- resume -------------------------------------------------------------------------
+    def load_checkpoint(self) -> dict | None:
+        """The last checkpoint, with results.csv cut back to its epoch; None if the run never finished an epoch."""
+        path = self.folder / CHECKPOINT
+        if not path.exists():
+            return None
+        try:
+            state = torch.load(path, weights_only=True)
+        except (RuntimeError, EOFError, OSError) as err:
+            raise UserError(f"checkpoint {path} cannot be read ({err.__class__.__name__}); start a new run")
+        self._truncate_rows(state["epoch"])
+        return state
+
+    def _truncate_rows(self, epochs: int) -> None:
+        path = self.folder / "results.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        rows = [r for r in rows if int(r["epoch"]) <= epochs]
+        if rows:
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+
+    # --- the end --------------------------------------------------------------------------
+    def write_summary(self, cfg, metrics: dict, device: str, argv: list[str]) -> dict:
+        summary = {
+            "action": cfg.action, "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
+            "metrics": metrics, "accuracy_percent": accuracies(metrics),
+            "device": device, "torch": torch.__version__, "python": platform.python_version(),
+            "code_version": code_version(), "command": " ".join(argv),
+            "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        write_json(self.folder / "summary.json", summary)
+        return summary
+
+
+def accuracies(metrics: dict) -> dict:
+    """Test accuracies in percent from the error metrics, named as the paper's tables."""
+    names = {"error_mean": "direct_association_mean", "error_max": "direct_association_max",
+             "classifier_error": "linear_classifier", "error": "test"}
+    return {names[k]: round(100 * (1 - v), 2) for k, v in metrics.items() if k in names}
+
+
+def format_row(row: dict) -> str:
+    parts = [f"epoch {row['epoch']}"]
+    parts += [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds", "train_seconds")]
+    parts.append(f"({row['seconds']:.1f} s)")
+    return "  ".join(parts)
+
+
+def seeds_summary(per_seed: list[dict]) -> dict:
+    """Mean and sample standard deviation (ddof=1) of every accuracy over seeds, with the seed list."""
+    keys = per_seed[0]["accuracy_percent"].keys()
+    out = {"seeds": [s["seed"] for s in per_seed], "std_ddof": 1, "per_seed": {}, "mean": {}, "std": {}}
+    for key in keys:
+        values = torch.tensor([s["accuracy_percent"][key] for s in per_seed], dtype=torch.float64)
+        out["per_seed"][key] = values.tolist()
+        out["mean"][key] = round(values.mean().item(), 3)
+        out["std"][key] = round(values.std(unbiased=True).item(), 3) if len(values) > 1 else 0.0
+    return out

@@ -1,0 +1,147 @@
+"""The target the output layer learns towards: self-defined (kWTA + homeostasis) or from labels.
+
+Paper section 2 ("self-defined target"): for an unlabeled input the target d of
+the output y has ones on the k largest entries of (y - H) and zeros elsewhere,
+H being the homeostasis vector that raises the threshold of frequent winners.
+Both learning rules (BP, EP) receive d from here; none computes a target itself.
+"""
+from __future__ import annotations
+
+import torch
+
+# Label smoothing factors of the original code: 0.3 for the self-defined target
+# (paper section 3.1, used with EP), 0.2 for label targets.
+SMOOTH_UNSUPERVISED = 0.3
+SMOOTH_SUPERVISED = 0.2
+
+
+def kwta_target(y: torch.Tensor, k: int, h: torch.Tensor | None = None) -> torch.Tensor:
+    """k-winners-take-all target: 1 on the k largest entries of (y - h) per row, 0 elsewhere.
+
+    y: (batch, n_out) outputs; h: (n_out,) homeostasis thresholds, or None.
+    """
+    score = y if h is None else y - h
+    d = torch.zeros_like(y)
+    return d.scatter_(1, score.topk(k, dim=1).indices, 1.0)
+
+
+def class_target(labels: torch.Tensor, n_out: int, n_class: int) -> torch.Tensor:
+    """Supervised target: class c owns the n_out / n_class consecutive neurons starting at c * n_out / n_class.
+
+    With n_out == n_class this is the one-hot code; with more outputs each class
+    spreads over its block of neurons, as the paper's supervised baselines.
+    """
+    per_class = n_out // n_class
+    owner = torch.arange(n_out, device=labels.device) // per_class  # (n_out,) class of each neuron
+    return (owner.unsqueeze(0) == labels.unsqueeze(1)).to(torch.float32)
+
+
+def class_of_neuron(output: torch.Tensor, n_class: int) -> torch.Tensor:
+    """Prediction of a supervised network: the class owning the most active neuron."""
+    return output.argmax(dim=1) // (output.shape[1] // n_class)
+
+
+def smooth(d: torch.Tensor, a: float, k: float) -> torch.Tensor:
+    """Label smoothing that keeps each row's sum k: d <- d * (1 - a) + a * k / n_out."""
+    return d * (1 - a) + a * k / d.shape[1]
+
+
+def dropout_mask(shape, p: float, device=None, generator=None) -> torch.Tensor | None:
+    """A 0/1 Bernoulli(1 - p) mask (unscaled: a dropped output neuron is 0, a kept one unchanged); None if p == 0."""
+    if p == 0:
+        return None
+    return torch.empty(shape, device=device).bernoulli_(1 - p, generator=generator)
+
+
+class Homeostasis:
+    """The homeostasis vector H: H <- H + gamma * (A - T), A the neurons' recent win rate.
+
+    T is the desired win rate k / n_out, times (1 - p) under output dropout p
+    because a dropped neuron cannot win (as the original code). Batch mode: A is
+    the mean of the target over the mini-batch. Sequential mode (batch size 1):
+    A is a moving average A <- eta * d + (1 - eta) * A. Both H and A start at zero
+    every epoch (`reset`), as in the original code.
+    """
+
+    def __init__(self, n_out: int, gamma: float, rate: float, eta: float | None = None, device=None):
+        self.gamma, self.rate, self.eta = gamma, rate, eta
+        self.h = torch.zeros(n_out, device=device)
+        self.activity = torch.zeros(n_out, device=device)
+
+    @property
+    def sequential(self) -> bool:
+        return self.eta is not None
+
+    def reset(self) -> None:
+        self.h.zero_()
+        self.activity.zero_()
+
+    def update(self, d: torch.Tensor) -> None:
+        """Move H towards equal win rates after a target d (batch, n_out) was used."""
+        if self.sequential:
+            self.activity.mul_(1 - self.eta).add_(d.mean(dim=0), alpha=self.eta)
+        else:
+            self.activity = d.mean(dim=0)
+        self.h.add_(self.activity - self.rate, alpha=self.gamma)
+
+    def state_dict(self) -> dict:
+        return {"h": self.h.clone(), "activity": self.activity.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.h.copy_(state["h"])
+        self.activity = state["activity"].to(self.h.device).clone()
+
+
+class Target:
+    """Builds the target d of each mini-batch: from labels, self-defined, or both (semi-supervised).
+
+    `__call__(y, labels)` returns (d, mask): d (batch, n_out) is what the output
+    learns towards and mask the output dropout mask (or None). The mask hides
+    dropped neurons from the kWTA choice and from the target alike (paper,
+    "output dropout"); the learner applies it to its output in the loss.
+    """
+
+    def __init__(self, kind: str, n_out: int, n_class: int, k: int, gamma: float, eta: float,
+                 sequential: bool, smooth_target: bool, p_out: float, device=None):
+        self.kind, self.n_out, self.n_class, self.k = kind, n_out, n_class, k
+        self.smooth_target, self.p_out, self.device = smooth_target, p_out, device
+        self.homeostasis = Homeostasis(n_out, gamma, rate=(1 - p_out) * k / n_out,
+                                       eta=eta if sequential else None, device=device)
+
+    @classmethod
+    def from_config(cls, cfg, device=None) -> "Target":
+        kind = "unsupervised" if cfg.target_kind == "unsupervised" else "supervised"
+        return cls(kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta, sequential=cfg.batchSize == 1,
+                   smooth_target=cfg.smooth, p_out=cfg.dropProb[-1], device=device)
+
+    def new_epoch(self) -> None:
+        self.homeostasis.reset()
+
+    def draw_mask(self, batch: int) -> torch.Tensor | None:
+        return dropout_mask((batch, self.n_out), self.p_out, device=self.device)
+
+    def __call__(self, y: torch.Tensor, labels: torch.Tensor | None = None,
+                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The target for outputs y (batch, n_out); `mask` may be given when the learner drew it already (EP)."""
+        y = y.detach()
+        if mask is None:
+            mask = self.draw_mask(y.shape[0])
+        if self.kind == "unsupervised":
+            d = kwta_target(y if mask is None else y * mask, self.k, self.homeostasis.h)
+            if self.smooth_target:
+                d = smooth(d, SMOOTH_UNSUPERVISED, self.k)
+        else:
+            d = class_target(labels, self.n_out, self.n_class)
+            if self.smooth_target:
+                d = smooth(d, SMOOTH_SUPERVISED, self.n_out // self.n_class)
+        if mask is not None:
+            d = d * mask
+        if self.kind == "unsupervised":
+            self.homeostasis.update(d)
+        return d, mask
+
+    def state_dict(self) -> dict:
+        return {"homeostasis": self.homeostasis.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.homeostasis.load_state_dict(state["homeostasis"])
