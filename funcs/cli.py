@@ -7,6 +7,7 @@ folder exists; a user mistake is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ def prepare(rule: Rule, cfg):
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     learner = rule.build(cfg, device)
-    dataset = data_mod.load_dataset(cfg.dataset, cfg.data_dir, device=device)
+    dataset = shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir, device=device), cfg)
     if cfg.n_class != dataset.n_class:
         raise UserError(f"config key 'n_class': {cfg.n_class}, but {cfg.dataset} has {dataset.n_class} classes")
     n_in = dataset.shape[0] * dataset.shape[1] * dataset.shape[2]
@@ -78,6 +79,21 @@ def prepare(rule: Rule, cfg):
                         f"{n_in} pixels")
     # The learner was built right after seeding, so its initial weights depend on the seed alone.
     return device, dataset, learner
+
+
+def shrink(dataset, cfg):
+    """Apply `train_size` (seeded, class-balanced) and `test_size` (the first ones) for quick runs."""
+    from funcs import data as data_mod
+    for key, split in (("train_size", dataset.train), ("test_size", dataset.test)):
+        size = getattr(cfg, key)
+        if size is not None and size > split.y.shape[0]:
+            raise UserError(f"config key '{key}': {size}, but {cfg.dataset} has only {split.y.shape[0]}")
+    train, test = dataset.train, dataset.test
+    if cfg.train_size is not None:
+        train = data_mod.subset(train, cfg.train_size, torch.Generator().manual_seed(cfg.seed))
+    if cfg.test_size is not None:
+        test = data_mod.subset(test, cfg.test_size)
+    return dataclasses.replace(dataset, train=train, test=test)
 
 
 def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) -> dict:

@@ -46,6 +46,9 @@ class Config:
     seed: int = _key(1, "random seed of the run (weights, shuffling, dropout, label subsets)", "int", lo=0)
     data_dir: str = _key("data", "directory where datasets are looked for and stored", "str")
     out_dir: str | None = _key(None, "run folder; null for DATA-0/<date>/<action>-<n>/", "str?")
+    train_size: int | None = _key(None, "use a seeded class-balanced subset of this many training examples; "
+                                  "null for all", "int?", lo=1)
+    test_size: int | None = _key(None, "use the first this many test examples; null for all", "int?", lo=1)
 
     # --- network ----------------------------------------------------------------------
     cnn: bool = _key(False, "use a convolutional network (CNN issue); false for an MLP", "bool")
@@ -182,7 +185,7 @@ def _check_value(key: str, value, meta) -> None:
         _fail(key, f"{value} must be {'<' if meta.get('hi_open') else '<='} {hi}")
 
 
-_ITEM_KIND = {"ints": "int", "ints?": "int", "floats": "float", "names": "str"}
+_ITEM_KIND = {"ints": "int", "ints?": "int", "floats": "float", "names": "str"}  # list kinds
 
 
 def _coerce(key: str, value):

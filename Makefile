@@ -1,0 +1,31 @@
+# `make run`: set up and train the quickstart experiment; `make test`: run the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= data
+
+.PHONY: run test data bench clean-venv
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+data: $(VENV)/.installed
+	$(PY) -m funcs.data fetch mnist --data_dir $(DATA_DIR)
+
+run: data
+	$(PY) -m bp.main --json_path configFile/quickstart --set data_dir=$(DATA_DIR)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) -m bench.bp_throughput
+
+clean-venv:
+	rm -rf $(VENV)

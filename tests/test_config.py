@@ -1,0 +1,210 @@
+"""The run configuration and the shared CLI's handling of user mistakes (funcs/config.py, funcs/cli.py)."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from funcs import cli
+from funcs.config import Config, from_dict, load, parse_override, replace
+from funcs.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A small valid bp config; every bad-input case changes one thing in it.
+BASE = {"device": -1, "dataset": "mnist", "action": "unsupervised_bp", "n_class": 10, "epochs": 1,
+        "batchSize": 16, "fcLayers": [784, 20], "lr": [1.0], "activation_function": ["x", "hardsigm"],
+        "dropProb": [0.0, 0.0], "nudge": 2, "gamma": 0.4, "class_epoch": 0}
+
+# The original code's configFile/unsupervised_bp/1layer/config.json, as it is.
+ORIGINAL_BP_1LAYER = {
+    "device": 0, "dataset": "mnist", "action": "unsupervised_bp", "n_class": 10, "epochs": 200,
+    "batchSize": 16, "test_batchSize": 256, "fcLayers": [784, 2000], "cnn": False, "lr": [8],
+    "activation_function": ["x", "hardsigm"], "optimizer": "SGD", "loss": "MSE", "eta": 0.6, "gamma": 0.4,
+    "nudge": 6, "smooth": False, "dropProb": [0.3, 0.2],
+    "semi_seed": 13, "train_label_number": 3000, "pre_epochs": 80, "pre_batchSize": 32, "pre_lr": [0.001, 0.003],
+    "class_label_percentage": 1, "class_activation": "sigmoid", "class_lr": [0.1], "class_epoch": 50,
+    "class_optimizer": "Adam", "class_dropProb": 0.2, "class_smooth": False,
+}
+
+# An EP-style config as the original code writes them: one activation name, clamped as 1.
+ORIGINAL_EP = {
+    "device": 0, "dataset": "mnist", "action": "unsupervised_ep", "n_class": 10, "epochs": 100,
+    "batchSize": 16, "test_batchSize": 512, "fcLayers": [784, 2000], "cnn": False, "lr": [0.1],
+    "activation_function": "hardsigm", "optimizer": "SGD", "loss": "MSE", "eta": 0.6, "gamma": 0.5,
+    "nudge": 10, "smooth": True, "dropProb": [0.2, 0.2], "dt": 0.2, "T": 60, "Kmax": 10, "beta": 0.5,
+    "clamped": 1, "error_estimate": "one-sided", "dropout": True,
+    "class_label_percentage": 1, "class_activation": "x", "class_lr": [0.1], "class_epoch": 50,
+    "class_optimizer": "Adam", "class_dropProb": 0.4, "class_smooth": False,
+}
+
+
+def changed(**kw):
+    return {**BASE, **kw}
+
+
+# name: (config content (dict, or raw text), extra CLI args, fragments the one stderr line must contain)
+BAD_INPUTS = {
+    "unknown_key": ({**BASE, "fcLayer": [784, 20]}, [], ["'fcLayer'", "did you mean 'fcLayers'"]),
+    "wrong_type": (changed(epochs="2"), [], ["'epochs'", "integer"]),
+    "negative_gamma": (changed(gamma=-0.1), [], ["'gamma'"]),
+    "dropprob_one": (changed(dropProb=[0.0, 1.0]), [], ["'dropProb'"]),
+    "lr_length": (changed(lr=[1.0, 0.5]), [], ["'lr'"]),
+    "dropprob_length": (changed(dropProb=[0.0]), [], ["'dropProb'"]),
+    "activation_length": (changed(activation_function=["x", "relu", "hardsigm"]), [], ["'activation_function'"]),
+    "nudge_too_large": (changed(nudge=21), [], ["'nudge'", "21"]),
+    "malformed_json": ('{"epochs": 2,,}', [], ["malformed JSON", "line 1"]),
+    "missing_file": (None, [], ["config file not found"]),
+    "other_rule_action": (changed(action="unsupervised_ep", activation_function="hardsigm"), [],
+                          ["'action'", "ep.main"]),
+    "set_bad_key": (BASE, ["--set", "fcLayer=[784,100]"], ["'fcLayer'", "did you mean 'fcLayers'"]),
+    "set_bad_value": (BASE, ["--set", "dataset=mnst"], ["'dataset'", "did you mean 'mnist'"]),
+}
+
+
+def run_cli(workdir: Path, config, extra):
+    """Run `python -m bp.main` from `workdir` (not the repo), the config written into workdir."""
+    workdir.mkdir(parents=True)
+    cfg_path = workdir / "config.json"
+    if isinstance(config, dict):
+        cfg_path.write_text(json.dumps(config))
+    elif isinstance(config, str):
+        cfg_path.write_text(config)
+    out = workdir / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "bp.main", "--json_path", str(cfg_path), "--out", str(out),
+                           *extra], cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    return proc, out
+
+
+@pytest.fixture(scope="module")
+def cli_results(tmp_path_factory):
+    """All CLI cases at once (each is a fresh interpreter importing torch: ~2 s), two at a time."""
+    base = tmp_path_factory.mktemp("cli")
+    cases = {name: (config, extra) for name, (config, extra, _) in BAD_INPUTS.items()}
+    cases["dry_run"] = (BASE, ["--dry-run", "--set", "epochs=3", "--set", "fcLayers=[784,100]",
+                               "--set", "lr=[1.0]"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run_cli, base / name, config, extra) for name, (config, extra) in cases.items()}
+        return {name: (*f.result(), base / name) for name, f in futures.items()}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_cli_bad_input_is_one_stderr_line_exit_2_and_no_run_folder(cli_results, case):
+    proc, out, workdir = cli_results[case]
+    fragments = BAD_INPUTS[case][2]
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert proc.stdout == ""
+    assert not out.exists()
+    assert not (workdir / "DATA-0").exists()
+    assert not (workdir / "data").exists()
+
+
+def test_cli_dry_run_prints_resolved_config_with_overrides(cli_results):
+    proc, out, workdir = cli_results["dry_run"]
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert printed["epochs"] == 3 and printed["fcLayers"] == [784, 100] and printed["lr"] == [1.0]
+    assert printed["nudge"] == BASE["nudge"] and printed["out_dir"] == str(out)
+    # what it prints is the config the run would use: every key, validated
+    expected = replace(from_dict({**BASE, "epochs": 3, "fcLayers": [784, 100], "lr": [1.0]}), out_dir=str(out))
+    assert from_dict(printed) == expected
+    assert set(printed) == {f.name for f in dataclasses.fields(Config)}
+    assert not out.exists() and not (workdir / "DATA-0").exists()
+
+
+# --- in-process: Config, from_dict, load, overrides ---------------------------------------------
+
+def test_original_bp_preset_loads_unchanged():
+    cfg = from_dict(ORIGINAL_BP_1LAYER)
+    assert cfg.fcLayers == (784, 2000) and cfg.lr == (8.0,) and cfg.nudge == 6 and cfg.gamma == 0.4
+    assert cfg.dropProb == (0.3, 0.2) and cfg.class_label_percentage == 1.0
+    assert cfg.n_out == 2000 and cfg.rule == "bp" and cfg.target_kind == "unsupervised"
+    # keys it leaves out take the documented defaults
+    assert cfg.seed == Config().seed and cfg.lr_schedule == "linear"
+
+
+def test_original_ep_style_config_loads_unchanged_with_clamped_one_as_true():
+    cfg = from_dict(ORIGINAL_EP)
+    assert cfg.clamped is True and cfg.dropout is True
+    assert cfg.activation_function == "hardsigm"
+    assert cfg.rule == "ep" and cfg.target_kind == "unsupervised"
+    assert from_dict({**ORIGINAL_EP, "clamped": 0}).clamped is False
+
+
+def test_to_json_from_dict_round_trip_gives_equal_config():
+    for raw in (BASE, ORIGINAL_BP_1LAYER, ORIGINAL_EP):
+        cfg = from_dict(raw)
+        again = from_dict(json.loads(json.dumps(cfg.to_json())))
+        assert again == cfg
+
+
+def test_config_is_frozen():
+    cfg = from_dict(BASE)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 5
+    assert isinstance(cfg.fcLayers, tuple)
+
+
+def test_semi_supervised_and_supervised_target_kinds():
+    assert from_dict(changed(action="semi_supervised_bp")).target_kind == "semi_supervised"
+    assert from_dict(changed(action="bp", fcLayers=[784, 20], n_class=10)).target_kind == "supervised"
+    with pytest.raises(UserError, match="'fcLayers'"):
+        from_dict(changed(action="bp", fcLayers=[784, 25], n_class=10))  # 25 not a multiple of 10
+
+
+def test_parse_override_reads_json_else_string():
+    assert parse_override("epochs=3") == ("epochs", 3)
+    assert parse_override("fcLayers=[784, 100]") == ("fcLayers", [784, 100])
+    assert parse_override("smooth=true") == ("smooth", True)
+    assert parse_override("dataset=fashionMnist") == ("dataset", "fashionMnist")
+    assert parse_override("out_dir=a=b") == ("out_dir", "a=b")
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_override("epochs")
+
+
+def test_load_applies_overrides_over_file(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(BASE))
+    cfg = load(tmp_path, ["epochs=7", "lr=[0.5]", "fcLayers=[784,30]"])
+    assert (cfg.epochs, cfg.lr, cfg.fcLayers) == (7, (0.5,), (784, 30))
+    assert load(tmp_path / "config.json") == from_dict(BASE)
+
+
+def test_int_keys_accept_integral_floats_and_float_keys_accept_ints():
+    cfg = from_dict(changed(epochs=3.0, gamma=1))
+    assert cfg.epochs == 3 and type(cfg.epochs) is int
+    assert cfg.gamma == 1.0 and type(cfg.gamma) is float
+    with pytest.raises(UserError, match="'epochs'"):
+        from_dict(changed(epochs=2.5))
+    with pytest.raises(UserError, match="'smooth'"):
+        from_dict(changed(smooth=2))
+
+
+def test_replace_validates_the_change():
+    cfg = from_dict(BASE)
+    assert replace(cfg, seed=4).seed == 4
+    with pytest.raises(UserError, match="'nudge'"):
+        replace(cfg, nudge=100)
+
+
+# --- device fallback -------------------------------------------------------------------------------
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resolve_device_falls_back_to_cpu_with_one_warning_line(capsys):
+    assert cli.resolve_device(0) == torch.device("cpu")
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "warning" in err and "GPU 0" in err
+    assert cli.resolve_device(-1) == torch.device("cpu")
+    assert capsys.readouterr().err == ""
