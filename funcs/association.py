@@ -33,17 +33,17 @@ def direct_association(outputs: torch.Tensor, labels: torch.Tensor, n_class: int
 
 
 def predict_mean(outputs: torch.Tensor, owner: torch.Tensor, n_class: int) -> torch.Tensor:
-    """Predict the class whose assigned neurons respond most on average; a class without neurons scores -1."""
+    """Predict the class whose assigned neurons respond most on average; a class without neurons never wins."""
     onehot = (owner.unsqueeze(1) == torch.arange(n_class, device=owner.device)).to(outputs.dtype)  # (n_out, C)
     counts = onehot.sum(dim=0)
     score = (outputs @ onehot) / counts.clamp(min=1)
-    score = torch.where(counts > 0, score, torch.full_like(score, -1.0))
+    score = torch.where(counts > 0, score, torch.full_like(score, -torch.inf))
     return score.argmax(dim=1)
 
 
 def predict_max(outputs: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-    """Predict the class of the single most active assigned neuron."""
-    masked = torch.where(owner >= 0, outputs, torch.full_like(outputs, -1.0))
+    """Predict the class of the single most active assigned neuron (UNASSIGNED if no neuron is assigned)."""
+    masked = torch.where(owner >= 0, outputs, torch.full_like(outputs, -torch.inf))
     return owner[masked.argmax(dim=1)]
 
 

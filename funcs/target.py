@@ -96,9 +96,13 @@ class Target:
     """Builds the target d of each mini-batch: from labels, self-defined, or both (semi-supervised).
 
     `__call__(y, labels)` returns (d, mask): d (batch, n_out) is what the output
-    learns towards and mask the output dropout mask (or None). The mask hides
-    dropped neurons from the kWTA choice and from the target alike (paper,
-    "output dropout"); the learner applies it to its output in the loss.
+    learns towards and mask the output dropout mask (or None). As in the
+    original code, the mask zeroes the dropped neurons' outputs before the kWTA
+    choice and their entries of the target, so they neither win nor learn on
+    that example; the learner applies it to its output in the loss. (A dropped
+    neuron with a negative threshold can still take a place in the choice, which
+    the mask then erases: that row has fewer than k winners, and the desired rate
+    (1 - p) k / n_out allows for it.)
     """
 
     def __init__(self, kind: str, n_out: int, n_class: int, k: int, gamma: float, eta: float,

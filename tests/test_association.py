@@ -55,8 +55,8 @@ def test_predict_mean_by_hand_with_class_without_neurons():
     owner = torch.tensor([0, 0, 1, UNASSIGNED])  # class 2 owns no neuron
     out = torch.tensor([[0.6, 0.0, 0.5, 9.0],    # class means: 0.3, 0.5 -> 1
                         [0.6, 0.6, 0.5, 0.0],    # 0.6, 0.5 -> 0
-                        [-2.0, -2.0, -3.0, 0.0]])  # -2, -3, class 2 scores -1 -> 2
-    assert predict_mean(out, owner, 3).tolist() == [1, 0, 2]
+                        [-2.0, -2.0, -3.0, 0.0]])  # -2, -3, class 2 (no neuron) never wins -> 0
+    assert predict_mean(out, owner, 3).tolist() == [1, 0, 0]
 
 
 def test_predict_max_ignores_unassigned_neurons():

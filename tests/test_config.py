@@ -68,14 +68,19 @@ BAD_INPUTS = {
 }
 
 
-def run_cli(workdir: Path, config, extra):
-    """Run `python -m bp.main` from `workdir` (not the repo), the config written into workdir."""
-    workdir.mkdir(parents=True)
+def write_config(workdir: Path, config) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "config.json"
     if isinstance(config, dict):
         cfg_path.write_text(json.dumps(config))
     elif isinstance(config, str):
         cfg_path.write_text(config)
+    return cfg_path  # None: the file is missing
+
+
+def run_cli(workdir: Path, config, extra):
+    """Run the real `python -m bp.main` in a fresh interpreter from `workdir` (not the repo)."""
+    cfg_path = write_config(workdir, config)
     out = workdir / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "bp.main", "--json_path", str(cfg_path), "--out", str(out),
@@ -83,36 +88,57 @@ def run_cli(workdir: Path, config, extra):
     return proc, out
 
 
+def check_one_error_line(code, stdout, stderr, fragments):
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert stdout == ""
+
+
+# Every case in-process through the CLI's main() (same code path as `python -m bp.main`, without the ~2.5 s
+# interpreter + torch start each); the real entry point in a subprocess for a few cases below.
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_cli_bad_input_is_one_stderr_line_exit_2_and_no_run_folder(tmp_path, monkeypatch, capsys, case):
+    from bp.main import RULE
+    config, extra, fragments = BAD_INPUTS[case]
+    cfg_path = write_config(tmp_path, config)
+    out = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)  # a DATA-0/ or data/ folder would appear here
+    code = cli.main(RULE, ["--json_path", str(cfg_path), "--out", str(out), *extra])
+    captured = capsys.readouterr()
+    check_one_error_line(code, captured.out, captured.err, fragments)
+    assert not out.exists()
+    assert not (tmp_path / "DATA-0").exists() and not (tmp_path / "data").exists()
+
+
+SUBPROCESS_CASES = ("malformed_json", "other_rule_action")
+
+
 @pytest.fixture(scope="module")
 def cli_results(tmp_path_factory):
-    """All CLI cases at once (each is a fresh interpreter importing torch: ~2 s), two at a time."""
+    """The subprocess cases, run concurrently (each one is a fresh interpreter importing torch)."""
     base = tmp_path_factory.mktemp("cli")
-    cases = {name: (config, extra) for name, (config, extra, _) in BAD_INPUTS.items()}
+    cases = {name: BAD_INPUTS[name][:2] for name in SUBPROCESS_CASES}
     cases["dry_run"] = (BASE, ["--dry-run", "--set", "epochs=3", "--set", "fcLayers=[784,100]",
                                "--set", "lr=[1.0]"])
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
         futures = {name: pool.submit(run_cli, base / name, config, extra) for name, (config, extra) in cases.items()}
         return {name: (*f.result(), base / name) for name, f in futures.items()}
 
 
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_cli_bad_input_is_one_stderr_line_exit_2_and_no_run_folder(cli_results, case):
+@pytest.mark.parametrize("case", SUBPROCESS_CASES)
+def test_real_cli_bad_input_exits_2_with_one_line_and_no_folder(cli_results, case):
     proc, out, workdir = cli_results[case]
-    fragments = BAD_INPUTS[case][2]
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert proc.stdout == ""
+    check_one_error_line(proc.returncode, proc.stdout, proc.stderr, BAD_INPUTS[case][2])
     assert not out.exists()
-    assert not (workdir / "DATA-0").exists()
-    assert not (workdir / "data").exists()
+    assert not (workdir / "DATA-0").exists() and not (workdir / "data").exists()
 
 
-def test_cli_dry_run_prints_resolved_config_with_overrides(cli_results):
+def test_real_cli_dry_run_prints_resolved_config_with_overrides(cli_results):
     proc, out, workdir = cli_results["dry_run"]
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
@@ -190,6 +216,15 @@ def test_int_keys_accept_integral_floats_and_float_keys_accept_ints():
         from_dict(changed(epochs=2.5))
     with pytest.raises(UserError, match="'smooth'"):
         from_dict(changed(smooth=2))
+
+
+def test_train_and_test_size_are_null_or_positive_int():
+    assert from_dict(BASE).train_size is None and from_dict(BASE).test_size is None
+    assert from_dict(changed(train_size=500, test_size=None)).train_size == 500
+    with pytest.raises(UserError, match="'train_size'"):
+        from_dict(changed(train_size=0))
+    with pytest.raises(UserError, match="'test_size'"):
+        from_dict(changed(test_size="100"))
 
 
 def test_replace_validates_the_change():

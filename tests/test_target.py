@@ -199,16 +199,23 @@ def test_target_draws_its_own_mask_with_output_dropout():
     assert torch.equal(d * (1 - mask), torch.zeros_like(d))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG funcs/target.py:127: kWTA runs on (y*mask) - H, so a dropped neuron "
-                                      "with negative H scores -H > 0 and can take the win; d*mask then zeroes it "
-                                      "and the row has fewer than k winners")
-def test_bug_dropped_neuron_with_negative_threshold_steals_the_win():
+def test_dropped_neuron_competes_with_output_zero_and_its_win_is_erased():
+    """As the original code: kWTA runs on (y * mask) - H, so a dropped neuron scores -H.
+
+    A neuron that has not been winning has H < 0 and can take the choice while
+    dropped; the mask then erases it from the target, so that row has fewer
+    than k winners (which the rate T = (1 - p) k / n_out accounts for).
+    """
     t = unsup_target(3, 1, gamma=0.5)
     t(torch.tensor([[0.9, 0.1, 0.2]]))  # 0 wins: H = [1/3, -1/6, -1/6]
     t(torch.tensor([[0.1, 0.2, 0.9]]))  # 2 wins: H = [1/6, -1/3, 1/6]  (neuron 1 never won: negative H)
-    # neuron 1 dropped; kept scores: 0.4 - 1/6 = 0.23 (neuron 0), 0.3 - 1/6 = 0.13 (neuron 2) -> neuron 0 wins
+    # neuron 1 dropped scores 0 - (-1/3) = 1/3 > 0.4 - 1/6 (neuron 0) and 0.3 - 1/6 (neuron 2)
     d, _ = t(torch.tensor([[0.4, 0.95, 0.3]]), mask=torch.tensor([[1., 0., 1.]]))
-    assert torch.equal(d, torch.tensor([[1., 0., 0.]]))  # actual: [[0, 0, 0]] (dropped neuron 1 scored 1/3)
+    assert torch.equal(d, torch.tensor([[0., 0., 0.]]))
+    # with the same thresholds, a kept neuron 1 (output 0.95 + 1/3) wins
+    t.homeostasis.h.copy_(torch.tensor([1 / 6, -1 / 3, 1 / 6]))
+    d, _ = t(torch.tensor([[0.4, 0.95, 0.3]]), mask=torch.tensor([[1., 1., 1.]]))
+    assert torch.equal(d, torch.tensor([[0., 1., 0.]]))
 
 
 # --- dropout mask ----------------------------------------------------------------------------

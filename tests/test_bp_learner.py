@@ -1,0 +1,137 @@
+"""The BP learner and its MLP (bp/learner.py, bp/network.py) and the epoch lr schedule (funcs/loop.py)."""
+
+import math
+
+import pytest
+import torch
+
+from bp.learner import BPLearner, build
+from bp.network import MLP, XAVIER_GAIN
+from funcs.config import from_dict
+from funcs.errors import UserError
+from funcs.loop import lr_factor
+
+CFG = {"fcLayers": [6, 5, 4], "lr": [0.1, 0.3], "activation_function": ["x", "relu", "hardsigm"],
+       "dropProb": [0.0, 0.0, 0.0], "nudge": 1, "n_class": 2, "epochs": 10}
+
+
+def two_layer(seed=0):
+    torch.manual_seed(seed)
+    model = MLP([6, 5, 4], ["x", "relu", "hardsigm"], [0.0, 0.0, 0.0])
+    with torch.no_grad():
+        model.linears[1].bias.fill_(0.5)  # outputs inside (0, 1) where hardsigm has a gradient
+    return model
+
+
+def reference_forward(x, w0, b0, w1, b1):
+    """The same network written out: relu hidden layer, hard sigmoid (clamp to [0, 1]) output."""
+    h = torch.relu(x @ w0.T + b0)
+    return (h @ w1.T + b1).clamp(0, 1)
+
+
+def test_sgd_step_equals_manual_update_with_autograd_gradient_and_per_layer_lr():
+    model = two_layer()
+    params = [p.detach().clone().requires_grad_() for p in
+              (model.linears[0].weight, model.linears[0].bias, model.linears[1].weight, model.linears[1].bias)]
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 6, generator=gen)
+    d = (torch.rand(8, 4, generator=gen) > 0.5).float()
+    loss_ref = ((reference_forward(x, *params) - d) ** 2).mean()
+    grads = torch.autograd.grad(loss_ref, params)
+    assert all(g.abs().sum() > 0 for g in grads)  # every parameter really moves
+
+    learner = BPLearner(model, [0.1, 0.3], "SGD", "MSE")
+    y = learner.output(x)
+    assert torch.allclose(y, reference_forward(x, *params).detach(), atol=1e-6)
+    loss = learner.learn(d, None)
+    assert loss.item() == pytest.approx(loss_ref.item(), rel=1e-6)
+    lrs = [0.1, 0.1, 0.3, 0.3]
+    new = (model.linears[0].weight, model.linears[0].bias, model.linears[1].weight, model.linears[1].bias)
+    for p_new, p_old, g, lr in zip(new, params, grads, lrs):
+        assert torch.allclose(p_new.detach(), p_old.detach() - lr * g, atol=1e-6)
+
+
+def test_output_mask_removes_masked_neurons_from_gradient_of_one_layer_net():
+    torch.manual_seed(2)
+    model = MLP([6, 4], ["x", "x"], [0.0, 0.0])
+    w, b = model.linears[0].weight.detach().clone(), model.linears[0].bias.detach().clone()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 6, generator=gen)
+    d = torch.rand(5, 4, generator=gen)
+    mask = torch.ones(5, 4)
+    mask[:, 2] = 0.0  # neuron 2 dropped in every sample
+    mask[0, 1] = 0.0  # neuron 1 dropped in sample 0 only
+    lr = 0.2
+    learner = BPLearner(model, [lr], "SGD", "MSE")
+    learner.output(x)
+    learner.learn(d * mask, mask)
+    # by hand: L = mean((m*(xW^T+b) - d)^2) over B*n entries -> dL/dW = 2/(B n) (m*(m*y - d))^T x
+    y = x @ w.T + b
+    err = mask * (mask * y - d * mask) * 2 / (5 * 4)
+    grad_w, grad_b = err.T @ x, err.sum(0)
+    assert torch.allclose(model.linears[0].weight.detach(), w - lr * grad_w, atol=1e-6)
+    assert torch.allclose(model.linears[0].bias.detach(), b - lr * grad_b, atol=1e-6)
+    assert torch.equal(model.linears[0].weight.detach()[2], w[2])  # the dropped neuron did not learn
+    assert torch.equal(model.linears[0].bias.detach()[2], b[2])
+    assert not torch.allclose(model.linears[0].weight.detach()[1], w[1])  # kept in 4 of 5 samples
+
+
+def test_set_lr_factor_scales_each_group_from_its_base_rate():
+    learner = BPLearner(two_layer(), [0.1, 0.3], "SGD", "MSE")
+    learner.set_lr_factor(0.5)
+    assert [g["lr"] for g in learner.optimizer.param_groups] == pytest.approx([0.05, 0.15])
+    learner.set_lr_factor(0.2)  # from the base rates, not compounding on 0.5
+    assert [g["lr"] for g in learner.optimizer.param_groups] == pytest.approx([0.02, 0.06])
+
+
+def test_infer_is_dropout_free_and_output_uses_dropout():
+    torch.manual_seed(4)
+    model = MLP([6, 5, 4], ["x", "relu", "x"], [0.5, 0.0, 0.0])
+    learner = BPLearner(model, [0.1, 0.1], "SGD", "MSE")
+    x = torch.randn(64, 6)
+    l0, l1 = model.linears
+    expected = torch.relu(x @ l0.weight.T + l0.bias) @ l1.weight.T + l1.bias
+    assert torch.allclose(learner.infer(x), expected, atol=1e-6)
+    assert not torch.allclose(learner.output(x), expected, atol=1e-3)  # input dropout in training mode
+
+
+# --- the learning-rate schedule of the epochs ---------------------------------------------------
+
+def test_lr_factor_linear_from_one_towards_end_factor():
+    cfg = from_dict({**CFG, "epochs": 10, "lr_end_factor": 5e-4})
+    assert lr_factor(cfg, 0) == 1.0
+    assert lr_factor(cfg, 5) == pytest.approx(1 - (1 - 5e-4) / 2)  # 0.50025
+    assert lr_factor(cfg, 9) == pytest.approx(1 - 0.9 * (1 - 5e-4))
+    assert lr_factor(cfg, 10) == pytest.approx(5e-4)
+
+
+def test_lr_factor_constant_is_one():
+    cfg = from_dict({**CFG, "lr_schedule": "constant"})
+    assert [lr_factor(cfg, e) for e in (0, 3, 9)] == [1.0, 1.0, 1.0]
+    assert lr_factor(from_dict({**CFG, "epochs": 0}), 0) == 1.0
+
+
+# --- the network ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sizes", [[784, 2000], [100, 50, 30]])
+def test_mlp_init_is_xavier_uniform_gain_half_with_zero_bias(sizes):
+    torch.manual_seed(0)
+    model = MLP(sizes, ["x"] * len(sizes), [0.0] * len(sizes))
+    assert XAVIER_GAIN == 0.5
+    for (n_in, n_out), linear in zip(zip(sizes[:-1], sizes[1:]), model.linears):
+        bound = 0.5 * math.sqrt(6 / (n_in + n_out))
+        w = linear.weight.detach()
+        assert w.shape == (n_out, n_in)
+        assert w.abs().max().item() <= bound
+        assert w.abs().max().item() > 0.95 * bound  # uses the whole range
+        assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)  # std of U(-a, a) is a/sqrt(3)
+        assert torch.equal(linear.bias.detach(), torch.zeros(n_out))
+
+
+def test_build_from_config_gives_per_layer_lrs_and_rejects_cnn():
+    learner = build(from_dict(CFG), torch.device("cpu"))
+    assert [g["lr"] for g in learner.optimizer.param_groups] == [0.1, 0.3]
+    assert [len(g["params"]) for g in learner.optimizer.param_groups] == [2, 2]
+    assert learner.optimizer.param_groups[0]["params"][0] is learner.model.linears[0].weight
+    with pytest.raises(UserError, match="'cnn'"):
+        build(from_dict({**CFG, "cnn": True}), torch.device("cpu"))
