@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from funcs import config as config_mod
+from funcs import data as data_mod
 from funcs import loop, results
 from funcs.errors import UserError
 
@@ -65,7 +66,6 @@ def check_supported(rule: Rule, cfg) -> None:
 
 def prepare(rule: Rule, cfg):
     """Data on the device and a fresh learner: everything that may fail on user input, before any folder."""
-    from funcs import data as data_mod
     check_supported(rule, cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -83,7 +83,6 @@ def prepare(rule: Rule, cfg):
 
 def shrink(dataset, cfg):
     """Apply `train_size` (seeded, class-balanced) and `test_size` (the first ones) for quick runs."""
-    from funcs import data as data_mod
     for key, split in (("train_size", dataset.train), ("test_size", dataset.test)):
         size = getattr(cfg, key)
         if size is not None and size > split.y.shape[0]:
@@ -96,19 +95,31 @@ def shrink(dataset, cfg):
     return dataclasses.replace(dataset, train=train, test=test)
 
 
-def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) -> dict:
-    """Train one config into one run folder; returns its summary."""
-    device, dataset, learner = prepare(rule, cfg)
-    run = results.Run.open(folder) if resume else results.Run.create(cfg, folder)
-    state = run.load_checkpoint() if resume else None
+def train(rule: Rule, cfg, run: results.Run | None = None, resume: bool = False, prepared=None) -> dict:
+    """Train one config and return its final metrics: the call the search makes for every trial.
+
+    run: where rows and checkpoints go (None keeps everything in memory);
+    resume: continue from the run's last checkpoint; prepared: `prepare`'s result if already made.
+    """
+    device, dataset, learner = prepared or prepare(rule, cfg)
+    state = run.load_checkpoint() if resume and run is not None else None
+    if run is None:
+        return loop.train(cfg, dataset, learner)
     run.log(f"{rule.name}: {cfg.action} on {cfg.dataset}, {list(cfg.fcLayers)}, seed {cfg.seed}, "
             f"device {device}, folder {run.folder}" + (f", resuming after epoch {state['epoch']}" if state else ""))
     run.start_progress(cfg.epochs, state["epoch"] if state else 0)
     try:
-        metrics = loop.train(cfg, dataset, learner, run=run, state=state)
+        return loop.train(cfg, dataset, learner, run=run, state=state)
     finally:
         run.stop_progress()
-    summary = run.write_summary(cfg, metrics, str(device), argv)
+
+
+def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) -> dict:
+    """Train one config into one run folder; returns its summary."""
+    prepared = prepare(rule, cfg)  # fails on user input before any folder exists
+    run = results.Run.open(folder) if resume else results.Run.create(cfg, folder)
+    metrics = train(rule, cfg, run, resume=resume, prepared=prepared)
+    summary = run.write_summary(cfg, metrics, str(prepared[0]), argv)
     run.log("final test accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items()))
     return summary
 
@@ -132,7 +143,9 @@ def main(rule: Rule, argv=None) -> int:
     command = [f"python -m {rule.name}.main", *argv]
     try:
         if args.resume:
-            cfg = config_mod.load(Path(args.resume) / "config.json", args.set)
+            if args.set or args.out or args.seeds != 1:
+                raise UserError("--resume continues a run with its saved config; it takes no --set, --out or --seeds")
+            cfg = config_mod.load(Path(args.resume) / "config.json")
             run_one(rule, cfg, Path(args.resume), command, resume=True)
             return 0
         cfg = config_mod.load(args.json_path, args.set)
