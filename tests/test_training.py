@@ -43,24 +43,24 @@ def train(tmp_path: Path, name: str, *extra: str) -> dict:
 
 
 def test_cli_trains_unsupervised_network_above_chance_by_far(tmp_path):
-    """The real command line, in a fresh process: two epochs on 6,000 MNIST images."""
+    """The real command line, in a fresh process: the quickstart network, three epochs on 6,000 MNIST images."""
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "bp.main", "--json_path", "configFile/quickstart", "--set", f"data_dir={DATA_DIR}",
-         "--set", "train_size=6000", "--set", "test_size=2000", "--set", "epochs=2", "--set", "class_epoch=5",
+         "--set", "train_size=6000", "--set", "test_size=2000", "--set", "class_epoch=5",
          "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     acc = summary["accuracy_percent"]
-    # Seen on watched runs of this setting: about 85% direct (mean) and 88% linear; chance is 10%.
-    assert acc["direct_association_mean"] > 75
-    assert acc["linear_classifier"] > 75
-    assert [int(r["epoch"]) for r in read_csv(out / "results.csv")] == [1, 2]
+    # Watched runs of this setting, seeds 1-3: 80.0, 79.9, 80.4% direct (mean), 89.4, 89.0, 90.05% linear.
+    assert acc["direct_association_mean"] > 72
+    assert acc["linear_classifier"] > 84
+    assert [int(r["epoch"]) for r in read_csv(out / "results.csv")] == [1, 2, 3]
     assert len(read_csv(out / "classifier.csv")) == 5
     assert config_mod.load(out) == config_mod.replace(config_mod.load(REPO / "configFile/quickstart"),
                                                       data_dir=str(DATA_DIR), train_size=6000, test_size=2000,
-                                                      epochs=2, class_epoch=5, out_dir=str(out))
+                                                      class_epoch=5, out_dir=str(out))
     for name in ("checkpoint.pt", "model_state_dict.pt", "run.log"):
         assert (out / name).is_file()
 
