@@ -20,13 +20,20 @@ def loss_function(name: str):
 
 
 class BPLearner:
-    """Produces the output with a forward pass and learns towards a target with one optimizer step."""
+    """Produces the output with a forward pass and learns towards a target with one gradient step.
+
+    With plain SGD on an MLP the step happens inside the backward pass (bp.network.Dense):
+    same update, less memory traffic. Adam goes through torch.optim as usual.
+    """
 
     def __init__(self, model: nn.Module, lrs, optimizer: str, loss: str):
         self.model = model
-        self.optimizer = make_optimizer(model.layer_parameters(), lrs, optimizer)
+        self.base_lrs = tuple(lrs)
+        self.sgd_in_backward = optimizer == "SGD" and isinstance(model, MLP)
+        self.optimizer = None if self.sgd_in_backward else make_optimizer(model.layer_parameters(), lrs, optimizer)
         self.loss_fn = loss_function(loss)
         self._y = None
+        self.set_lr_factor(1.0)
 
     def output(self, x: torch.Tensor) -> torch.Tensor:
         """Training-mode output (dropout on); kept for the following `learn`."""
@@ -38,9 +45,12 @@ class BPLearner:
         """One step on loss(y * mask, d): dropped output neurons neither win nor learn."""
         y = self._y if mask is None else self._y * mask
         loss = self.loss_fn(y, d)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.optimizer is None:
+            loss.backward()  # the Dense layers apply their SGD step here
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
         self._y = None
         return loss.detach()
 
@@ -51,15 +61,22 @@ class BPLearner:
         return self.model(x)
 
     def set_lr_factor(self, factor: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
+        """Scale every layer's learning rate to factor x its configured value."""
+        if self.optimizer is None:
+            for layer, lr in zip(self.model.linears, self.base_lrs):
+                layer.lr = lr * factor
+        else:
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        optimizer = {} if self.optimizer is None else self.optimizer.state_dict()
+        return {"model": self.model.state_dict(), "optimizer": optimizer}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
 
 
 def build(cfg, device) -> BPLearner:

@@ -1,12 +1,51 @@
 """Networks trained by backpropagation."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from funcs.activations import ACTIVATIONS
 
 # Initialisation of the original code: Xavier-uniform weights with gain 0.5, zero biases.
 XAVIER_GAIN = 0.5
+
+
+class _LinearSGDStep(torch.autograd.Function):
+    """y = x W^T + b, whose backward applies plain SGD to W and b itself instead of returning their gradients.
+
+    Plain SGD needs dL/dW = g^T x only once, so W <- W - lr g^T x is one in-place
+    addmm: no weight-sized gradient is written and read back by a separate
+    optimizer step. These layers are memory-bound on a CPU; this removes about a
+    third of the memory traffic of a training step (bench/bp_throughput.py).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, layer):
+        ctx.save_for_backward(x)
+        ctx.layer = layer
+        return torch.addmm(bias, x, weight.t())
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        layer = ctx.layer
+        # The input's gradient uses W before its update, as a separate optimizer step would.
+        grad_x = g @ layer.weight if ctx.needs_input_grad[0] else None
+        with torch.no_grad():
+            layer.weight.addmm_(g.t(), x, alpha=-layer.lr)
+            layer.bias.add_(g.sum(0), alpha=-layer.lr)
+        return grad_x, None, None, None
+
+
+class Dense(nn.Linear):
+    """nn.Linear that, with `lr` set, takes its plain-SGD step during the backward pass (see _LinearSGDStep)."""
+
+    lr: float | None = None
+
+    def forward(self, x):
+        if self.lr is not None and torch.is_grad_enabled():
+            return _LinearSGDStep.apply(x, self.weight, self.bias, self)
+        return super().forward(x)
 
 
 class MLP(nn.Module):
@@ -22,7 +61,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         self.linears = nn.ModuleList()
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            linear = nn.Linear(n_in, n_out)
+            linear = Dense(n_in, n_out)
             nn.init.xavier_uniform_(linear.weight, gain=XAVIER_GAIN)
             nn.init.zeros_(linear.bias)
             self.linears.append(linear)

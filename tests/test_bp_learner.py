@@ -76,12 +76,42 @@ def test_output_mask_removes_masked_neurons_from_gradient_of_one_layer_net():
     assert not torch.allclose(model.linears[0].weight.detach()[1], w[1])  # kept in 4 of 5 samples
 
 
-def test_set_lr_factor_scales_each_group_from_its_base_rate():
-    learner = BPLearner(two_layer(), [0.1, 0.3], "SGD", "MSE")
-    learner.set_lr_factor(0.5)
-    assert [g["lr"] for g in learner.optimizer.param_groups] == pytest.approx([0.05, 0.15])
-    learner.set_lr_factor(0.2)  # from the base rates, not compounding on 0.5
-    assert [g["lr"] for g in learner.optimizer.param_groups] == pytest.approx([0.02, 0.06])
+def test_set_lr_factor_scales_each_layer_from_its_base_rate():
+    sgd = BPLearner(two_layer(), [0.1, 0.3], "SGD", "MSE")
+    adam = BPLearner(two_layer(), [0.1, 0.3], "Adam", "MSE")
+    for factor in (0.5, 0.2):  # from the base rates, not compounding
+        sgd.set_lr_factor(factor)
+        adam.set_lr_factor(factor)
+        assert [layer.lr for layer in sgd.model.linears] == pytest.approx([0.1 * factor, 0.3 * factor])
+        assert [g["lr"] for g in adam.optimizer.param_groups] == pytest.approx([0.1 * factor, 0.3 * factor])
+
+
+def test_sgd_step_in_backward_matches_torch_sgd_over_many_steps_with_dropout():
+    """The fused step (bp.network.Dense) against autograd gradients applied by torch.optim.SGD."""
+    sizes, acts, drops = [20, 16, 12], ["x", "relu", "hardsigm"], [0.3, 0.2, 0.0]
+    torch.manual_seed(3)
+    fused = BPLearner(MLP(sizes, acts, drops), [0.5, 0.2], "SGD", "MSE")
+    plain = MLP(sizes, acts, drops)
+    plain.load_state_dict(fused.model.state_dict())
+    for layer in plain.linears:
+        layer.lr = None  # the usual nn.Linear path: gradients, then an optimizer step
+    opt = torch.optim.SGD([{"params": list(l.parameters()), "lr": lr} for l, lr in zip(plain.linears, [0.5, 0.2])])
+    gen = torch.Generator().manual_seed(0)
+    for step in range(30):
+        x = torch.rand(8, 20, generator=gen)
+        d = (torch.rand(8, 12, generator=gen) > 0.7).float()
+        torch.manual_seed(100 + step)  # the same dropout masks for both
+        fused.output(x)
+        fused.learn(d, None)
+        torch.manual_seed(100 + step)
+        plain.train()
+        loss = torch.nn.functional.mse_loss(plain(x), d)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for a, b in zip(fused.model.parameters(), plain.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+        assert a.grad is None  # no weight-sized gradient was materialised
 
 
 def test_infer_is_dropout_free_and_output_uses_dropout():
@@ -129,7 +159,8 @@ def test_mlp_init_is_xavier_uniform_gain_half_with_zero_bias(sizes):
 
 
 def test_build_from_config_gives_per_layer_lrs_and_rejects_cnn():
-    learner = build(from_dict(CFG), torch.device("cpu"))
+    assert [layer.lr for layer in build(from_dict(CFG), torch.device("cpu")).model.linears] == [0.1, 0.3]
+    learner = build(from_dict({**CFG, "optimizer": "Adam"}), torch.device("cpu"))
     assert [g["lr"] for g in learner.optimizer.param_groups] == [0.1, 0.3]
     assert [len(g["params"]) for g in learner.optimizer.param_groups] == [2, 2]
     assert learner.optimizer.param_groups[0]["params"][0] is learner.model.linears[0].weight
