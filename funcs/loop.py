@@ -79,6 +79,20 @@ def association_indices(cfg, data) -> torch.Tensor:
     return association.balanced_subset(data.train.y, cfg.class_label_percentage, cfg.n_class, generator)
 
 
+def rng_states(device: torch.device) -> dict:
+    """The random states a resumed run needs: the CPU's (shuffling) and the device's (dropout masks)."""
+    states = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def set_rng_states(states: dict, device: torch.device) -> None:
+    torch.set_rng_state(states["cpu"])
+    if "cuda" in states and device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"], device)
+
+
 def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> dict:
     """Train for cfg.epochs, evaluating after each epoch; then the linear classifier (unsupervised).
 
@@ -90,10 +104,11 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     assoc_idx = association_indices(cfg, data)
     evaluate = Evaluator(cfg, data, assoc_idx)
     start = 0
+    device = data.train.x.device
     if state is not None:
         learner.load_state_dict(state["learner"])
         target.load_state_dict(state["target"])
-        torch.set_rng_state(state["rng"])
+        set_rng_states(state["rng"], device)
         start = state["epoch"]
     metrics: dict = {}
     for epoch in range(start, cfg.epochs):
@@ -107,7 +122,7 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
         metrics = row
         if run is not None:
             run.epoch_done(row, {"epoch": epoch + 1, "learner": learner.state_dict(),
-                                 "target": target.state_dict(), "rng": torch.get_rng_state()})
+                                 "target": target.state_dict(), "rng": rng_states(device)})
     if cfg.epochs == start or not metrics:
         # An untrained network (epochs 0, the paper's baseline) or a finished run being re-read.
         metrics = {"epoch": cfg.epochs, **{k: v.item() for k, v in evaluate(learner).items()}}
