@@ -7,6 +7,7 @@ DATA_DIR ?= data
 .PHONY: run test data bench clean-venv
 
 $(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer needed; use make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
@@ -25,7 +26,7 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed
-	$(PY) -m bench.bp_throughput
+	$(PY) -m bench.bp_throughput --data_dir $(DATA_DIR)
 
 clean-venv:
 	rm -rf $(VENV)

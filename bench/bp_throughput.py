@@ -17,16 +17,14 @@ import time
 
 import torch
 
-from bp.learner import build
-from funcs import config, data, loop
+from bp.main import RULE
+from funcs import cli, config, loop
 from funcs.target import Target
 
 
 def measure(preset: str, samples: int, repeats: int, data_dir: str) -> dict:
     cfg = config.replace(config.load(f"configFile/{preset}"), data_dir=data_dir, device=-1)
-    torch.manual_seed(cfg.seed)
-    dataset = data.load_dataset(cfg.dataset, cfg.data_dir)
-    learner = build(cfg, torch.device("cpu"))
+    _, dataset, learner = cli.prepare(RULE, cfg)
     target = Target.from_config(cfg)
     x, y = dataset.train.x[:samples], dataset.train.y[:samples]
     loop.train_epoch(learner, target, x[:50 * cfg.batchSize], y[:50 * cfg.batchSize], cfg.batchSize)  # warm-up

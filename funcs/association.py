@@ -5,12 +5,17 @@ set (`class_label_percentage`) and are scored on the test set (paper section 2.3
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
 from torch import nn
 
+from funcs.activations import ACTIVATIONS
+
 UNASSIGNED = -1
+# Label smoothing of the classifier's targets when `class_smooth` is on (original code: 0.2).
+CLASSIFIER_SMOOTHING = 0.2
 
 
 def class_mean_responses(outputs: torch.Tensor, labels: torch.Tensor, n_class: int) -> torch.Tensor:
@@ -58,12 +63,6 @@ def association_errors(train_out, train_labels, test_out, test_labels, n_class: 
 
 # --- the linear classifier -------------------------------------------------------------
 
-def make_activation(name: str) -> nn.Module:
-    """The activation modules the configs name ('x' is the identity)."""
-    from funcs.activations import ACTIVATIONS
-    return ACTIVATIONS[name]()
-
-
 def classifier_lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     """Learning-rate factor of the classifier at `epoch` (0-based).
 
@@ -93,11 +92,11 @@ def train_linear_classifier(train_x, train_y, test_x, test_y, *, n_class: int, l
     per epoch: train error, test error, test loss.
     """
     n_out = train_x.shape[1]
-    model = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_out, n_class), make_activation(activation))
+    model = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_out, n_class), ACTIVATIONS[activation]())
     model.to(train_x.device)
     opt_cls = torch.optim.Adam if optimizer == "Adam" else torch.optim.SGD
     opt = opt_cls(model.parameters(), lr=lr)
-    criterion = nn.CrossEntropyLoss(label_smoothing=0.2 if smooth_labels else 0.0)
+    criterion = nn.CrossEntropyLoss(label_smoothing=CLASSIFIER_SMOOTHING if smooth_labels else 0.0)
     rows = []
     n = train_x.shape[0]
     for epoch in range(epochs):
@@ -142,3 +141,9 @@ def balanced_subset(labels: torch.Tensor, share: float, n_class: int, generator:
         take = max(1, math.floor(share * members.numel() + 0.5))
         picked.append(members[torch.randperm(members.numel(), generator=generator)[:take]])
     return torch.cat(picked).sort().values
+
+
+def describe_subset(indices: torch.Tensor) -> dict:
+    """Size and SHA-256 of a labeled subset's indices, so a run records exactly which labels it used."""
+    raw = indices.cpu().to(torch.int64).numpy().tobytes()
+    return {"size": int(indices.numel()), "sha256": hashlib.sha256(raw).hexdigest()}

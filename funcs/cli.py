@@ -21,6 +21,11 @@ from funcs import data as data_mod
 from funcs import loop, results
 from funcs.errors import UserError
 
+# Actions valid in a config whose training arrives with a later issue.
+PLANNED_ACTIONS = {"ep": "the EP issue (#3)", "unsupervised_ep": "the EP issue (#3)",
+                   "semi_supervised_bp": "the semi-supervised issue (#4)",
+                   "semi_supervised_ep": "the semi-supervised issue (#4)"}
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -34,8 +39,7 @@ class Rule:
 def parse_args(rule: Rule, argv):
     p = argparse.ArgumentParser(prog=f"python -m {rule.name}.main",
                                 description=f"Train a network with {rule.name.upper()} and the self-defined target.")
-    p.add_argument("--json_path", default=rule.default_config,
-                   help="folder holding config.json, or a .json file (default: %(default)s)")
+    p.add_argument("--json_path", help=f"folder holding config.json, or a .json file (default: {rule.default_config})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; VALUE is JSON (e.g. --set epochs=2 --set fcLayers=[784,100])")
     p.add_argument("--out", help="run folder (default: DATA-0/<date>/<action>-<n>/)")
@@ -56,28 +60,31 @@ def resolve_device(index: int) -> torch.device:
     return torch.device("cpu")
 
 
-def check_supported(rule: Rule, cfg) -> None:
+def check(rule: Rule, cfg) -> None:
+    """Checks of a valid Config against this entry point and the dataset's spec; no file is read."""
     if cfg.action not in rule.actions:
-        other = "ep" if rule.name == "bp" else "bp"
-        where = f"python -m {other}.main" if cfg.rule != rule.name else "a later version (semi-supervised issue #4)"
-        raise UserError(f"config key 'action': '{cfg.action}' is not trained by python -m {rule.name}.main "
-                        f"(it trains {', '.join(rule.actions)}); use {where}")
+        if cfg.action in PLANNED_ACTIONS:
+            raise UserError(f"config key 'action': '{cfg.action}' is not available yet (it comes with "
+                            f"{PLANNED_ACTIONS[cfg.action]}); python -m {rule.name}.main trains "
+                            f"{', '.join(rule.actions)}")
+        raise UserError(f"config key 'action': '{cfg.action}' is trained by python -m {cfg.rule}.main, "
+                        f"not python -m {rule.name}.main")
+    spec = data_mod.spec(cfg.dataset)
+    if cfg.n_class != spec.n_class:
+        raise UserError(f"config key 'n_class': {cfg.n_class}, but {cfg.dataset} has {spec.n_class} classes")
+    n_in = spec.shape[0] * spec.shape[1] * spec.shape[2]
+    if not cfg.cnn and cfg.fcLayers[0] != n_in:
+        raise UserError(f"config key 'fcLayers': input size {cfg.fcLayers[0]}, but {cfg.dataset} images have "
+                        f"{n_in} pixels")
 
 
 def prepare(rule: Rule, cfg):
     """Data on the device and a fresh learner: everything that may fail on user input, before any folder."""
-    check_supported(rule, cfg)
+    check(rule, cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    learner = rule.build(cfg, device)
+    learner = rule.build(cfg, device)  # right after seeding: the initial weights depend on the seed alone
     dataset = shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir, device=device), cfg)
-    if cfg.n_class != dataset.n_class:
-        raise UserError(f"config key 'n_class': {cfg.n_class}, but {cfg.dataset} has {dataset.n_class} classes")
-    n_in = dataset.shape[0] * dataset.shape[1] * dataset.shape[2]
-    if not cfg.cnn and cfg.fcLayers[0] != n_in:
-        raise UserError(f"config key 'fcLayers': input size {cfg.fcLayers[0]}, but {cfg.dataset} images have "
-                        f"{n_in} pixels")
-    # The learner was built right after seeding, so its initial weights depend on the seed alone.
     return device, dataset, learner
 
 
@@ -95,16 +102,16 @@ def shrink(dataset, cfg):
     return dataclasses.replace(dataset, train=train, test=test)
 
 
-def train(rule: Rule, cfg, run: results.Run | None = None, resume: bool = False, prepared=None) -> dict:
+def train_config(rule: Rule, cfg, run: results.Run | None = None, resume: bool = False, prepared=None) -> dict:
     """Train one config and return its final metrics: the call the search makes for every trial.
 
     run: where rows and checkpoints go (None keeps everything in memory);
     resume: continue from the run's last checkpoint; prepared: `prepare`'s result if already made.
     """
     device, dataset, learner = prepared or prepare(rule, cfg)
-    state = run.load_checkpoint() if resume and run is not None else None
     if run is None:
         return loop.train(cfg, dataset, learner)
+    state = run.load_checkpoint(cfg) if resume else None
     run.log(f"{rule.name}: {cfg.action} on {cfg.dataset}, {list(cfg.fcLayers)}, seed {cfg.seed}, "
             f"device {device}, folder {run.folder}" + (f", resuming after epoch {state['epoch']}" if state else ""))
     run.start_progress(cfg.epochs, state["epoch"] if state else 0)
@@ -114,11 +121,22 @@ def train(rule: Rule, cfg, run: results.Run | None = None, resume: bool = False,
         run.stop_progress()
 
 
+class UserInterrupt(Exception):
+    """Ctrl-C during training: the folder to resume from."""
+
+    def __init__(self, folder: Path):
+        super().__init__(str(folder))
+        self.folder = folder
+
+
 def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) -> dict:
     """Train one config into one run folder; returns its summary."""
     prepared = prepare(rule, cfg)  # fails on user input before any folder exists
     run = results.Run.open(folder) if resume else results.Run.create(cfg, folder)
-    metrics = train(rule, cfg, run, resume=resume, prepared=prepared)
+    try:
+        metrics = train_config(rule, cfg, run, resume=resume, prepared=prepared)
+    except KeyboardInterrupt:
+        raise UserInterrupt(run.folder)
     summary = run.write_summary(cfg, metrics, str(prepared[0]), argv)
     run.log("final test accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items()))
     return summary
@@ -137,27 +155,33 @@ def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
           ", ".join(f"{k} {stats['mean'][k]} ({stats['std'][k]})" for k in stats["mean"]))
 
 
+def resume(rule: Rule, args, command) -> None:
+    """Continue the run in args.resume with its saved config; nothing else may change."""
+    if args.set or args.out or args.seeds != 1 or args.dry_run or args.json_path:
+        raise UserError("--resume continues a run with its saved config; it takes no --json_path, --set, --out, "
+                        "--seeds or --dry-run")
+    folder = Path(args.resume)
+    results.Run.open(folder)  # says so when the folder is not a run
+    run_one(rule, config_mod.load(folder / "config.json"), folder, command, resume=True)
+
+
 def main(rule: Rule, argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(rule, argv)
     command = [f"python -m {rule.name}.main", *argv]
     try:
         if args.resume:
-            if args.set or args.out or args.seeds != 1:
-                raise UserError("--resume continues a run with its saved config; it takes no --set, --out or --seeds")
-            cfg = config_mod.load(Path(args.resume) / "config.json")
-            run_one(rule, cfg, Path(args.resume), command, resume=True)
+            resume(rule, args, command)
             return 0
-        cfg = config_mod.load(args.json_path, args.set)
+        cfg = config_mod.load(args.json_path or rule.default_config, args.set)
         if args.out:
             cfg = config_mod.replace(cfg, out_dir=args.out)
         if args.seeds < 1:
             raise UserError(f"--seeds must be at least 1, got {args.seeds}")
+        check(rule, cfg)
         if args.dry_run:
-            check_supported(rule, cfg)
             print(json.dumps(cfg.to_json(), indent=2))
-            return 0
-        if args.seeds > 1:
+        elif args.seeds > 1:
             run_seeds(rule, cfg, args.seeds, command)
         else:
             run_one(rule, cfg, None, command)
@@ -165,6 +189,9 @@ def main(rule: Rule, argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except UserInterrupt as stop:
+        print(f"interrupted; continue with: python -m {rule.name}.main --resume {stop.folder}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("interrupted; continue with --resume RUN_DIR", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130

@@ -10,14 +10,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from funcs import activations
 from funcs.errors import UserError
 
 ACTIONS = ("bp", "unsupervised_bp", "semi_supervised_bp", "ep", "unsupervised_ep", "semi_supervised_ep")
-ACTIVATIONS = ("x", "relu", "hardsigm", "sigmoid", "tanh", "softmax", "wta")
+ACTIVATIONS = tuple(activations.ACTIVATIONS)
 DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10")
 
 
@@ -74,8 +76,9 @@ class Config:
     lr: tuple[float, ...] = _key([0.1], "learning rate of each weight layer", "floats", lo=0, lo_open=True)
     optimizer: str = _key("SGD", "optimizer of the network", "str", choices=("SGD", "Adam"))
     loss: str = _key("MSE", "loss between output and target", "str", choices=("MSE", "Cross-entropy"))
-    lr_schedule: str = _key("linear", "per-epoch learning-rate schedule: 'linear' from 1 to lr_end_factor "
-                            "over the epochs (the paper's), or 'constant'", "str", choices=("linear", "constant"))
+    lr_schedule: str = _key("linear", "per-epoch learning-rate schedule: 'linear' from 1 at the first epoch "
+                            "towards lr_end_factor after the last (the paper's), or 'constant'", "str",
+                            choices=("linear", "constant"))
     lr_end_factor: float = _key(5e-4, "final factor of the linear schedule (paper: 5e-4)", "float", lo=0,
                                 lo_open=True)
 
@@ -96,7 +99,7 @@ class Config:
                                choices=("one-sided", "symmetric"))
 
     # --- semi-supervised --------------------------------------------------------------
-    semi_seed: int = _key(13, "seed of the labeled subset; -1 to follow the run's seed", "int", lo=-1)
+    semi_seed: int = _key(13, "seed of the labeled subset; -1 draws it from the run's seed (the original drew it at random)", "int", lo=-1)
     train_label_number: int = _key(3000, "labeled examples in semi-supervised training", "int", lo=1)
     pre_epochs: int = _key(80, "supervised pre-training epochs (N1)", "int", lo=0)
     pre_batchSize: int = _key(32, "pre-training mini-batch size", "int", lo=1)
@@ -164,9 +167,9 @@ def _scalar(key: str, value, kind: str):
             return int(value)
         _fail(key, f"expected an integer, got {value!r}")
     if kind == "float":
-        if type(value) in (int, float):
+        if type(value) in (int, float) and math.isfinite(value):
             return float(value)
-        _fail(key, f"expected a number, got {value!r}")
+        _fail(key, f"expected a finite number, got {value!r}")
     if isinstance(value, str):
         return value
     _fail(key, f"expected a string, got {value!r}")
@@ -229,6 +232,13 @@ def _cross_check(cfg: Config) -> None:
         if isinstance(cfg.activation_function, tuple) and len(cfg.activation_function) != n_layers:
             _fail("activation_function", f"{len(cfg.activation_function)} names given but fcLayers "
                                          f"{list(cfg.fcLayers)} has {n_layers} entries")
+    names = (cfg.activation_function,) if isinstance(cfg.activation_function, str) else cfg.activation_function
+    if not cfg.cnn and "wta" in names:
+        _fail("activation_function", "'wta' (triangle WTA) acts on convolution maps; it needs \"cnn\": true")
+    if cfg.class_activation == "wta":
+        _fail("class_activation", "'wta' acts on convolution maps, not on the classifier's output")
+    if len(cfg.class_lr) != 1:
+        _fail("class_lr", f"the linear classifier has one learning rate, got {list(cfg.class_lr)}")
     if cfg.nudge > cfg.n_out:
         _fail("nudge", f"{cfg.nudge} winners but the output layer has only {cfg.n_out} neurons")
     if cfg.target_kind == "supervised" and cfg.n_out % cfg.n_class:
@@ -277,7 +287,9 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Confi
     """Read `path` (a folder with config.json, or a .json file), apply `--set` overrides, validate."""
     file = config_file(path)
     try:
-        raw = json.loads(file.read_text())
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"config file {file} cannot be read: {err.__class__.__name__}")
     except json.JSONDecodeError as err:
         raise UserError(f"config file {file}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}")
     if not isinstance(raw, dict):

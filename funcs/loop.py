@@ -103,6 +103,8 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     target = Target.from_config(cfg, device=data.train.x.device)
     assoc_idx = association_indices(cfg, data)
     evaluate = Evaluator(cfg, data, assoc_idx)
+    if run is not None:
+        run.facts["association_labels"] = association.describe_subset(assoc_idx)
     start = 0
     device = data.train.x.device
     if state is not None:
@@ -121,9 +123,9 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
                "train_seconds": train_seconds, "seconds": time.perf_counter() - tic}
         metrics = row
         if run is not None:
-            run.epoch_done(row, {"epoch": epoch + 1, "learner": learner.state_dict(),
+            run.epoch_done(row, {"epoch": epoch + 1, "config": cfg.to_json(), "learner": learner.state_dict(),
                                  "target": target.state_dict(), "rng": rng_states(device)})
-    if cfg.epochs == start or not metrics:
+    if not metrics:
         # An untrained network (epochs 0, the paper's baseline) or a finished run being re-read.
         metrics = {"epoch": cfg.epochs, **{k: v.item() for k, v in evaluate(learner).items()}}
     if cfg.target_kind != "supervised" and cfg.class_epoch > 0:

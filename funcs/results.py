@@ -63,17 +63,22 @@ class Run:
         self.echo = echo
         self.bar = None
         self._classifier_rows = 0
+        self.facts: dict = {}  # extra facts for summary.json (e.g. the labeled subset's hash)
 
     @classmethod
     def create(cls, cfg, folder: Path | None = None, echo: bool = True) -> "Run":
-        """Make a new run folder and write the resolved config into it."""
+        """Make a new, empty run folder and write the resolved config into it."""
         folder = Path(folder or cfg.out_dir or default_folder(cfg.action))
         if (folder / CHECKPOINT).exists() or (folder / "summary.json").exists():
             raise UserError(f"run folder {folder} already holds a run; use --resume {folder} or another --out")
-        folder.mkdir(parents=True, exist_ok=True)
-        run = cls(folder, echo)
-        write_json(folder / "config.json", cfg.to_json())
-        return run
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise UserError(f"--out {folder}: exists and is not an empty folder; choose a new one")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / "config.json", cfg.to_json())
+        except OSError as err:
+            raise UserError(f"run folder {folder} cannot be written ({err.strerror or err}); choose another --out")
+        return cls(folder, echo)
 
     @classmethod
     def open(cls, folder: Path, echo: bool = True) -> "Run":
@@ -117,7 +122,8 @@ class Run:
         torch.save(checkpoint["learner"]["model"], self.folder / "model_state_dict.pt")
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "error_mean", "error")})
+            self.bar.set_postfix({"loss": f"{row['loss']:.4f}", **{
+                f"acc_{k[6:] or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items() if k.startswith("error")}})
         self.log(format_row(row))
 
     def classifier_epoch_done(self, row: dict) -> None:
@@ -125,16 +131,26 @@ class Run:
         self._classifier_rows += 1
 
     # --- resume -------------------------------------------------------------------------
-    def load_checkpoint(self) -> dict | None:
-        """The last checkpoint, with results.csv cut back to its epoch; None if the run never finished an epoch."""
+    def load_checkpoint(self, cfg) -> dict | None:
+        """The last checkpoint, with results.csv cut back to its epoch; None if the run never finished an epoch.
+
+        Refuses a checkpoint written under another config: continuing it would
+        mix two experiments (or fail on a shape mismatch).
+        """
         path = self.folder / CHECKPOINT
         if not path.exists():
             return None
         try:
-            state = torch.load(path, weights_only=True)
-        except (RuntimeError, EOFError, OSError) as err:
+            state = torch.load(path, weights_only=True, map_location="cpu")
+            epoch, saved = state["epoch"], state["config"]
+            state["learner"], state["target"], state["rng"]
+        except Exception as err:  # any unreadable or foreign file: torch raises many kinds
             raise UserError(f"checkpoint {path} cannot be read ({err.__class__.__name__}); start a new run")
-        self._truncate_rows(state["epoch"])
+        if saved != cfg.to_json():
+            changed = sorted(k for k in set(saved) | set(cfg.to_json()) if saved.get(k) != cfg.to_json().get(k))
+            raise UserError(f"--resume {self.folder}: config.json differs from the checkpoint's config "
+                            f"({', '.join(changed)}); restore it or start a new run")
+        self._truncate_rows(epoch)
         return state
 
     def _truncate_rows(self, epochs: int) -> None:
@@ -155,6 +171,7 @@ class Run:
         summary = {
             "action": cfg.action, "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
             "metrics": metrics, "accuracy_percent": accuracies(metrics),
+            **self.facts,
             "device": device, "torch": torch.__version__, "python": platform.python_version(),
             "code_version": code_version(), "command": " ".join(argv),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -61,8 +61,15 @@ BAD_INPUTS = {
     "nudge_too_large": (changed(nudge=21), [], ["'nudge'", "21"]),
     "malformed_json": ('{"epochs": 2,,}', [], ["malformed JSON", "line 1"]),
     "missing_file": (None, [], ["config file not found"]),
-    "other_rule_action": (changed(action="unsupervised_ep", activation_function="hardsigm"), [],
-                          ["'action'", "ep.main"]),
+    "planned_action": (changed(action="unsupervised_ep", activation_function="hardsigm"), [],
+                       ["'action'", "not available yet", "EP issue"]),
+    "nan_value": ('{"gamma": NaN}', [], ["'gamma'", "finite"]),
+    "wta_in_mlp": (changed(activation_function=["x", "wta"]), [], ["'activation_function'", "cnn"]),
+    "class_lr_length": (changed(class_lr=[0.1, 0.2]), [], ["'class_lr'"]),
+    "n_class_mismatch": (changed(n_class=5), [], ["'n_class'", "10 classes"]),
+    "input_size_mismatch": (changed(fcLayers=[100, 20]), [], ["'fcLayers'", "784 pixels"]),
+    "planned_dataset": (changed(dataset="svhn", fcLayers=[3072, 20]), [], ["svhn", "not available yet"]),
+    "seeds_zero": (BASE, ["--seeds", "0"], ["--seeds"]),
     "set_bad_key": (BASE, ["--set", "fcLayer=[784,100]"], ["'fcLayer'", "did you mean 'fcLayers'"]),
     "set_bad_value": (BASE, ["--set", "dataset=mnst"], ["'dataset'", "did you mean 'mnist'"]),
 }
@@ -115,7 +122,7 @@ def test_cli_bad_input_is_one_stderr_line_exit_2_and_no_run_folder(tmp_path, mon
     assert not (tmp_path / "DATA-0").exists() and not (tmp_path / "data").exists()
 
 
-SUBPROCESS_CASES = ("malformed_json", "other_rule_action")
+SUBPROCESS_CASES = tuple(BAD_INPUTS)  # every kind, through the real entry point too
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +132,7 @@ def cli_results(tmp_path_factory):
     cases = {name: BAD_INPUTS[name][:2] for name in SUBPROCESS_CASES}
     cases["dry_run"] = (BASE, ["--dry-run", "--set", "epochs=3", "--set", "fcLayers=[784,100]",
                                "--set", "lr=[1.0]"])
-    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {name: pool.submit(run_cli, base / name, config, extra) for name, (config, extra) in cases.items()}
         return {name: (*f.result(), base / name) for name, f in futures.items()}
 

@@ -199,7 +199,7 @@ def test_bad_download_leaves_nothing_behind(tmp_path, monkeypatch, http_server):
     toy_spec(monkeypatch, mirrors=(f"{base}/html/",))
     with pytest.raises(UserError):
         data.provision("toy", tmp_path)
-    assert list((tmp_path / "toy").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # not even the dataset's folder
 
 
 def dead_url() -> str:

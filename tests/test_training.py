@@ -120,3 +120,50 @@ def test_supervised_bp_learns_with_class_blocks_of_output_neurons(tmp_path):
     summary = train(tmp_path, "supervised", "--set", "action=bp", "--set", "epochs=2", "--set", "lr=[1.0]",
                     "--set", "dropProb=[0,0]", "--set", "batchSize=32")
     assert summary["accuracy_percent"]["test"] > 70
+
+
+def error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and lines[-1].startswith("error: ")
+    return lines[-1]
+
+
+def test_out_that_is_a_file_or_a_nonempty_folder_is_refused_untouched(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    for out in (a_file, folder):
+        code = cli.main(RULE, ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--out", str(out)])
+        assert code == 2 and "not an empty folder" in error_line(capsys)
+    assert a_file.read_text() == "mine" and (folder / "config.json").read_text() == "{}"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+
+
+def test_resume_refuses_non_runs_corrupt_checkpoints_changed_configs_and_overrides(tmp_path, capsys):
+    assert cli.main(RULE, ["--resume", str(tmp_path)]) == 2
+    assert "no config.json" in error_line(capsys)
+
+    train(tmp_path, "run", "--set", "epochs=1", "--set", "class_epoch=0")
+    run = tmp_path / "run"
+    assert cli.main(RULE, ["--resume", str(run), "--set", "epochs=2"]) == 2
+    assert "--resume continues a run with its saved config" in error_line(capsys)
+
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "fcLayers": [784, 30]}))
+    assert cli.main(RULE, ["--resume", str(run)]) == 2
+    assert "differs from the checkpoint's config (fcLayers)" in error_line(capsys)
+
+    (run / "config.json").write_text(json.dumps(saved))
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert cli.main(RULE, ["--resume", str(run)]) == 2
+    assert "checkpoint.pt cannot be read" in error_line(capsys)
+
+
+def test_summary_records_the_labeled_subset_used_for_association(tmp_path):
+    summary = train(tmp_path, "share", "--set", "epochs=0", "--set", "class_label_percentage=0.1")
+    labels = summary["association_labels"]
+    assert labels["size"] == 300  # 10% of each class of a balanced 3,000
+    again = train(tmp_path, "share_again", "--set", "epochs=0", "--set", "class_label_percentage=0.1")
+    assert again["association_labels"] == labels  # same seed, same labels
