@@ -20,7 +20,7 @@ from funcs.errors import UserError
 
 ACTIONS = ("bp", "unsupervised_bp", "semi_supervised_bp", "ep", "unsupervised_ep", "semi_supervised_ep")
 ACTIVATIONS = tuple(activations.ACTIVATIONS)
-DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10")
+DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits")
 
 
 def _key(default, doc: str, kind: str, **check):

@@ -173,6 +173,24 @@ def _read_idx_splits(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.n
             for s in ("train", "test")}
 
 
+def _read_sklearn_digits(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's bundled 8x8 digits (1,797 images, no download): the first 1,500 train, the rest test.
+
+    A tiny offline stand-in for quick checks where MNIST cannot be provisioned;
+    its 0-16 grey levels are rescaled to 0-255 like the other datasets' bytes.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:
+        raise UserError("dataset 'digits' needs scikit-learn: pip install scikit-learn") from e
+    bunch = load_digits()
+    x = np.rint(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
+    y = bunch.target.astype(np.int64)
+    return {"train": (x[:DIGITS_TRAIN], y[:DIGITS_TRAIN]), "test": (x[DIGITS_TRAIN:], y[DIGITS_TRAIN:])}
+
+
+DIGITS_TRAIN = 1500
+
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         files=_idx_files(
@@ -199,6 +217,7 @@ DATASETS: dict[str, DatasetSpec] = {
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         packages=(AptPackage("dataset-fashion-mnist", "usr/share/datasets/fashion-mnist/"),),
     ),
+    "digits": DatasetSpec(files=(), reader=_read_sklearn_digits, n_class=10, shape=(1, 8, 8)),
 }
 
 
@@ -348,6 +367,8 @@ def provision(name: str, data_dir, fetch: bool = True) -> dict[str, Path]:
     Logs one line on stderr saying where the files came from, and one per failed source.
     """
     entry = spec(name)
+    if not entry.files:
+        return {}  # bundled with a package (digits): nothing to provision
     dest = Path(data_dir) / name
     created = not dest.exists()
     try:
