@@ -89,7 +89,7 @@ def train_linear_classifier(train_x, train_y, test_x, test_y, *, n_class: int, l
     The features (the frozen network's outputs) are computed once by the caller:
     the network does not change, so re-running it every classifier epoch (as
     the original code did) gives the same numbers for more time. Returns one row
-    per epoch: train error, test error, test loss.
+    per epoch: its learning rate, train error, test error, test loss.
     """
     n_out = train_x.shape[1]
     model = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_out, n_class), ACTIVATIONS[activation]())
@@ -100,8 +100,9 @@ def train_linear_classifier(train_x, train_y, test_x, test_y, *, n_class: int, l
     rows = []
     n = train_x.shape[0]
     for epoch in range(epochs):
+        epoch_lr = lr * classifier_lr_factor(schedule, epoch, epochs)
         for group in opt.param_groups:
-            group["lr"] = lr * classifier_lr_factor(schedule, epoch, epochs)
+            group["lr"] = epoch_lr
         model.train()
         wrong = torch.zeros((), device=train_x.device)
         perm = torch.randperm(n, generator=generator).to(train_x.device)
@@ -118,8 +119,8 @@ def train_linear_classifier(train_x, train_y, test_x, test_y, *, n_class: int, l
             test_out = torch.cat([model(test_x[i:i + batch_size]) for i in range(0, test_x.shape[0], batch_size)])
             test_loss = nn.functional.cross_entropy(test_out, test_y)
             test_error = (test_out.argmax(1) != test_y).float().mean()
-        row = {"epoch": epoch + 1, "train_error": (wrong / n).item(), "test_error": test_error.item(),
-               "test_loss": test_loss.item()}
+        row = {"epoch": epoch + 1, "lr": epoch_lr, "train_error": (wrong / n).item(),
+               "test_error": test_error.item(), "test_loss": test_loss.item()}
         rows.append(row)
         if on_epoch is not None:
             on_epoch(row)

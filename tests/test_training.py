@@ -87,7 +87,8 @@ def test_cli_trains_unsupervised_network_above_chance_by_far(tmp_path, dataset):
     for key, value in minimum.items():
         assert acc[key] > value, (key, acc)
     assert [int(r["epoch"]) for r in read_csv(out / "results.csv")] == [1, 2, 3]
-    assert len(read_csv(out / "classifier.csv")) == 5
+    rows = read_csv(out / "classifier.csv")
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.1 * 0.9 ** e for e in range(5)])  # BP: x0.9
     overrides = dict(config_mod.parse_override(a) for a in args if a != "--set")
     assert config_mod.load(out) == config_mod.replace(config_mod.load(REPO / "configFile/quickstart"),
                                                       **overrides, class_epoch=5, out_dir=str(out))
