@@ -31,7 +31,12 @@ class Learner(Protocol):
 
 
 def lr_factor(cfg, epoch: int) -> float:
-    """Learning-rate factor at `epoch` (0-based): linear from 1 to lr_end_factor over the epochs (paper, App. A)."""
+    """Learning-rate factor at `epoch` (0-based): 1 + (lr_end_factor - 1) * epoch / epochs.
+
+    Linear from 1 at the first epoch towards lr_end_factor, which it would reach
+    one epoch after the last: torch's LinearLR(total_iters=epochs) stepped once
+    per epoch, as the original code (paper appendix: 1 down to 5e-4).
+    """
     if cfg.lr_schedule == "constant" or cfg.epochs == 0:
         return 1.0
     return 1.0 + (cfg.lr_end_factor - 1.0) * epoch / cfg.epochs
