@@ -339,3 +339,15 @@ def test_cli_unknown_dataset_is_one_line_exit_2(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "unknown dataset 'mnsit'; choose from mnist, fashionMnist" in proc.stderr
     assert list(tmp_path.iterdir()) == []  # nothing fetched before the typo was caught
+
+
+def test_digits_are_sklearns_images_rescaled_to_bytes_then_to_unit_range(tmp_path):
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    ds = data.load_dataset("digits", tmp_path)
+    bunch = sklearn_datasets.load_digits()
+    assert ds.train.x.shape == (1500, 1, 8, 8) and ds.test.x.shape == (297, 1, 8, 8)
+    grey = bunch.images[1500 + 7]  # 0..16
+    expected = torch.tensor(np.rint(grey * 255 / 16) / 255, dtype=torch.float32)
+    assert torch.allclose(ds.test.x[7, 0], expected)
+    assert ds.test.y[7].item() == bunch.target[1507]
+    assert list(tmp_path.iterdir()) == []  # nothing to provision, nothing written
