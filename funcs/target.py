@@ -93,7 +93,9 @@ class Homeostasis:
 
 
 class Target:
-    """Builds the target d of each mini-batch: from labels, self-defined, or both (semi-supervised).
+    """Builds the target d of each mini-batch: from labels ('supervised') or self-defined ('unsupervised').
+
+    Semi-supervised training (issue #4) alternates the two on labeled and unlabeled batches.
 
     `__call__(y, labels)` returns (d, mask): d (batch, n_out) is what the output
     learns towards and mask the output dropout mask (or None). As in the
@@ -114,8 +116,7 @@ class Target:
 
     @classmethod
     def from_config(cls, cfg, device=None) -> "Target":
-        kind = "unsupervised" if cfg.target_kind == "unsupervised" else "supervised"
-        return cls(kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta, sequential=cfg.batchSize == 1,
+        return cls(cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta, sequential=cfg.batchSize == 1,
                    smooth_target=cfg.smooth, p_out=cfg.dropProb[-1], device=device)
 
     def new_epoch(self) -> None:
