@@ -63,7 +63,8 @@ class Run:
         self.echo = echo
         self.bar = None
         self._classifier_rows = 0
-        self.facts: dict = {}  # extra facts for summary.json (e.g. the labeled subset's hash)
+        # Facts for summary.json; the code version is read now, when training starts (or resumes).
+        self.facts: dict = {"code_version": code_version()}
 
     @classmethod
     def create(cls, cfg, folder: Path | None = None, echo: bool = True) -> "Run":
@@ -173,7 +174,7 @@ class Run:
             "metrics": metrics, "accuracy_percent": accuracies(metrics),
             **self.facts,
             "device": device, "torch": torch.__version__, "python": platform.python_version(),
-            "code_version": code_version(), "command": " ".join(argv),
+            "command": " ".join(argv),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),
         }
         write_json(self.folder / "summary.json", summary)

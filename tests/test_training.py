@@ -198,3 +198,9 @@ def test_summary_records_the_labeled_subset_used_for_association(tmp_path):
     assert labels["size"] == sum(round(0.1 * n) for n in label_counts())  # 10% of each class
     again = train(tmp_path, "share_again", "--set", "epochs=0", "--set", "class_label_percentage=0.1")
     assert again["association_labels"] == labels  # same seed, same labels
+
+
+def test_summary_names_the_code_version_the_run_started_with(tmp_path, monkeypatch):
+    versions = iter(["abc1234", "later99"])
+    monkeypatch.setattr(results, "code_version", lambda: next(versions))
+    assert train(tmp_path, "versioned", "--set", "epochs=0", "--set", "class_epoch=0")["code_version"] == "abc1234"
