@@ -143,11 +143,11 @@ class Run:
             return None
         try:
             state = torch.load(path, weights_only=True, map_location="cpu")
-            epoch, saved = state["epoch"], state["config"]
+            epoch, saved = state["epoch"], state.get("config")  # None: written before checkpoints kept it
             state["learner"], state["target"], state["rng"]
         except Exception as err:  # any unreadable or foreign file: torch raises many kinds
             raise UserError(f"checkpoint {path} cannot be read ({err.__class__.__name__}); start a new run")
-        if saved != cfg.to_json():
+        if saved is not None and saved != cfg.to_json():
             changed = sorted(k for k in set(saved) | set(cfg.to_json()) if saved.get(k) != cfg.to_json().get(k))
             raise UserError(f"--resume {self.folder}: config.json differs from the checkpoint's config "
                             f"({', '.join(changed)}); restore it or start a new run")
