@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from bp.network import MLP
-from funcs.errors import UserError
 
 
 def make_optimizer(layer_params, lrs, name: str) -> torch.optim.Optimizer:
@@ -81,8 +80,6 @@ class BPLearner:
 
 def build(cfg, device) -> BPLearner:
     """The BP learner a config asks for, on `device`."""
-    if cfg.cnn:
-        raise UserError("config key 'cnn': convolutional networks are not available yet (CNN issue #5); "
-                        "set \"cnn\": false")
+    assert not cfg.cnn, "refused by funcs.cli.check until the CNN issue (#5)"
     model = MLP.from_config(cfg).to(device)
     return BPLearner(model, cfg.lr, cfg.optimizer, cfg.loss)

@@ -15,8 +15,8 @@ class _LinearSGDStep(torch.autograd.Function):
 
     Plain SGD needs dL/dW = g^T x only once, so W <- W - lr g^T x is one in-place
     addmm: no weight-sized gradient is written and read back by a separate
-    optimizer step. These layers are memory-bound on a CPU: 1.17x to 1.35x the
-    samples per second of the 1-layer preset on a 2-core CPU (bench/bp_throughput.py).
+    optimizer step. These layers are memory-bound on a CPU: 1.17x (1-layer preset)
+    and 1.22x (2-layer) the samples per second on a 2-core CPU (bench/results/).
     """
 
     @staticmethod

@@ -36,8 +36,15 @@ class Rule:
     default_config: str
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line, exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def parse_args(rule: Rule, argv):
-    p = argparse.ArgumentParser(prog=f"python -m {rule.name}.main",
+    p = _Parser(prog=f"python -m {rule.name}.main",
                                 description=f"Train a network with {rule.name.upper()} and the self-defined target.")
     p.add_argument("--json_path", help=f"folder holding config.json, or a .json file (default: {rule.default_config})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -69,6 +76,9 @@ def check(rule: Rule, cfg) -> None:
                             f"{', '.join(rule.actions)}")
         raise UserError(f"config key 'action': '{cfg.action}' is trained by python -m {cfg.rule}.main, "
                         f"not python -m {rule.name}.main")
+    if cfg.cnn:
+        raise UserError("config key 'cnn': convolutional networks are not available yet (CNN issue #5); "
+                        "set \"cnn\": false")
     spec = data_mod.spec(cfg.dataset)
     if cfg.n_class != spec.n_class:
         raise UserError(f"config key 'n_class': {cfg.n_class}, but {cfg.dataset} has {spec.n_class} classes")
@@ -131,6 +141,8 @@ class UserInterrupt(Exception):
 
 def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) -> dict:
     """Train one config into one run folder; returns its summary."""
+    if not resume:
+        results.check_new_folder(results.run_folder(cfg, folder))
     prepared = prepare(rule, cfg)  # fails on user input before any folder exists
     run = results.Run.open(folder) if resume else results.Run.create(cfg, folder)
     try:
@@ -145,6 +157,7 @@ def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) ->
 def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
     """N runs with seeds seed..seed+N-1 under one folder, then their mean and standard deviation."""
     root = Path(cfg.out_dir or results.default_folder(cfg.action))
+    results.check_new_folder(root)
     summaries = []
     for seed in range(cfg.seed, cfg.seed + n):
         one = config_mod.replace(cfg, seed=seed, out_dir=str(root / f"S-{seed}"))
@@ -162,12 +175,17 @@ def resume(rule: Rule, args, command) -> None:
                         "--seeds or --dry-run")
     folder = Path(args.resume)
     results.Run.open(folder)  # says so when the folder is not a run
+    if (folder / "summary.json").exists():
+        raise UserError(f"--resume {folder}: this run has finished (summary.json is there); nothing to continue")
     run_one(rule, config_mod.load(folder / "config.json"), folder, command, resume=True)
 
 
 def main(rule: Rule, argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(rule, argv)
+    try:
+        args = parse_args(rule, argv)
+    except SystemExit as done:  # --help, or a malformed command line (one line printed already)
+        return done.code
     command = [f"python -m {rule.name}.main", *argv]
     try:
         if args.resume:

@@ -18,6 +18,7 @@ from typing import Protocol
 import torch
 
 from funcs import association
+from funcs.errors import UserError
 from funcs.target import Target, class_of_neuron
 
 
@@ -113,8 +114,12 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     start = 0
     device = data.train.x.device
     if state is not None:
-        learner.load_state_dict(state["learner"])
-        target.load_state_dict(state["target"])
+        try:
+            learner.load_state_dict(state["learner"])
+            target.load_state_dict(state["target"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise UserError(f"the checkpoint does not fit this config's network ({err.__class__.__name__}); "
+                            f"restore the run's config.json or start a new run")
         set_rng_states(state["rng"], device)
         start = state["epoch"]
     metrics: dict = {}

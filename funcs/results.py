@@ -45,6 +45,20 @@ def code_version() -> str:
     return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
 
 
+def run_folder(cfg, folder: Path | None = None) -> Path:
+    """Where a new run goes: the given folder, the config's out_dir, or DATA-0/<date>/<action>-<n>/."""
+    return Path(folder or cfg.out_dir or default_folder(cfg.action))
+
+
+def check_new_folder(folder: Path) -> None:
+    """A new run needs a folder that does not exist yet or is empty: it never writes over anything."""
+    if (folder / CHECKPOINT).exists() and not (folder / "summary.json").exists():
+        raise UserError(f"run folder {folder} holds an unfinished run; continue it with --resume {folder} "
+                        f"or choose another --out")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UserError(f"--out {folder}: exists and is not an empty folder; choose a new one")
+
+
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
@@ -69,11 +83,8 @@ class Run:
     @classmethod
     def create(cls, cfg, folder: Path | None = None, echo: bool = True) -> "Run":
         """Make a new, empty run folder and write the resolved config into it."""
-        folder = Path(folder or cfg.out_dir or default_folder(cfg.action))
-        if (folder / CHECKPOINT).exists() or (folder / "summary.json").exists():
-            raise UserError(f"run folder {folder} already holds a run; use --resume {folder} or another --out")
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-            raise UserError(f"--out {folder}: exists and is not an empty folder; choose a new one")
+        folder = run_folder(cfg, folder)
+        check_new_folder(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "config.json", cfg.to_json())

@@ -109,6 +109,7 @@ class Target:
 
     def __init__(self, kind: str, n_out: int, n_class: int, k: int, gamma: float, eta: float,
                  sequential: bool, smooth_target: bool, p_out: float, device=None):
+        assert kind in ("supervised", "unsupervised"), kind
         self.kind, self.n_out, self.n_class, self.k = kind, n_out, n_class, k
         self.smooth_target, self.p_out, self.device = smooth_target, p_out, device
         self.homeostasis = Homeostasis(n_out, gamma, rate=(1 - p_out) * k / n_out,

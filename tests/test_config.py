@@ -70,6 +70,9 @@ BAD_INPUTS = {
     "input_size_mismatch": (changed(fcLayers=[100, 20]), [], ["'fcLayers'", "784 pixels"]),
     "planned_dataset": (changed(dataset="svhn", fcLayers=[3072, 20]), [], ["svhn", "not available yet"]),
     "seeds_zero": (BASE, ["--seeds", "0"], ["--seeds"]),
+    "seeds_not_a_number": (BASE, ["--seeds", "abc"], ["--seeds", "invalid int"]),
+    "unknown_option": (BASE, ["--sett", "epochs=1"], ["unrecognized arguments: --sett"]),
+    "cnn_not_yet": (changed(cnn=True), ["--dry-run"], ["'cnn'", "not available yet"]),
     "set_bad_key": (BASE, ["--set", "fcLayer=[784,100]"], ["'fcLayer'", "did you mean 'fcLayers'"]),
     "set_bad_value": (BASE, ["--set", "dataset=mnst"], ["'dataset'", "did you mean 'mnist'"]),
 }

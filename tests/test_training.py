@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from bp.main import RULE
 from funcs import cli
@@ -31,12 +33,14 @@ DATASET_ARGS = {
     "mnist": ["--set", f"data_dir={DATA_DIR}", "--set", "train_size=3000", "--set", "test_size=1000"],
     "digits": ["--set", "dataset=digits", "--set", "fcLayers=[64,500]"],  # all 1,500 / 297 images
 }
-# The end-to-end test's setting and the accuracies (%) it must beat, chosen from watched runs (seeds 1-3):
-#   mnist (6,000 images, 3 epochs): direct 80.0 / 79.9 / 80.4, linear 89.4 / 89.0 / 90.05;
-#   digits (1,500 images, 3 epochs): direct 80.8 / 82.8 / 79.1, linear 85.5 / 87.2 / 86.5.
+# The end-to-end test's setting and the accuracies (%) it must beat, chosen from watched runs (seeds 1-3),
+# above what the same network reaches untrained (epochs 0), so that a network that stops learning fails:
+#   mnist (6,000 images, 3 epochs): direct 80.0 / 79.9 / 80.4, linear 89.4 / 89.0 / 90.05; untrained 62.1, 86.2;
+#   digits (1,500 images, 3 epochs): direct 80.8 / 82.8 / 79.1, linear 85.5 / 87.2 / 86.5; untrained 72.4, 85.9
+#   (on digits the linear read-out of random features is as good: only the direct association tells).
 E2E = {"mnist": (["--set", f"data_dir={DATA_DIR}", "--set", "train_size=6000", "--set", "test_size=2000"],
-                 {"direct_association_mean": 72, "linear_classifier": 84}),
-       "digits": (DATASET_ARGS["digits"], {"direct_association_mean": 70, "linear_classifier": 78})}
+                 {"direct_association_mean": 72, "linear_classifier": 87.5}),
+       "digits": (DATASET_ARGS["digits"], {"direct_association_mean": 76.5})}
 # Supervised BP, 2 epochs: watched 80+% on the MNIST subset, 46% on digits (1,500 images only).
 SUPERVISED_MIN = {"mnist": 70, "digits": 30}
 SMALL: list[str] = []  # the chosen dataset's arguments plus quick settings, filled by the fixture
@@ -178,6 +182,9 @@ def test_resume_refuses_non_runs_corrupt_checkpoints_changed_configs_and_overrid
 
     train(tmp_path, "run", "--set", "epochs=1", "--set", "class_epoch=0")
     run = tmp_path / "run"
+    assert cli.main(RULE, ["--resume", str(run)]) == 2
+    assert "this run has finished" in error_line(capsys)
+    (run / "summary.json").unlink()  # as if it had been stopped before its end
     assert cli.main(RULE, ["--resume", str(run), "--set", "epochs=2"]) == 2
     assert "--resume continues a run with its saved config" in error_line(capsys)
 
@@ -185,6 +192,13 @@ def test_resume_refuses_non_runs_corrupt_checkpoints_changed_configs_and_overrid
     (run / "config.json").write_text(json.dumps({**saved, "fcLayers": [saved["fcLayers"][0], 30]}))
     assert cli.main(RULE, ["--resume", str(run)]) == 2
     assert "differs from the checkpoint's config (fcLayers)" in error_line(capsys)
+
+    # a checkpoint from before checkpoints kept their config: the network's shapes still have to fit
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["config"]
+    torch.save(state, run / "checkpoint.pt")
+    assert cli.main(RULE, ["--resume", str(run)]) == 2
+    assert "does not fit this config's network" in error_line(capsys)
 
     (run / "config.json").write_text(json.dumps(saved))
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -195,7 +209,7 @@ def test_resume_refuses_non_runs_corrupt_checkpoints_changed_configs_and_overrid
 def test_summary_records_the_labeled_subset_used_for_association(tmp_path):
     summary = train(tmp_path, "share", "--set", "epochs=0", "--set", "class_label_percentage=0.1")
     labels = summary["association_labels"]
-    assert labels["size"] == sum(round(0.1 * n) for n in label_counts())  # 10% of each class
+    assert labels["size"] == sum(max(1, math.floor(0.1 * n + 0.5)) for n in label_counts())  # 10% of each class
     again = train(tmp_path, "share_again", "--set", "epochs=0", "--set", "class_label_percentage=0.1")
     assert again["association_labels"] == labels  # same seed, same labels
 
@@ -204,3 +218,12 @@ def test_summary_names_the_code_version_the_run_started_with(tmp_path, monkeypat
     versions = iter(["abc1234", "later99"])
     monkeypatch.setattr(results, "code_version", lambda: next(versions))
     assert train(tmp_path, "versioned", "--set", "epochs=0", "--set", "class_epoch=0")["code_version"] == "abc1234"
+
+
+def test_seeds_refuse_a_root_folder_that_is_not_empty_before_training_any_seed(tmp_path, capsys):
+    root = tmp_path / "seeds"
+    (root / "S-1").mkdir(parents=True)
+    code = cli.main(RULE, ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--set", "seed=0",
+                           "--out", str(root), "--seeds", "2"])
+    assert code == 2 and "not an empty folder" in error_line(capsys)
+    assert [p.name for p in root.iterdir()] == ["S-1"]  # no S-0 trained before the refusal
