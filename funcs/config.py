@@ -99,7 +99,8 @@ class Config:
                                choices=("one-sided", "symmetric"))
 
     # --- semi-supervised --------------------------------------------------------------
-    semi_seed: int = _key(13, "seed of the labeled subset; -1 draws it from the run's seed (the original drew it at random)", "int", lo=-1)
+    semi_seed: int = _key(13, "seed of the labeled subset; -1 draws it from the run's seed (the original "
+                          "drew it at random)", "int", lo=-1)
     train_label_number: int = _key(3000, "labeled examples in semi-supervised training", "int", lo=1)
     pre_epochs: int = _key(80, "supervised pre-training epochs (N1)", "int", lo=0)
     pre_batchSize: int = _key(32, "pre-training mini-batch size", "int", lo=1)

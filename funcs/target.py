@@ -117,7 +117,8 @@ class Target:
 
     @classmethod
     def from_config(cls, cfg, device=None) -> "Target":
-        return cls(cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta, sequential=cfg.batchSize == 1,
+        return cls(cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta,
+                   sequential=cfg.batchSize == 1,
                    smooth_target=cfg.smooth, p_out=cfg.dropProb[-1], device=device)
 
     def new_epoch(self) -> None:
