@@ -59,18 +59,20 @@ class MLP(nn.Module):
     def __init__(self, sizes, activations, drop_probs):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
-        self.linears = nn.ModuleList()
+        linears = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             linear = Dense(n_in, n_out)
             nn.init.xavier_uniform_(linear.weight, gain=XAVIER_GAIN)
             nn.init.zeros_(linear.bias)
-            self.linears.append(linear)
+            linears.append(linear)
             layers.append(ACTIVATIONS[activations[i]]())
             if drop_probs[i] > 0:
                 layers.append(nn.Dropout(drop_probs[i]))
             layers.append(linear)
         layers.append(ACTIVATIONS[activations[-1]]())
         self.net = nn.Sequential(*layers)
+        # A plain tuple, not a ModuleList: the layers are registered once, under net.*.
+        self.linears = tuple(linears)
 
     @classmethod
     def from_config(cls, cfg) -> "MLP":
@@ -78,6 +80,12 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # State dicts written up to commit d4aabd8 also held each layer as linears.*:
+        # the same tensors as net.*, so those entries are dropped.
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("linears.")}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def layer_parameters(self):
         """Parameters grouped per weight layer (weight and bias), for per-layer learning rates."""

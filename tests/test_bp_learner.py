@@ -165,3 +165,16 @@ def test_build_from_config_gives_per_layer_lrs_and_asserts_no_cnn():
     assert learner.optimizer.param_groups[0]["params"][0] is learner.model.linears[0].weight
     with pytest.raises(AssertionError):
         build(from_dict({**CFG, "cnn": True}), torch.device("cpu"))  # the CLI refuses it first (test_config)
+
+
+def test_mlp_state_dict_names_each_layer_once_and_loads_older_duplicated_entries():
+    torch.manual_seed(0)
+    model = MLP([6, 5, 4], ["x", "relu", "hardsigm"], [0.0, 0.0, 0.0])
+    state = model.state_dict()
+    assert list(state) == ["net.2.weight", "net.2.bias", "net.4.weight", "net.4.bias"]
+    older = {**state, "linears.0.weight": state["net.2.weight"], "linears.0.bias": state["net.2.bias"],
+             "linears.1.weight": state["net.4.weight"], "linears.1.bias": state["net.4.bias"]}
+    fresh = MLP([6, 5, 4], ["x", "relu", "hardsigm"], [0.0, 0.0, 0.0])
+    fresh.load_state_dict(older)
+    x = torch.randn(3, 6)
+    assert torch.equal(fresh(x), model(x))
