@@ -33,7 +33,7 @@ def measure(preset: str, samples: int, repeats: int, data_dir: str) -> dict:
         tic = time.perf_counter()
         loop.train_epoch(learner, target, x, y, cfg.batchSize)
         train_s.append(time.perf_counter() - tic)
-    evaluate = loop.Evaluator(cfg, dataset, loop.association_indices(cfg, dataset))
+    evaluate = loop.Evaluator(cfg, dataset, loop.labeled_split(dataset, loop.association_indices(cfg, dataset)))
     eval_s = []
     for _ in range(max(1, repeats // 2)):
         tic = time.perf_counter()

@@ -28,8 +28,8 @@ class BPLearner:
     def __init__(self, model: nn.Module, lrs, optimizer: str, loss: str):
         self.model = model
         self.base_lrs = tuple(lrs)
-        self.sgd_in_backward = optimizer == "SGD" and isinstance(model, MLP)
-        self.optimizer = None if self.sgd_in_backward else make_optimizer(model.layer_parameters(), lrs, optimizer)
+        sgd_in_backward = optimizer == "SGD" and isinstance(model, MLP)
+        self.optimizer = None if sgd_in_backward else make_optimizer(model.layer_parameters(), lrs, optimizer)
         self.loss_fn = loss_function(loss)
         self._y = None
         self.set_lr_factor(1.0)

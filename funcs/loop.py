@@ -12,6 +12,7 @@ training differ only in the Target.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Protocol
 
@@ -65,24 +66,30 @@ def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tens
 class Evaluator:
     """Test errors after an epoch: direct association (unsupervised) or the class-owner read-out (supervised)."""
 
-    def __init__(self, cfg, data, assoc_idx: torch.Tensor):
-        self.cfg, self.data = cfg, data
-        self.assoc_idx = assoc_idx.to(data.train.x.device)
+    def __init__(self, cfg, data, labeled):
+        self.cfg, self.data, self.labeled = cfg, data, labeled  # labeled: the association's Split
 
     def __call__(self, learner: Learner) -> dict[str, torch.Tensor]:
         cfg, test = self.cfg, self.data.test
         test_out = outputs(learner, test.x, cfg.test_batchSize)
         if cfg.target_kind == "supervised":
             return {"error": (class_of_neuron(test_out, cfg.n_class) != test.y).float().mean()}
-        train_out = outputs(learner, self.data.train.x[self.assoc_idx], cfg.test_batchSize)
-        return association.association_errors(train_out, self.data.train.y[self.assoc_idx], test_out, test.y,
-                                               cfg.n_class)
+        train_out = outputs(learner, self.labeled.x, cfg.test_batchSize)
+        return association.association_errors(train_out, self.labeled.y, test_out, test.y, cfg.n_class)
 
 
 def association_indices(cfg, data) -> torch.Tensor:
     """The labeled share used by both association methods: class-balanced, drawn from the run's seed."""
     generator = torch.Generator().manual_seed(cfg.seed)
     return association.balanced_subset(data.train.y, cfg.class_label_percentage, cfg.n_class, generator)
+
+
+def labeled_split(data, idx: torch.Tensor):
+    """The training examples at `idx`, gathered once per run (the split itself when idx takes them all)."""
+    if idx.numel() == data.train.y.shape[0]:
+        return data.train  # all labels: no 60,000-image copy
+    idx = idx.to(data.train.x.device)
+    return dataclasses.replace(data.train, x=data.train.x[idx], y=data.train.y[idx])
 
 
 def rng_states(device: torch.device) -> dict:
@@ -106,13 +113,14 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     use (the search). state: a checkpoint to continue from. Returns the final
     metrics as plain floats.
     """
-    target = Target.from_config(cfg, device=data.train.x.device)
+    device = data.train.x.device
+    target = Target.from_config(cfg, device=device)
     assoc_idx = association_indices(cfg, data)
-    evaluate = Evaluator(cfg, data, assoc_idx)
+    labeled = labeled_split(data, assoc_idx)
+    evaluate = Evaluator(cfg, data, labeled)
     if run is not None:
         run.facts["association_labels"] = association.describe_subset(assoc_idx)
     start = 0
-    device = data.train.x.device
     if state is not None:
         try:
             learner.load_state_dict(state["learner"])
@@ -139,7 +147,7 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
         # An untrained network (epochs 0, the paper's baseline) or a finished run being re-read.
         metrics = {"epoch": cfg.epochs, **{k: v.item() for k, v in evaluate(learner).items()}}
     if cfg.target_kind != "supervised" and cfg.class_epoch > 0:
-        metrics["classifier_error"] = linear_classifier(cfg, data, learner, assoc_idx, run)
+        metrics["classifier_error"] = linear_classifier(cfg, data, learner, labeled, run)
     return metrics
 
 
@@ -150,14 +158,13 @@ def classifier_schedule(cfg) -> str:
     return "step" if cfg.cnn else ("linear" if cfg.rule == "ep" else "exponential")
 
 
-def linear_classifier(cfg, data, learner: Learner, assoc_idx: torch.Tensor, run=None) -> float:
+def linear_classifier(cfg, data, learner: Learner, labeled, run=None) -> float:
     """Train the linear read-out on the frozen network's outputs for the labeled share; its final test error."""
-    idx = assoc_idx.to(data.train.x.device)
-    train_feat = outputs(learner, data.train.x[idx], cfg.test_batchSize)
+    train_feat = outputs(learner, labeled.x, cfg.test_batchSize)
     test_feat = outputs(learner, data.test.x, cfg.test_batchSize)
     schedule = classifier_schedule(cfg)
     rows = association.train_linear_classifier(
-        train_feat, data.train.y[idx], test_feat, data.test.y, n_class=cfg.n_class, lr=cfg.class_lr[0],
+        train_feat, labeled.y, test_feat, data.test.y, n_class=cfg.n_class, lr=cfg.class_lr[0],
         epochs=cfg.class_epoch, batch_size=cfg.test_batchSize, dropout=cfg.class_dropProb,
         activation=cfg.class_activation, optimizer=cfg.class_optimizer, schedule=schedule,
         smooth_labels=cfg.class_smooth, generator=torch.Generator().manual_seed(cfg.seed),
