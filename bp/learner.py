@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from bp.network import MLP
+from funcs.target import dropout_mask
 
 
 def make_optimizer(layer_params, lrs, name: str) -> torch.optim.Optimizer:
@@ -25,8 +26,8 @@ class BPLearner:
     same update, less memory traffic. Adam goes through torch.optim as usual.
     """
 
-    def __init__(self, model: nn.Module, lrs, optimizer: str, loss: str):
-        self.model = model
+    def __init__(self, model: nn.Module, lrs, optimizer: str, loss: str, p_out: float = 0.0):
+        self.model, self.p_out = model, p_out
         self.base_lrs = tuple(lrs)
         sgd_in_backward = optimizer == "SGD" and isinstance(model, MLP)
         self.optimizer = None if sgd_in_backward else make_optimizer(model.layer_parameters(), lrs, optimizer)
@@ -34,16 +35,17 @@ class BPLearner:
         self._y = None
         self.set_lr_factor(1.0)
 
-    def output(self, x: torch.Tensor) -> torch.Tensor:
-        """Training-mode output (dropout on); kept for the following `learn`."""
+    def output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Training-mode output (dropout on) times the output dropout mask; kept for the following `learn`."""
         self.model.train()
-        self._y = self.model(x)
-        return self._y
+        y = self.model(x)
+        mask = dropout_mask(y.shape, self.p_out, device=y.device)
+        self._y = y if mask is None else y * mask
+        return self._y.detach(), mask
 
-    def learn(self, d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def learn(self, d: torch.Tensor) -> torch.Tensor:
         """One step on loss(y * mask, d): dropped output neurons neither win nor learn."""
-        y = self._y if mask is None else self._y * mask
-        loss = self.loss_fn(y, d)
+        loss = self.loss_fn(self._y, d)
         if self.optimizer is None:
             loss.backward()  # the Dense layers apply their SGD step here
         else:
@@ -82,4 +84,4 @@ def build(cfg, device) -> BPLearner:
     """The BP learner a config asks for, on `device`."""
     assert not cfg.cnn, "refused by funcs.cli.check until the CNN issue (#5)"
     model = MLP.from_config(cfg).to(device)
-    return BPLearner(model, cfg.lr, cfg.optimizer, cfg.loss)
+    return BPLearner(model, cfg.lr, cfg.optimizer, cfg.loss, p_out=cfg.drop_probs[-1])

@@ -62,7 +62,7 @@ class Config:
     dropProb: tuple[float, ...] = _key([0.0, 0.0], "dropout probability per entry of fcLayers: input, "
                                        "hidden..., output (the output mask hides neurons from the target)",
                                        "floats", lo=0, hi=1, hi_open=True)
-    dropout: bool = _key(True, "EP: enable the dropout of dropProb", "bool")
+    dropout: bool = _key(True, "EP: enable the dropout of dropProb (BP always uses dropProb)", "bool")
     pool_type: str = _key("max", "CNN: pooling, 'max' or 'av'", "str", choices=("max", "av"))
     C_list: tuple[int, ...] | None = _key(None, "CNN: channels of the input and of each convolution", "ints?",
                                           lo=1)
@@ -132,6 +132,13 @@ class Config:
     def rule(self) -> str:
         """The learning rule named by the action: 'bp' or 'ep'."""
         return "ep" if self.action.endswith("ep") else "bp"
+
+    @property
+    def drop_probs(self) -> tuple[float, ...]:
+        """Dropout probability of each entry of fcLayers as trained: EP's `dropout: false` turns them all off."""
+        if self.rule == "ep" and not self.dropout:
+            return (0.0,) * len(self.dropProb)
+        return self.dropProb
 
     @property
     def target_kind(self) -> str:

@@ -2,9 +2,9 @@
 
 A learner supplies two things per mini-batch, with the target built in between:
 
-    y = learner.output(x)          # BP: forward pass; EP: free phase
-    d, mask = target(y, labels)    # funcs.target: kWTA on y - H, or labels; H updated
-    learner.learn(d, mask)         # BP: loss, backward, step; EP: nudged phase, update
+    y, mask = learner.output(x)    # BP: forward pass; EP: free phase (mask: output dropout)
+    d = target(y, labels, mask)    # funcs.target: kWTA on y - H, or labels; H updated
+    learner.learn(d)               # BP: loss, backward, step; EP: nudged phase, update
 
 and `infer(x)` for evaluation, `set_lr_factor(f)` for the schedule, and
 `state_dict`/`load_state_dict` for checkpoints. Supervised and unsupervised
@@ -24,8 +24,8 @@ from funcs.target import Target, class_of_neuron
 
 
 class Learner(Protocol):
-    def output(self, x: torch.Tensor) -> torch.Tensor: ...
-    def learn(self, d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor: ...
+    def output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+    def learn(self, d: torch.Tensor) -> torch.Tensor: ...
     def infer(self, x: torch.Tensor) -> torch.Tensor: ...
     def set_lr_factor(self, factor: float) -> None: ...
     def state_dict(self) -> dict: ...
@@ -57,9 +57,8 @@ def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tens
     total = torch.zeros((), device=x.device)
     for start in range(0, n, batch_size):
         idx = perm[start:start + batch_size]
-        out = learner.output(x[idx])
-        d, mask = target(out, y[idx])
-        total += learner.learn(d, mask)
+        out, mask = learner.output(x[idx])
+        total += learner.learn(target(out, y[idx], mask))
     return total / -(-n // batch_size)
 
 

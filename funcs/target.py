@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 
 # Label smoothing factors of the original code: 0.3 for the self-defined target
-# (paper section 3.1, used with EP), 0.2 for label targets.
+# (paper section 3.1, used with EP); for label targets 0.2 after BP, 0.3 after EP.
 SMOOTH_UNSUPERVISED = 0.3
 SMOOTH_SUPERVISED = 0.2
+SMOOTH_LABELS_BY_RULE = {"bp": 0.2, "ep": 0.3}
 
 
 def kwta_target(y: torch.Tensor, k: int, h: torch.Tensor | None = None) -> torch.Tensor:
@@ -97,55 +98,50 @@ class Target:
 
     Semi-supervised training (issue #4) alternates the two on labeled and unlabeled batches.
 
-    `__call__(y, labels)` returns (d, mask): d (batch, n_out) is what the output
-    learns towards and mask the output dropout mask (or None). As in the
-    original code, the mask zeroes the dropped neurons' outputs before the kWTA
-    choice and their entries of the target, so they neither win nor learn on
-    that example; the learner applies it to its output in the loss. (A dropped
-    neuron with a negative threshold can still take a place in the choice, which
-    the mask then erases: that row has fewer than k winners, and the desired rate
+    `__call__(y, labels, mask)` returns d (batch, n_out), what the output learns
+    towards. The learner owns dropout (EP must hold its masks through both
+    phases): y arrives with the dropped output neurons already at zero and
+    `mask` says which they are. As in the original code they neither win the
+    kWTA choice nor learn: their entries of d are zeroed. (A dropped neuron with
+    a negative threshold can still take a place in the choice, which the mask
+    then erases: that row has fewer than k winners, and the desired rate
     (1 - p) k / n_out allows for it.)
     """
 
     def __init__(self, kind: str, n_out: int, n_class: int, k: int, gamma: float, eta: float,
-                 sequential: bool, smooth_target: bool, p_out: float, device=None):
+                 sequential: bool, smooth_target: bool, p_out: float, smooth_labels: float = SMOOTH_SUPERVISED,
+                 device=None):
         assert kind in ("supervised", "unsupervised"), kind
         self.kind, self.n_out, self.n_class, self.k = kind, n_out, n_class, k
-        self.smooth_target, self.p_out, self.device = smooth_target, p_out, device
+        self.smooth_target, self.smooth_labels = smooth_target, smooth_labels
         self.homeostasis = Homeostasis(n_out, gamma, rate=(1 - p_out) * k / n_out,
                                        eta=eta if sequential else None, device=device)
 
     @classmethod
     def from_config(cls, cfg, device=None) -> "Target":
         return cls(cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta,
-                   sequential=cfg.batchSize == 1,
-                   smooth_target=cfg.smooth, p_out=cfg.dropProb[-1], device=device)
+                   sequential=cfg.batchSize == 1, smooth_target=cfg.smooth, p_out=cfg.drop_probs[-1],
+                   smooth_labels=SMOOTH_LABELS_BY_RULE.get(cfg.rule, SMOOTH_SUPERVISED), device=device)
 
     def new_epoch(self) -> None:
         self.homeostasis.reset()
 
-    def draw_mask(self, batch: int) -> torch.Tensor | None:
-        return dropout_mask((batch, self.n_out), self.p_out, device=self.device)
-
     def __call__(self, y: torch.Tensor, labels: torch.Tensor | None = None,
-                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The target for outputs y (batch, n_out); `mask` may be given when the learner drew it already (EP)."""
-        y = y.detach()
-        if mask is None:
-            mask = self.draw_mask(y.shape[0])
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The target for outputs y (batch, n_out) whose dropped neurons (mask 0) are already zero."""
         if self.kind == "unsupervised":
-            d = kwta_target(y if mask is None else y * mask, self.k, self.homeostasis.h)
+            d = kwta_target(y.detach(), self.k, self.homeostasis.h)
             if self.smooth_target:
                 d = smooth(d, SMOOTH_UNSUPERVISED, self.k)
         else:
             d = class_target(labels, self.n_out, self.n_class)
             if self.smooth_target:
-                d = smooth(d, SMOOTH_SUPERVISED, self.n_out // self.n_class)
+                d = smooth(d, self.smooth_labels, self.n_out // self.n_class)
         if mask is not None:
             d = d * mask
         if self.kind == "unsupervised":
             self.homeostasis.update(d)
-        return d, mask
+        return d
 
     def state_dict(self) -> dict:
         return {"homeostasis": self.homeostasis.state_dict()}

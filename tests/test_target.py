@@ -111,15 +111,15 @@ def test_target_from_config_with_batch_size_one_uses_sequential_homeostasis():
 def test_homeostasis_raises_threshold_of_frequent_winner_until_another_neuron_wins():
     t = unsup_target(3, 1, gamma=0.5)
     y = torch.tensor([[0.9, 0.8, 0.1]])  # neuron 0 always has the largest raw output
-    d1, _ = t(y)
+    d1 = t(y)
     assert torch.equal(d1, torch.tensor([[1., 0., 0.]]))
     # H += 0.5 * ([1, 0, 0] - 1/3)
     assert torch.allclose(t.homeostasis.h, torch.tensor([1 / 3, -1 / 6, -1 / 6]))
-    d2, _ = t(y)  # scores [0.567, 0.967, 0.267]: the threshold of neuron 0 hands the win to neuron 1
+    d2 = t(y)  # scores [0.567, 0.967, 0.267]: the threshold of neuron 0 hands the win to neuron 1
     assert torch.equal(d2, torch.tensor([[0., 1., 0.]]))
     wins = torch.zeros(3)
     for _ in range(30):
-        wins += t(y)[0][0]
+        wins += t(y)[0]
     assert (wins > 0).all()  # eventually every neuron wins, even the weakest one
 
 
@@ -164,10 +164,9 @@ def test_target_masked_neurons_never_win_and_homeostasis_sees_masked_target():
                       [0.8, 0.3, 0.6, 0.4]])
     mask = torch.tensor([[1., 0., 1., 1.],
                          [0., 1., 1., 1.]])
-    d, m = t(y, mask=mask)
+    d = t(y * mask, mask=mask)  # the learner hands its output over with the dropped neurons at zero
     # the raw winners (1 and 0) are dropped: the best kept neurons win (2 in both rows)
     assert torch.equal(d, torch.tensor([[0., 0., 1., 0.], [0., 0., 1., 0.]]))
-    assert m is mask
     assert torch.equal(d * (1 - mask), torch.zeros_like(d))
     rate = 0.75 * 1 / 4
     assert t.homeostasis.rate == pytest.approx(rate)
@@ -178,7 +177,7 @@ def test_target_unsupervised_smoothing_then_mask_and_homeostasis_uses_it():
     t = unsup_target(4, 1, gamma=1.0, p_out=0.25, smooth_target=True)
     y = torch.tensor([[0.2, 0.9, 0.5, 0.1]])
     mask = torch.tensor([[1., 0., 1., 1.]])
-    d, _ = t(y, mask=mask)
+    d = t(y * mask, mask=mask)
     base = SMOOTH_UNSUPERVISED * 1 / 4  # 0.075
     expected = torch.tensor([[base, 0.0, 1 - SMOOTH_UNSUPERVISED + base, base]])
     assert torch.allclose(d, expected)
@@ -188,25 +187,25 @@ def test_target_unsupervised_smoothing_then_mask_and_homeostasis_uses_it():
 def test_target_supervised_with_smoothing_and_no_homeostasis():
     t = Target("supervised", n_out=6, n_class=3, k=1, gamma=0.5, eta=0.6, sequential=False,
                smooth_target=True, p_out=0.0)
-    d, mask = t(torch.rand(2, 6), torch.tensor([1, 2]))
+    d = t(torch.rand(2, 6), torch.tensor([1, 2]))
     lo = SMOOTH_SUPERVISED * 2 / 6
     hi = 1 - SMOOTH_SUPERVISED + lo
-    assert mask is None
     assert torch.allclose(d, torch.tensor([[lo, lo, hi, hi, lo, lo], [lo, lo, lo, lo, hi, hi]]))
     assert torch.allclose(d.sum(1), torch.full((2,), 2.0))
     assert torch.equal(t.homeostasis.h, torch.zeros(6))
 
 
-def test_target_draws_its_own_mask_with_output_dropout():
-    torch.manual_seed(0)
-    t = unsup_target(50, 3, p_out=0.5)
-    d, mask = t(torch.rand(40, 50))
-    assert mask is not None and mask.shape == (40, 50)
-    assert torch.equal(d * (1 - mask), torch.zeros_like(d))
+def test_target_from_config_smooths_labels_as_the_original_code_per_rule():
+    """Label targets are smoothed by 0.2 after BP and 0.3 after EP (original train_bp / train_supervised_ep)."""
+    base = {"fcLayers": [4, 2], "lr": [0.1], "dropProb": [0.0, 0.0], "n_class": 2, "smooth": True}
+    for action, a in (("bp", 0.2), ("ep", 0.3)):
+        t = Target.from_config(from_dict({**base, "action": action, "activation_function": "hardsigm"}
+                                         if action == "ep" else {**base, "action": action}))
+        assert torch.allclose(t(torch.rand(1, 2), torch.tensor([0])), torch.tensor([[1 - a / 2, a / 2]]))
 
 
 def test_dropped_neuron_competes_with_output_zero_and_its_win_is_erased():
-    """As the original code: kWTA runs on (y * mask) - H, so a dropped neuron scores -H.
+    """As the original code: kWTA runs on (y * mask) - H, so a dropped neuron (output 0) scores -H.
 
     A neuron that has not been winning has H < 0 and can take the choice while
     dropped; the mask then erases it from the target, so that row has fewer
@@ -216,11 +215,11 @@ def test_dropped_neuron_competes_with_output_zero_and_its_win_is_erased():
     t(torch.tensor([[0.9, 0.1, 0.2]]))  # 0 wins: H = [1/3, -1/6, -1/6]
     t(torch.tensor([[0.1, 0.2, 0.9]]))  # 2 wins: H = [1/6, -1/3, 1/6]  (neuron 1 never won: negative H)
     # neuron 1 dropped scores 0 - (-1/3) = 1/3 > 0.4 - 1/6 (neuron 0) and 0.3 - 1/6 (neuron 2)
-    d, _ = t(torch.tensor([[0.4, 0.95, 0.3]]), mask=torch.tensor([[1., 0., 1.]]))
+    d = t(torch.tensor([[0.4, 0.0, 0.3]]), mask=torch.tensor([[1., 0., 1.]]))
     assert torch.equal(d, torch.tensor([[0., 0., 0.]]))
     # with the same thresholds, a kept neuron 1 (output 0.95 + 1/3) wins
     t.homeostasis.h.copy_(torch.tensor([1 / 6, -1 / 3, 1 / 6]))
-    d, _ = t(torch.tensor([[0.4, 0.95, 0.3]]), mask=torch.tensor([[1., 1., 1.]]))
+    d = t(torch.tensor([[0.4, 0.95, 0.3]]), mask=torch.tensor([[1., 1., 1.]]))
     assert torch.equal(d, torch.tensor([[0., 1., 0.]]))
 
 
