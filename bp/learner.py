@@ -5,18 +5,8 @@ import torch
 from torch import nn
 
 from bp.network import MLP
+from funcs.optim import loss_function, make_optimizer, set_lr_factor
 from funcs.target import dropout_mask
-
-
-def make_optimizer(layer_params, lrs, name: str) -> torch.optim.Optimizer:
-    """SGD (no momentum, as the paper) or Adam, with one learning rate per weight layer."""
-    groups = [{"params": params, "lr": lr, "base_lr": lr} for params, lr in zip(layer_params, lrs)]
-    return torch.optim.Adam(groups) if name == "Adam" else torch.optim.SGD(groups)
-
-
-def loss_function(name: str):
-    """'MSE' (mean over batch and neurons, as torch's default) or 'Cross-entropy' (soft targets allowed)."""
-    return nn.functional.mse_loss if name == "MSE" else nn.functional.cross_entropy
 
 
 class BPLearner:
@@ -67,8 +57,7 @@ class BPLearner:
             for layer, lr in zip(self.model.linears, self.base_lrs):
                 layer.lr = lr * factor
         else:
-            for group in self.optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
+            set_lr_factor(self.optimizer, factor)
 
     def state_dict(self) -> dict:
         optimizer = {} if self.optimizer is None else self.optimizer.state_dict()

@@ -40,3 +40,34 @@ ACTIVATIONS = {
     "softmax": lambda: nn.Softmax(dim=1),
     "wta": TriangleWTA,
 }
+
+
+# rho and its derivative rho' as plain functions, for rules that run the dynamics of an
+# energy (EP): s <- s + dt * (-s + rho'(s) * drive) needs rho' explicitly.
+def _hardsigm_prime(s):
+    return ((s >= 0) & (s <= 1)).to(s.dtype)
+
+
+def _sigmoid_prime(s):
+    y = torch.sigmoid(s)
+    return y * (1 - y)
+
+
+def _half_tanh(s):
+    return 0.5 + 0.5 * torch.tanh(s)
+
+
+def _half_tanh_prime(s):
+    return 0.5 * (1 - torch.tanh(s) ** 2)
+
+
+def _relu_prime(s):
+    return (s >= 0).to(s.dtype)
+
+
+ENERGY_ACTIVATIONS = {
+    "hardsigm": (lambda s: s.clamp(0, 1), _hardsigm_prime),
+    "sigmoid": (torch.sigmoid, _sigmoid_prime),
+    "tanh": (_half_tanh, _half_tanh_prime),
+    "relu": (torch.relu, _relu_prime),
+}

@@ -22,8 +22,7 @@ from funcs import loop, results
 from funcs.errors import UserError
 
 # Actions valid in a config whose training arrives with a later issue.
-PLANNED_ACTIONS = {"ep": "the EP issue (#3)", "unsupervised_ep": "the EP issue (#3)",
-                   "semi_supervised_bp": "the semi-supervised issue (#4)",
+PLANNED_ACTIONS = {"semi_supervised_bp": "the semi-supervised issue (#4)",
                    "semi_supervised_ep": "the semi-supervised issue (#4)"}
 
 

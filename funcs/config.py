@@ -237,6 +237,8 @@ def _cross_check(cfg: Config) -> None:
                               f"{n_layers} entries (input, hidden..., output)")
         if cfg.rule == "bp" and isinstance(cfg.activation_function, str):
             _fail("activation_function", "BP needs a list with one name per entry of fcLayers")
+        if cfg.rule == "ep":
+            _check_ep(cfg)
         if isinstance(cfg.activation_function, tuple) and len(cfg.activation_function) != n_layers:
             _fail("activation_function", f"{len(cfg.activation_function)} names given but fcLayers "
                                          f"{list(cfg.fcLayers)} has {n_layers} entries")
@@ -252,6 +254,20 @@ def _cross_check(cfg: Config) -> None:
     if cfg.target_kind == "supervised" and cfg.n_out % cfg.n_class:
         _fail("fcLayers", f"supervised training needs n_out ({cfg.n_out}) to be a multiple of "
                           f"n_class ({cfg.n_class}): each class owns n_out / n_class neurons")
+
+
+def _check_ep(cfg: Config) -> None:
+    """EP's network: one activation with a known derivative for every layer; a read-out needs a hidden layer."""
+    name = cfg.activation_function
+    if not isinstance(name, str):
+        _fail("activation_function", f"EP uses one activation for every layer: give one name such as "
+                                     f"\"hardsigm\", not a list")
+    if name not in activations.ENERGY_ACTIVATIONS:
+        _fail("activation_function", f"EP needs an activation with a derivative for its dynamics: "
+                                     f"{', '.join(activations.ENERGY_ACTIVATIONS)}; got '{name}'")
+    if cfg.loss == "Cross-entropy" and len(cfg.fcLayers) < 3:
+        _fail("loss", "EP with cross-entropy uses a softmax read-out of the last hidden layer: fcLayers needs "
+                      "at least one hidden layer")
 
 
 def from_dict(raw: dict[str, Any]) -> Config:

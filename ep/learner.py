@@ -1,0 +1,99 @@
+"""Equilibrium propagation as a learner: the output is the free phase, learning is the nudged phase and EP's update."""
+from __future__ import annotations
+
+import torch
+
+from ep.network import EPNetwork
+from funcs.optim import make_optimizer, set_lr_factor
+from funcs.target import dropout_mask
+
+
+class EPLearner:
+    """Free phase of T steps -> output; nudged phase of Kmax steps towards the target -> weight update.
+
+    Dropout masks (one per entry of fcLayers, input included) are drawn once per
+    mini-batch and held through both phases. The update is EP's gradient
+    estimate applied by a torch optimizer (SGD or Adam, one rate per layer).
+    One-sided estimates nudge with +beta or -beta, the sign drawn at random each
+    mini-batch (as the original code: the bias of the two signs cancels on
+    average); symmetric estimates use both.
+    """
+
+    def __init__(self, net: EPNetwork, lrs, optimizer: str, drop_probs, beta: float, free_steps: int,
+                 nudged_steps: int, error_estimate: str = "one-sided", random_sign: bool = True):
+        self.net, self.drop_probs = net, tuple(drop_probs)
+        self.beta, self.free_steps, self.nudged_steps = beta, free_steps, nudged_steps
+        self.symmetric, self.random_sign = error_estimate == "symmetric", random_sign
+        self.optimizer = make_optimizer(net.layer_parameters(), lrs, optimizer)
+        self._batch = None  # (x, masks, free state) of the mini-batch between output and learn
+
+    def _masks(self, batch: int, device):
+        return [dropout_mask((batch, n), p, device=device) for n, p in zip(self.net.sizes, self.drop_probs)]
+
+    def output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Free phase under this mini-batch's dropout; the output the target is built from, and its mask.
+
+        With a softmax read-out the target is chosen on the read-out's drive
+        (pre-softmax), as the original code.
+        """
+        x = x.flatten(1)
+        masks = self._masks(x.shape[0], x.device)
+        if masks[0] is not None:
+            x = x * masks[0]
+        free = self.net.free_phase(x, self.free_steps, masks[1:])
+        self._batch = (x, masks, free)
+        out = self.net.readout(free) if self.net.softmax_readout else free[-1].clone()
+        if self.net.softmax_readout and masks[-1] is not None:
+            out = out * masks[-1]
+        return out, masks[-1]
+
+    def _beta(self) -> float:
+        if self.random_sign and not self.symmetric and torch.rand(()) < 0.5:
+            return -self.beta
+        return self.beta
+
+    def learn(self, d: torch.Tensor) -> torch.Tensor:
+        """Nudged phase(s) towards d from the free state, then one optimizer step on EP's estimate."""
+        x, masks, free = self._batch
+        self._batch = None
+        net, steps = self.net, self.nudged_steps
+        if self.symmetric:
+            plus = net.nudged_phase(free, x, d, self.beta, steps, masks[1:])
+            minus = net.nudged_phase(free, x, d, -self.beta, steps, masks[1:])
+            grads = net.ep_gradients(x, plus, minus, 2 * self.beta, free, d)
+        else:
+            beta = self._beta()
+            nudged = net.nudged_phase(free, x, d, beta, steps, masks[1:])
+            grads = net.ep_gradients(x, nudged, free, beta, free, d)
+        for p, g in zip(net.parameters(), grads):
+            p.grad = g
+        self.optimizer.step()
+        return self._loss(free, d)
+
+    @torch.no_grad()
+    def _loss(self, free, d) -> torch.Tensor:
+        """The cost at the free state: mean squared error, or the read-out's cross-entropy."""
+        if self.net.softmax_readout:
+            return -(d * torch.log_softmax(self.net.readout(free), dim=1)).sum(1).mean()
+        return ((free[-1] - d) ** 2).mean()
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluation output: the free phase without dropout."""
+        return self.net.output(self.net.free_phase(x.flatten(1), self.free_steps))
+
+    def set_lr_factor(self, factor: float) -> None:
+        set_lr_factor(self.optimizer, factor)
+
+    def state_dict(self) -> dict:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def build(cfg, device) -> EPLearner:
+    """The EP learner a config asks for, on `device`."""
+    net = EPNetwork.from_config(cfg).to(device)
+    return EPLearner(net, cfg.lr, cfg.optimizer, cfg.drop_probs, cfg.beta, cfg.T, cfg.Kmax, cfg.error_estimate)

@@ -1,0 +1,11 @@
+"""`python -m ep.main --json_path configFile/unsupervised_ep/1layer`: train with equilibrium propagation."""
+import sys
+
+from ep import learner
+from funcs.cli import Rule, main
+
+RULE = Rule(name="ep", actions=("ep", "unsupervised_ep"), build=learner.build,
+            default_config="configFile/unsupervised_ep/quick")
+
+if __name__ == "__main__":
+    sys.exit(main(RULE))

@@ -1,0 +1,174 @@
+"""A layered network with symmetric connections that relaxes to an equilibrium: the system EP trains.
+
+Entries follow fcLayers, input first: `layers[j]` (an nn.Linear, weight of shape
+(n_{j+1}, n_j)) connects entry j to entry j + 1 both ways, bottom-up through W
+and top-down through W transposed. The input is clamped; every other entry is
+a state s that follows the gradient of the Hopfield-like energy
+
+    E(s) = sum_i s_i^2 / 2 - sum_j rho(s_{j+1}) . (W_j rho(s_j) + b_j)
+
+discretised with step dt (paper, "EP as used in the paper"):
+
+    s <- s + dt * (-s + rho'(s) * drive),   drive_i = W_{i-1} rho(s_{i-1}) + b_{i-1} + W_i^T rho(s_{i+1})
+
+then clamped to [0, 1] (`clamped`) and multiplied by the layer's dropout mask,
+which stays the same through the free and the nudged phase of a mini-batch.
+The nudged phase adds beta * (d - s_out) to the output's update: the force of
+the cost C = ||d - s_out||^2 / 2. EP's update is then
+(1 / beta) (dE/dtheta at the free state - dE/dtheta at the nudged state),
+which tends to -dC/dtheta at the free equilibrium as beta -> 0
+(Scellier & Bengio 2017).
+
+With `softmax_readout` (the cross-entropy variant) the last weight layer is not
+part of the dynamics: the output is softmax(W_L rho(s_last) + b_L), the cost is
+the cross-entropy, whose force nudges the last hidden layer, and W_L learns from
+the exact gradient of that cost at the free state.
+
+States are plain tensors in a list, updated in place. Two shortcuts make a step
+cheap, each switchable for the benchmark: the input's drive of the first layer
+is computed once per batch (the input is clamped, W does not move within a
+phase), and hard-sigmoid states clamped to [0, 1] have rho(s) = s and
+rho'(s) = 1, so the step is a linear blend with no activation to evaluate.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from funcs.activations import ENERGY_ACTIVATIONS
+
+XAVIER_GAIN = 0.5  # initialisation of the original code (as BP's); biases start at zero
+
+
+class EPNetwork(nn.Module):
+
+    def __init__(self, sizes, activation: str = "hardsigm", dt: float = 0.2, clamped: bool = True,
+                 softmax_readout: bool = False, cache_input_drive: bool = True, box_shortcut: bool = True):
+        super().__init__()
+        if softmax_readout and len(sizes) < 3:
+            raise ValueError("a softmax read-out needs at least one hidden layer")
+        self.sizes, self.dt, self.clamped, self.softmax_readout = tuple(sizes), dt, clamped, softmax_readout
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        for layer in self.layers:
+            nn.init.xavier_uniform_(layer.weight, gain=XAVIER_GAIN)
+            nn.init.zeros_(layer.bias)
+        self.rho, self.rho_prime = ENERGY_ACTIVATIONS[activation]
+        self.cache_input_drive = cache_input_drive
+        self.box = box_shortcut and activation == "hardsigm" and clamped
+
+    @classmethod
+    def from_config(cls, cfg) -> "EPNetwork":
+        return cls(cfg.fcLayers, cfg.activation_function, cfg.dt, cfg.clamped,
+                   softmax_readout=cfg.loss == "Cross-entropy")
+
+    @property
+    def n_states(self) -> int:
+        """Number of dynamic layers (all but the input, and but the read-out if there is one)."""
+        return len(self.sizes) - 1 - self.softmax_readout
+
+    def layer_parameters(self):
+        """Weight and bias of each layer, input first: one group per learning rate."""
+        return [list(layer.parameters()) for layer in self.layers]
+
+    # --- dynamics ---------------------------------------------------------------------------
+
+    def act(self, s: torch.Tensor) -> torch.Tensor:
+        return s if self.box else self.rho(s)
+
+    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
+        """W_0 rho(x) + b_0: what the clamped input sends to the first dynamic layer."""
+        return self.layers[0](self.act(x))
+
+    def readout(self, s: list[torch.Tensor]) -> torch.Tensor:
+        """Pre-softmax output of the read-out (softmax_readout only)."""
+        return self.layers[-1](self.act(s[-1]))
+
+    def output(self, s: list[torch.Tensor]) -> torch.Tensor:
+        """The network's output at state s: the last state, or the read-out's softmax."""
+        return torch.softmax(self.readout(s), dim=1) if self.softmax_readout else s[-1]
+
+    def _drives(self, s, x, x_drive):
+        """Drive of every dynamic layer from the current states (synchronous update)."""
+        r = [self.act(si) for si in s]
+        drives = []
+        for i in range(len(s)):
+            if i == 0:
+                drive = x_drive.clone() if x_drive is not None else self.input_drive(x)
+            else:
+                drive = self.layers[i](r[i - 1])
+            if i + 1 < len(s):
+                drive.addmm_(r[i + 1], self.layers[i + 1].weight)
+            drives.append(drive)
+        return drives, r
+
+    def step(self, s, x, x_drive=None, masks=None, d=None, beta=0.0) -> None:
+        """One step of the dynamics, in place on the states s; nudged towards d with strength beta if given."""
+        drives, r = self._drives(s, x, x_drive)
+        last = len(s) - 1
+        if d is not None and self.softmax_readout:
+            y = torch.softmax(self.layers[-1](r[last]), dim=1)
+            drives[last].addmm_(d - y, self.layers[-1].weight, alpha=beta)
+        for i, (si, drive) in enumerate(zip(s, drives)):
+            # the cost's force beta (d - s) acts on the output state (MSE; the read-out's is in its drive)
+            nudged = d is not None and i == last and not self.softmax_readout
+            if self.box:  # rho'(s) = 1: s <- (1 - dt) s + dt drive [+ dt beta (d - s)]
+                si.mul_(1 - self.dt * (1 + beta) if nudged else 1 - self.dt).add_(drive, alpha=self.dt)
+            else:
+                change = self.rho_prime(si) * drive - si
+                si.add_(change.add_(si, alpha=-beta) if nudged else change, alpha=self.dt)
+            if nudged:
+                si.add_(d, alpha=self.dt * beta)
+            if self.clamped:
+                si.clamp_(0, 1)
+            if masks is not None and masks[i] is not None:
+                si.mul_(masks[i])
+
+    def relax(self, s, x, steps: int, masks=None, d=None, beta=0.0) -> list[torch.Tensor]:
+        """`steps` steps from state s (in place); x is the (masked) input, clamped throughout."""
+        x_drive = self.input_drive(x) if self.cache_input_drive else None
+        for _ in range(steps):
+            self.step(s, x, x_drive, masks, d, beta)
+        return s
+
+    def zero_state(self, x: torch.Tensor) -> list[torch.Tensor]:
+        n = self.n_states
+        return [x.new_zeros(x.shape[0], size) for size in self.sizes[1:1 + n]]
+
+    @torch.no_grad()
+    def free_phase(self, x, steps: int, masks=None) -> list[torch.Tensor]:
+        return self.relax(self.zero_state(x), x, steps, masks)
+
+    @torch.no_grad()
+    def nudged_phase(self, free, x, d, beta: float, steps: int, masks=None) -> list[torch.Tensor]:
+        """`steps` nudged steps from a copy of the free state."""
+        return self.relax([si.clone() for si in free], x, steps, masks, d, beta)
+
+    # --- learning ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def ep_gradients(self, x, plus, minus, beta_gap: float, free=None, d=None) -> list[torch.Tensor]:
+        """Estimated loss gradients of every parameter (layers in order: weight, bias), as EP measures them.
+
+        plus, minus: the states at nudging strengths beta_+ and beta_- with
+        beta_gap = beta_+ - beta_- (one-sided: the nudged and the free state,
+        gap beta; symmetric: +beta and -beta, gap 2 beta). The estimate of
+        dC/dW_j is -(rho(u_{j+1}) rho(u_j)^T at plus - the same at minus) / beta_gap,
+        averaged over the batch. With a softmax read-out its weights get the exact
+        cross-entropy gradient at the free state (`free`, target `d`).
+        """
+        batch = x.shape[0]
+        scale = 1.0 / (beta_gap * batch)
+        rx = self.act(x)
+        up_plus, up_minus = [self.act(si) for si in plus], [self.act(si) for si in minus]
+        grads = []
+        for j in range(self.n_states):
+            low_plus = rx if j == 0 else up_plus[j - 1]
+            low_minus = rx if j == 0 else up_minus[j - 1]
+            gw = torch.mm(up_minus[j].t(), low_minus)
+            gw.addmm_(up_plus[j].t(), low_plus, alpha=-1.0).mul_(scale)
+            gb = (up_minus[j] - up_plus[j]).sum(0).mul_(scale)
+            grads += [gw, gb]
+        if self.softmax_readout:
+            err = torch.softmax(self.readout(free), dim=1) - d  # dC/dlogits of the cross-entropy
+            grads += [torch.mm(err.t(), self.act(free[-1])) / batch, err.sum(0) / batch]
+        return grads

@@ -1,0 +1,253 @@
+"""Equilibrium propagation: the dynamics, EP's gradient estimate against autograd, and the learner's mechanics."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ep.learner import EPLearner
+from ep.network import EPNetwork
+from funcs.activations import ENERGY_ACTIVATIONS
+
+SIZES = [10, 16, 12, 6]  # input, two hidden layers, output: a few dozen neurons
+
+
+def small_net(activation="sigmoid", clamped=False, softmax_readout=False, sizes=SIZES, seed=0, **kw):
+    """A float64 network whose states sit inside their activation's range (so the gradient is informative)."""
+    torch.manual_seed(seed)
+    net = EPNetwork(sizes, activation, dt=0.2, clamped=clamped, softmax_readout=softmax_readout, **kw).double()
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight.mul_(2.0)
+            layer.bias.uniform_(0.05, 0.3)
+    return net
+
+
+def batch(sizes=SIZES, n=3, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, sizes[0], generator=gen, dtype=torch.float64)
+    d = torch.rand(n, sizes[-1], generator=gen, dtype=torch.float64)
+    return x, d
+
+
+# --- a reference written from the energy alone ----------------------------------------------
+
+def energy(s, x, params, rho):
+    """E(s) = sum s^2 / 2 - sum_j rho(s_{j+1}) . (W_j rho(s_j) + b_j), summed over the batch."""
+    r = [rho(x)] + [rho(si) for si in s]
+    e = sum((si ** 2).sum() / 2 for si in s)
+    for j in range(len(s)):
+        w, b = params[2 * j], params[2 * j + 1]
+        e = e - (r[j + 1] * (r[j] @ w.T + b)).sum()
+    return e
+
+
+def cost(s, params, d, softmax_readout, rho):
+    """The batch-mean cost at state s: ||d - s_out||^2 / 2, or the read-out's cross-entropy."""
+    if softmax_readout:
+        logits = rho(s[-1]) @ params[-2].T + params[-1]
+        return -(d * torch.log_softmax(logits, dim=1)).sum(1).mean()
+    return ((d - s[-1]) ** 2).sum(1).mean() / 2
+
+
+def bptt_gradient(net, x, d, steps=400):
+    """dC/dtheta at the free equilibrium by autograd through `steps` unrolled steps s <- clamp(s - dt dE/ds).
+
+    dE/ds comes from autograd of the energy above, not from the network's own
+    step, so this checks the dynamics and the update rule together.
+    """
+    rho = ENERGY_ACTIVATIONS[net_activation(net)][0]
+    params = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    s = [x.new_zeros(x.shape[0], n) for n in net.sizes[1:1 + net.n_states]]
+    for _ in range(steps):
+        s = [si.requires_grad_() if not si.requires_grad else si for si in s]
+        grads = torch.autograd.grad(energy(s, x, params, rho), s, create_graph=True)
+        s = [si - net.dt * g for si, g in zip(s, grads)]
+        if net.clamped:
+            s = [si.clamp(0, 1) for si in s]
+    return torch.autograd.grad(cost(s, params, d, net.softmax_readout, rho), params)
+
+
+def net_activation(net):
+    return next(name for name, (rho, _) in ENERGY_ACTIVATIONS.items() if rho is net.rho)
+
+
+def cosine(a, b):
+    return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+
+
+# --- the dynamics -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("activation,clamped", [("sigmoid", False), ("hardsigm", True)])
+def test_free_phase_reaches_a_fixed_point(activation, clamped):
+    net = small_net(activation, clamped)
+    x, _ = batch()
+    s = net.free_phase(x, 400)
+    before = [si.clone() for si in s]
+    net.step(s, x)
+    change = max((a - b).abs().max().item() for a, b in zip(s, before))
+    assert change < 1e-8
+    assert all(si.abs().max() > 0.05 for si in s)  # a non-trivial equilibrium, not all zeros
+
+
+def test_step_matches_energy_gradient_descent_by_autograd():
+    """One step of the network equals s - dt dE/ds with dE/ds from autograd (sigmoid, no clamp)."""
+    net = small_net("sigmoid")
+    x, _ = batch()
+    gen = torch.Generator().manual_seed(5)
+    s = [torch.rand(3, n, generator=gen, dtype=torch.float64) for n in SIZES[1:]]
+    leaf = [si.clone().requires_grad_() for si in s]
+    params = [p.detach() for p in net.parameters()]
+    grads = torch.autograd.grad(energy(leaf, x, params, torch.sigmoid), leaf)
+    net.step(s, x)
+    for si, li, g in zip(s, leaf, grads):
+        assert torch.allclose(si, li.detach() - 0.2 * g, atol=1e-12)
+
+
+@pytest.mark.parametrize("flag", ["cache_input_drive", "box_shortcut"])
+def test_speed_shortcuts_leave_the_states_unchanged(flag):
+    """The cached input drive and the hard-sigmoid box step give the same states as the plain step."""
+    fast = small_net("hardsigm", clamped=True)
+    slow = small_net("hardsigm", clamped=True, **{flag: False})
+    assert (fast.box, slow.box) == ((True, False) if flag == "box_shortcut" else (True, True))
+    x, d = batch()
+    masks = [None, (torch.rand(3, 12) > 0.3).double(), None]
+    for net in (fast, slow):
+        net.states = net.free_phase(x, 30, masks)
+        net.nudged = net.nudged_phase(net.states, x, d, 0.5, 10, masks)
+    for a, b in zip(fast.states + fast.nudged, slow.states + slow.nudged):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_clamping_keeps_states_in_unit_box_and_its_absence_does_not():
+    x, _ = batch()
+    for clamped in (True, False):
+        net = small_net("relu", clamped=clamped)
+        with torch.no_grad():
+            for layer in net.layers:
+                layer.bias.fill_(1.5)  # a drive above 1 everywhere
+        s = net.free_phase(x, 50)
+        top = max(si.max().item() for si in s)
+        assert (top <= 1.0) if clamped else (top > 1.2)
+
+
+def test_input_and_dropped_neurons_stay_clamped_through_both_phases():
+    net = small_net("hardsigm", clamped=True)
+    x, d = batch()
+    mask = torch.ones(3, 16, dtype=torch.float64)
+    mask[:, 3] = 0
+    mask[1, 7] = 0
+    masks = [mask, None, None]
+    free = net.free_phase(x, 40, masks)
+    nudged = net.nudged_phase(free, x, d, 0.3, 20, masks)
+    for s in (free, nudged):
+        assert torch.equal(s[0] * (1 - mask), torch.zeros_like(s[0]))
+    assert free[0][:, 4].abs().sum() > 0
+
+
+# --- EP's estimate against the true gradient ---------------------------------------------------
+
+@pytest.mark.parametrize("activation,clamped,readout", [("sigmoid", False, False), ("hardsigm", True, False),
+                                                        ("sigmoid", False, True)])
+def test_ep_update_agrees_with_gradient_at_free_equilibrium(activation, clamped, readout):
+    """The core property of EP: with a small beta, -update / learning rate is dC/dtheta, for every layer."""
+    net = small_net(activation, clamped, softmax_readout=readout)
+    x, d = batch()
+    if readout:
+        d = torch.softmax(4 * d, dim=1)
+    true = bptt_gradient(net, x, d)
+    free = net.free_phase(x, 400)
+    for beta in (1e-3, -1e-3):  # either sign of the one-sided estimate
+        nudged = net.nudged_phase(free, x, d, beta, 400)
+        est = net.ep_gradients(x, nudged, free, beta, free, d)
+        assert len(est) == len(true) == 2 * len(net.layers)
+        for e, t in zip(est, true):
+            assert t.norm() > 1e-4
+            assert cosine(e, t) > 0.99
+            assert e.norm().item() == pytest.approx(t.norm().item(), rel=0.05)
+
+
+def test_symmetric_estimate_has_smaller_bias_than_one_sided():
+    """One-sided EP is off by O(beta), symmetric by O(beta^2) (here 0.093 against 0.010 at beta 0.1)."""
+    net = small_net("sigmoid")
+    x, d = batch()
+    true = torch.cat([g.flatten() for g in bptt_gradient(net, x, d)])
+    free = net.free_phase(x, 400)
+    beta = 0.1
+    plus = net.nudged_phase(free, x, d, beta, 400)
+    minus = net.nudged_phase(free, x, d, -beta, 400)
+    one = torch.cat([g.flatten() for g in net.ep_gradients(x, plus, free, beta)])
+    sym = torch.cat([g.flatten() for g in net.ep_gradients(x, plus, minus, 2 * beta)])
+    err_one, err_sym = (one - true).norm() / true.norm(), (sym - true).norm() / true.norm()
+    assert err_sym < err_one / 5
+    assert err_sym < 0.02
+
+
+# --- the learner ----------------------------------------------------------------------------------
+
+def learner_for(net, estimate="one-sided", drop=(0.0, 0.0, 0.0, 0.0), lrs=(0.5, 0.3, 0.2), random_sign=True):
+    return EPLearner(net, lrs, "SGD", drop, beta=0.4, free_steps=30, nudged_steps=10,
+                     error_estimate=estimate, random_sign=random_sign)
+
+
+@pytest.mark.parametrize("estimate", ["one-sided", "symmetric"])
+def test_learner_step_is_sgd_on_the_estimate_with_its_masks_held(estimate, monkeypatch):
+    """output + learn = free phase, nudged phase(s) under the same dropout masks, then W <- W - lr * estimate."""
+    net = small_net("hardsigm", clamped=True)
+    ref = small_net("hardsigm", clamped=True)
+    learner = learner_for(net, estimate, drop=(0.2, 0.3, 0.0, 0.25), random_sign=False)
+    x, d = batch(n=8)
+    torch.manual_seed(3)
+    y, out_mask = learner.output(x)
+    xm, masks, _ = learner._batch
+    assert all(m is not None for m in (masks[0], masks[1], masks[3])) and masks[2] is None
+    assert out_mask is masks[3] and torch.equal(y * (1 - out_mask), torch.zeros_like(y))
+    learner.learn(d * out_mask)
+    # by hand, with the masks the learner drew
+    free = ref.free_phase(x * masks[0], 30, masks[1:])
+    if estimate == "symmetric":
+        plus = ref.nudged_phase(free, xm, d * out_mask, 0.4, 10, masks[1:])
+        minus = ref.nudged_phase(free, xm, d * out_mask, -0.4, 10, masks[1:])
+        grads = ref.ep_gradients(xm, plus, minus, 0.8)
+    else:
+        plus = ref.nudged_phase(free, xm, d * out_mask, 0.4, 10, masks[1:])
+        grads = ref.ep_gradients(xm, plus, free, 0.4)
+    lrs = [0.5, 0.5, 0.3, 0.3, 0.2, 0.2]
+    for p_new, p_old, g, lr in zip(net.parameters(), ref.parameters(), grads, lrs):
+        assert torch.allclose(p_new, p_old - lr * g, atol=1e-12)
+    # a hidden neuron dropped in every example does not learn: the nudged phase held its mask
+    dropped = (masks[1].sum(0) == 0).nonzero().flatten()
+    if dropped.numel():
+        assert torch.equal(net.layers[0].weight[dropped], ref.layers[0].weight[dropped])
+
+
+def test_one_sided_beta_sign_is_random_per_batch():
+    net = small_net("hardsigm", clamped=True)
+    learner = learner_for(net)
+    torch.manual_seed(0)
+    signs = {learner._beta() for _ in range(20)}
+    assert signs == {0.4, -0.4}
+    assert {learner_for(net, random_sign=False)._beta() for _ in range(5)} == {0.4}
+    assert {learner_for(net, "symmetric")._beta() for _ in range(5)} == {0.4}
+
+
+def test_infer_is_the_free_phase_without_dropout():
+    net = small_net("hardsigm", clamped=True)
+    learner = learner_for(net, drop=(0.5, 0.5, 0.5, 0.5))
+    x, _ = batch(n=5)
+    assert torch.allclose(learner.infer(x), net.free_phase(x, 30)[-1])
+    torch.manual_seed(0)
+    y, mask = learner.output(x)
+    assert not torch.allclose(y, learner.infer(x))
+
+
+def test_softmax_readout_outputs_probabilities_and_targets_see_its_drive():
+    net = small_net("sigmoid", softmax_readout=True)
+    learner = learner_for(net)
+    x, d = batch(n=4)
+    probs = learner.infer(x)
+    assert torch.allclose(probs.sum(1), torch.ones(4, dtype=torch.float64))
+    logits, mask = learner.output(x)
+    assert mask is None
+    assert torch.allclose(torch.softmax(logits, dim=1), probs)
+    loss = learner.learn(torch.softmax(4 * d, dim=1))
+    assert loss.item() > 0
