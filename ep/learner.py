@@ -40,6 +40,7 @@ class EPLearner:
         masks = self._masks(x.shape[0], x.device)
         if masks[0] is not None:
             x = x * masks[0]
+        x = self.net.clamp_input(x)  # with the input's drive, computed once for both phases
         free = self.net.free_phase(x, self.free_steps, masks[1:])
         self._batch = (x, masks, free)
         out = self.net.readout(free) if self.net.softmax_readout else free[-1].clone()

@@ -32,12 +32,21 @@ rho'(s) = 1, so the step is a linear blend with no activation to evaluate.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from funcs.activations import ENERGY_ACTIVATIONS
 
 XAVIER_GAIN = 0.5  # initialisation of the original code (as BP's); biases start at zero
+
+
+@dataclass(frozen=True)
+class ClampedInput:
+    """A mini-batch's input x (dropout applied) and W_0 rho(x) + b_0, computed once for both phases."""
+    x: torch.Tensor
+    drive: torch.Tensor | None
 
 
 class EPNetwork(nn.Module):
@@ -87,47 +96,56 @@ class EPNetwork(nn.Module):
         """The network's output at state s: the last state, or the read-out's softmax."""
         return torch.softmax(self.readout(s), dim=1) if self.softmax_readout else s[-1]
 
-    def _drives(self, s, x, x_drive):
-        """Drive of every dynamic layer from the current states (synchronous update)."""
+    def clamp_input(self, x: torch.Tensor) -> "ClampedInput":
+        """The (masked) input of a mini-batch, with its drive of the first layer if cached."""
+        if isinstance(x, ClampedInput):
+            return x
+        return ClampedInput(x, self.input_drive(x) if self.cache_input_drive else None)
+
+    def _drives(self, s, inp: "ClampedInput"):
+        """Drive of every dynamic layer from the current states (synchronous update); never writes inp.drive."""
         r = [self.act(si) for si in s]
         drives = []
         for i in range(len(s)):
-            if i == 0:
-                drive = x_drive.clone() if x_drive is not None else self.input_drive(x)
+            if i > 0:
+                bottom = self.layers[i](r[i - 1])
             else:
-                drive = self.layers[i](r[i - 1])
-            if i + 1 < len(s):
-                drive.addmm_(r[i + 1], self.layers[i + 1].weight)
-            drives.append(drive)
+                bottom = inp.drive if inp.drive is not None else self.input_drive(inp.x)
+            if i + 1 < len(s):  # top-down through W transposed
+                bottom = torch.addmm(bottom, r[i + 1], self.layers[i + 1].weight)
+            drives.append(bottom)
         return drives, r
 
-    def step(self, s, x, x_drive=None, masks=None, d=None, beta=0.0) -> None:
+    def step(self, s, x, masks=None, d=None, beta=0.0) -> None:
         """One step of the dynamics, in place on the states s; nudged towards d with strength beta if given."""
-        drives, r = self._drives(s, x, x_drive)
+        inp = self.clamp_input(x)
+        drives, r = self._drives(s, inp)
         last = len(s) - 1
         if d is not None and self.softmax_readout:
             y = torch.softmax(self.layers[-1](r[last]), dim=1)
-            drives[last].addmm_(d - y, self.layers[-1].weight, alpha=beta)
+            drives[last] = torch.addmm(drives[last], d - y, self.layers[-1].weight, alpha=beta)
         for i, (si, drive) in enumerate(zip(s, drives)):
             # the cost's force beta (d - s) acts on the output state (MSE; the read-out's is in its drive)
             nudged = d is not None and i == last and not self.softmax_readout
-            if self.box:  # rho'(s) = 1: s <- (1 - dt) s + dt drive [+ dt beta (d - s)]
-                si.mul_(1 - self.dt * (1 + beta) if nudged else 1 - self.dt).add_(drive, alpha=self.dt)
+            if self.box and not nudged:  # rho'(s) = 1: s <- (1 - dt) s + dt drive, one kernel
+                si.lerp_(drive, self.dt)
+            elif self.box:  # ... + dt beta (d - s)
+                si.mul_(1 - self.dt * (1 + beta)).add_(drive, alpha=self.dt).add_(d, alpha=self.dt * beta)
             else:
                 change = self.rho_prime(si) * drive - si
-                si.add_(change.add_(si, alpha=-beta) if nudged else change, alpha=self.dt)
-            if nudged:
-                si.add_(d, alpha=self.dt * beta)
+                if nudged:
+                    change.add_(d - si, alpha=beta)
+                si.add_(change, alpha=self.dt)
             if self.clamped:
                 si.clamp_(0, 1)
             if masks is not None and masks[i] is not None:
                 si.mul_(masks[i])
 
     def relax(self, s, x, steps: int, masks=None, d=None, beta=0.0) -> list[torch.Tensor]:
-        """`steps` steps from state s (in place); x is the (masked) input, clamped throughout."""
-        x_drive = self.input_drive(x) if self.cache_input_drive else None
+        """`steps` steps from state s (in place); x (a tensor or a ClampedInput) is clamped throughout."""
+        inp = self.clamp_input(x)
         for _ in range(steps):
-            self.step(s, x, x_drive, masks, d, beta)
+            self.step(s, inp, masks, d, beta)
         return s
 
     def zero_state(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -136,7 +154,8 @@ class EPNetwork(nn.Module):
 
     @torch.no_grad()
     def free_phase(self, x, steps: int, masks=None) -> list[torch.Tensor]:
-        return self.relax(self.zero_state(x), x, steps, masks)
+        inp = self.clamp_input(x)
+        return self.relax(self.zero_state(inp.x), inp, steps, masks)
 
     @torch.no_grad()
     def nudged_phase(self, free, x, d, beta: float, steps: int, masks=None) -> list[torch.Tensor]:
@@ -156,18 +175,20 @@ class EPNetwork(nn.Module):
         averaged over the batch. With a softmax read-out its weights get the exact
         cross-entropy gradient at the free state (`free`, target `d`).
         """
+        x = x.x if isinstance(x, ClampedInput) else x
         batch = x.shape[0]
         scale = 1.0 / (beta_gap * batch)
         rx = self.act(x)
         up_plus, up_minus = [self.act(si) for si in plus], [self.act(si) for si in minus]
         grads = []
         for j in range(self.n_states):
-            low_plus = rx if j == 0 else up_plus[j - 1]
-            low_minus = rx if j == 0 else up_minus[j - 1]
-            gw = torch.mm(up_minus[j].t(), low_minus)
-            gw.addmm_(up_plus[j].t(), low_plus, alpha=-1.0).mul_(scale)
-            gb = (up_minus[j] - up_plus[j]).sum(0).mul_(scale)
-            grads += [gw, gb]
+            if j == 0:  # the input is the same in both states: one product
+                gw = torch.mm((up_minus[0] - up_plus[0]).t(), rx)
+            else:
+                gw = torch.mm(up_minus[j].t(), up_minus[j - 1])
+                gw.addmm_(up_plus[j].t(), up_plus[j - 1], alpha=-1.0)
+            gb = (up_minus[j] - up_plus[j]).sum(0)
+            grads += [gw.mul_(scale), gb.mul_(scale)]
         if self.softmax_readout:
             err = torch.softmax(self.readout(free), dim=1) - d  # dC/dlogits of the cross-entropy
             grads += [torch.mm(err.t(), self.act(free[-1])) / batch, err.sum(0) / batch]

@@ -199,6 +199,7 @@ def test_learner_step_is_sgd_on_the_estimate_with_its_masks_held(estimate, monke
     torch.manual_seed(3)
     y, out_mask = learner.output(x)
     xm, masks, _ = learner._batch
+    xm = xm.x
     assert all(m is not None for m in (masks[0], masks[1], masks[3])) and masks[2] is None
     assert out_mask is masks[3] and torch.equal(y * (1 - out_mask), torch.zeros_like(y))
     learner.learn(d * out_mask)

@@ -1,0 +1,87 @@
+"""Training and evaluation speed of presets, for any rule: samples per second and seconds per epoch, as JSON.
+
+    python -m bench.throughput --presets unsupervised_bp/1layer unsupervised_ep/1layer [--samples 8000]
+
+Times `loop.train_epoch` (the real training step: output, target, update) on a
+slice of MNIST, and the evaluation outputs (inference on the association's
+labeled examples and on the test set) on a slice as well. A full epoch's
+seconds are extrapolated from the measured rates; the best of `repeats` is
+reported, since other processes on the machine only ever slow a repeat down.
+`variants` lets a rule's benchmark time its learner with a speed-up switched off.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from bp.main import RULE as BP
+from ep.main import RULE as EP
+from funcs import cli, config, loop
+from funcs.target import Target
+
+RULES = {"bp": BP, "ep": EP}
+
+
+def best_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tic)
+    return min(times)
+
+
+def measure(preset: str, samples: int, eval_samples: int, repeats: int, data_dir: str,
+            variant: str = "default", tweak=None) -> dict:
+    """Time one preset; `tweak(learner)` switches a speed-up off for a variant."""
+    cfg = config.replace(config.load(f"configFile/{preset}"), data_dir=data_dir, device=-1)
+    _, dataset, learner = cli.prepare(RULES[cfg.rule], cfg)
+    if tweak is not None:
+        tweak(learner)
+    target = Target.from_config(cfg)
+    x, y = dataset.train.x[:samples], dataset.train.y[:samples]
+    warm = min(samples, 5 * cfg.batchSize)
+    loop.train_epoch(learner, target, x[:warm], y[:warm], cfg.batchSize)
+    train_s = best_seconds(lambda: loop.train_epoch(learner, target, x, y, cfg.batchSize), repeats)
+    x_eval = dataset.test.x[:eval_samples]
+    eval_s = best_seconds(lambda: loop.outputs(learner, x_eval, cfg.test_batchSize), max(1, repeats // 2))
+    n_train, n_eval = dataset.train.y.shape[0], dataset.train.y.shape[0] + dataset.test.y.shape[0]
+    rate, eval_rate = samples / train_s, x_eval.shape[0] / eval_s
+    return {"preset": preset, "variant": variant, "fcLayers": list(cfg.fcLayers), "batchSize": cfg.batchSize,
+            "samples_timed": samples, "eval_samples_timed": x_eval.shape[0],
+            "samples_per_second": round(rate, 1), "train_seconds_per_epoch": round(n_train / rate, 2),
+            "eval_seconds_per_epoch": round(n_eval / eval_rate, 2),
+            "seconds_per_epoch": round(n_train / rate + n_eval / eval_rate, 2)}
+
+
+def parse(description: str, presets: list[str], argv=None):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--presets", nargs="+", default=presets)
+    p.add_argument("--samples", type=int, default=8000, help="training samples timed per repeat")
+    p.add_argument("--eval-samples", type=int, default=10000, help="test samples whose inference is timed")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--data_dir", default="data")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def report(results: list[dict]) -> None:
+    print(json.dumps({"machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                                  "threads": torch.get_num_threads()}, "results": results}, indent=2))
+
+
+def main(argv=None) -> None:
+    args = parse(__doc__.splitlines()[0], ["unsupervised_bp/1layer", "unsupervised_ep/1layer"], argv)
+    report([measure(preset, args.samples, args.eval_samples, args.repeats, args.data_dir)
+            for preset in args.presets])
+
+
+if __name__ == "__main__":
+    main()
