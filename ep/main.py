@@ -5,7 +5,7 @@ from ep import learner
 from funcs.cli import Rule, main
 
 RULE = Rule(name="ep", actions=("ep", "unsupervised_ep"), build=learner.build,
-            default_config="configFile/unsupervised_ep/quick")
+            default_config="configFile/quickstart_ep")
 
 if __name__ == "__main__":
     sys.exit(main(RULE))

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bp.main import RULE
+from bp.main import RULE as BP
+from ep.main import RULE as EP
 from funcs import cli
 from funcs.config import Config
 
@@ -13,9 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 
 
-@pytest.mark.parametrize("path", sorted(set(re.findall(r"python -m bp\.main --json_path (\S+?)`", README))))
-def test_readme_bp_command_names_a_valid_config(path, capsys):
-    assert cli.main(RULE, ["--json_path", str(REPO / path), "--dry-run"]) == 0
+@pytest.mark.parametrize("rule,path", sorted(set(re.findall(r"python -m (bp|ep)\.main --json_path (\S+?)`", README))))
+def test_readme_command_names_a_valid_config_for_its_entry_point(rule, path, capsys):
+    assert cli.main({"bp": BP, "ep": EP}[rule], ["--json_path", str(REPO / path), "--dry-run"]) == 0
     assert '"action"' in capsys.readouterr().out
 
 

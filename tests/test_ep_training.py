@@ -1,0 +1,96 @@
+"""EP through the real entry point on real MNIST subsets: end to end, resume, and EP's config errors.
+
+Falls back to scikit-learn's 8x8 digits where MNIST cannot be provisioned, as tests/test_training.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from ep.main import RULE
+from funcs import cli
+from funcs import data as data_mod
+from funcs import results
+from funcs.errors import UserError
+from tests.test_training import read_csv
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
+
+# The EP quickstart (784-500, the 1-layer preset's settings, 3 epochs) and the direct-association accuracy (%)
+# it must beat, chosen from watched runs (seeds 1, 2, 3), above the same network untrained (epochs 0):
+#   mnist (6,000 / 2,000 images): 77.9 / 77.95 / 76.55; untrained 62.1
+#   digits (64-500, 1,500 / 297 images): 81.5 / 83.5; untrained 72.4 / 61.3
+E2E = {"mnist": (["--set", f"data_dir={DATA_DIR}", "--set", "train_size=6000", "--set", "test_size=2000"], 72),
+       "digits": (["--set", "dataset=digits", "--set", "fcLayers=[64,500]"], 77.5)}
+QUICK = ["--set", "class_epoch=5", "--set", "test_batchSize=500"]
+
+
+@pytest.fixture(scope="module")
+def dataset() -> str:
+    try:
+        data_mod.provision("mnist", DATA_DIR)
+        return "mnist"
+    except UserError as err:
+        warnings.warn(f"MNIST could not be provisioned ({err}); EP training tests use scikit-learn's digits")
+        return "digits"
+
+
+def test_ep_cli_trains_unsupervised_network_above_its_untrained_baseline(tmp_path, dataset):
+    """`python -m ep.main` in a fresh process, with its default config (configFile/quickstart_ep)."""
+    out = tmp_path / "run"
+    args, minimum = E2E[dataset]
+    proc = subprocess.run([sys.executable, "-m", "ep.main", *args, *QUICK, "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["accuracy_percent"]["direct_association_mean"] > minimum, summary["accuracy_percent"]
+    assert [int(r["epoch"]) for r in read_csv(out / "results.csv")] == [1, 2, 3]
+    rows = read_csv(out / "classifier.csv")  # after EP: linear decay from 1 to 0.5 of the rate
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.0022 * (1 - 0.5 * e / 5) for e in range(5)])
+
+
+def test_ep_resumed_run_ends_with_the_same_numbers(tmp_path, monkeypatch, dataset):
+    """Interrupted after epoch 1 and resumed: the same rows and the same final numbers as a straight run."""
+    args = [*E2E[dataset][0], *QUICK, "--set", "epochs=2", "--set", "class_epoch=2"]
+    if dataset == "mnist":
+        args += ["--set", "train_size=1000", "--set", "test_size=500"]
+    assert cli.main(RULE, [*args, "--out", str(tmp_path / "straight")]) == 0
+    original = results.Run.epoch_done
+
+    def stop_after_first_epoch(self, row, checkpoint):
+        original(self, row, checkpoint)
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.Run, "epoch_done", stop_after_first_epoch)
+    assert cli.main(RULE, [*args, "--out", str(tmp_path / "resumed")]) == 130
+    monkeypatch.setattr(results.Run, "epoch_done", original)
+    assert cli.main(RULE, ["--resume", str(tmp_path / "resumed")]) == 0
+    a = json.loads((tmp_path / "straight/summary.json").read_text())["metrics"]
+    b = json.loads((tmp_path / "resumed/summary.json").read_text())["metrics"]
+    for key in ("loss", "error_mean", "error_max", "classifier_error"):
+        assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("override,message", [
+    ('activation_function=["x","hardsigm"]', "EP uses one activation for every layer"),
+    ("activation_function=softmax", "EP needs an activation with a derivative"),
+    ("loss=Cross-entropy", "softmax read-out of the last hidden layer"),
+    ("action=semi_supervised_ep", "is not available yet"),
+    ("beta=0", "'beta': 0.0 must be > 0"),
+    ("error_estimate=two-sided", "is not one of one-sided, symmetric"),
+])
+def test_ep_config_errors_are_one_line_and_exit_2(override, message, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert cli.main(RULE, ["--set", override, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
