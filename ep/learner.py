@@ -97,4 +97,6 @@ class EPLearner:
 def build(cfg, device) -> EPLearner:
     """The EP learner a config asks for, on `device`."""
     net = EPNetwork.from_config(cfg).to(device)
+    if cfg.compile:
+        net.relax = torch.compile(net.relax)
     return EPLearner(net, cfg.lr, cfg.optimizer, cfg.drop_probs, cfg.beta, cfg.T, cfg.Kmax, cfg.error_estimate)

@@ -252,3 +252,19 @@ def test_softmax_readout_outputs_probabilities_and_targets_see_its_drive():
     assert torch.allclose(torch.softmax(logits, dim=1), probs)
     loss = learner.learn(torch.softmax(4 * d, dim=1))
     assert loss.item() > 0
+
+
+def test_compiled_relaxation_gives_the_eager_states():
+    """`compile: true` wraps relax in torch.compile: the same states as eager (float32, CPU)."""
+    torch.manual_seed(0)
+    eager = EPNetwork([20, 16, 8], "hardsigm", dt=0.2, clamped=True)
+    compiled = EPNetwork([20, 16, 8], "hardsigm", dt=0.2, clamped=True)
+    compiled.load_state_dict(eager.state_dict())
+    compiled.relax = torch.compile(compiled.relax)
+    x, d = torch.rand(4, 20), torch.rand(4, 8)
+    masks = [(torch.rand(4, 16) > 0.3).float(), None]
+    for net in (eager, compiled):
+        net.free = net.free_phase(x, 20, masks)
+        net.nudged = net.nudged_phase(net.free, x, d, 0.3, 5, masks)
+    for a, b in zip(eager.free + eager.nudged, compiled.free + compiled.nudged):
+        assert torch.allclose(a, b, atol=1e-6)
