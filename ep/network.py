@@ -50,6 +50,7 @@ class ClampedInput:
 
 
 class EPNetwork(nn.Module):
+    """The layers (input first, as fcLayers) and the dynamics of the module docstring; states live outside."""
 
     def __init__(self, sizes, activation: str = "hardsigm", dt: float = 0.2, clamped: bool = True,
                  softmax_readout: bool = False, cache_input_drive: bool = True, box_shortcut: bool = True):
@@ -86,7 +87,7 @@ class EPNetwork(nn.Module):
 
     def input_drive(self, x: torch.Tensor) -> torch.Tensor:
         """W_0 rho(x) + b_0: what the clamped input sends to the first dynamic layer."""
-        return self.layers[0](self.act(x))
+        return self.layers[0](self.rho(x))
 
     def readout(self, s: list[torch.Tensor]) -> torch.Tensor:
         """Pre-softmax output of the read-out (softmax_readout only)."""
@@ -178,7 +179,7 @@ class EPNetwork(nn.Module):
         x = x.x if isinstance(x, ClampedInput) else x
         batch = x.shape[0]
         scale = 1.0 / (beta_gap * batch)
-        rx = self.act(x)
+        rx = self.rho(x)
         up_plus, up_minus = [self.act(si) for si in plus], [self.act(si) for si in minus]
         grads = []
         for j in range(self.n_states):
