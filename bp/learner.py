@@ -17,13 +17,17 @@ class BPLearner:
     """
 
     def __init__(self, model: nn.Module, lrs, optimizer: str, loss: str, p_out: float = 0.0):
-        self.model, self.p_out = model, p_out
+        self.model, self.p_out, self.optimizer_name, self.loss_name = model, p_out, optimizer, loss
         self.base_lrs = tuple(lrs)
         sgd_in_backward = optimizer == "SGD" and isinstance(model, MLP)
         self.optimizer = None if sgd_in_backward else make_optimizer(model.layer_parameters(), lrs, optimizer)
         self.loss_fn = loss_function(loss)
         self._y = None
         self.set_lr_factor(1.0)
+
+    def sibling(self, lrs) -> "BPLearner":
+        """A learner of the same network with its own optimizer and rates (semi-supervised phases)."""
+        return BPLearner(self.model, lrs, self.optimizer_name, self.loss_name, self.p_out)
 
     def output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Training-mode output (dropout on) times the output dropout mask; kept for the following `learn`."""

@@ -24,8 +24,14 @@ class EPLearner:
         self.net, self.drop_probs = net, tuple(drop_probs)
         self.beta, self.free_steps, self.nudged_steps = beta, free_steps, nudged_steps
         self.symmetric, self.random_sign = error_estimate == "symmetric", random_sign
+        self.optimizer_name, self.error_estimate = optimizer, error_estimate
         self.optimizer = make_optimizer(net.layer_parameters(), lrs, optimizer)
         self._batch = None  # (x, masks, free state) of the mini-batch between output and learn
+
+    def sibling(self, lrs) -> "EPLearner":
+        """A learner of the same network with its own optimizer and rates (semi-supervised phases)."""
+        return EPLearner(self.net, lrs, self.optimizer_name, self.drop_probs, self.beta, self.free_steps,
+                         self.nudged_steps, self.error_estimate, self.random_sign)
 
     def _masks(self, batch: int, device):
         return [dropout_mask((batch, n), p, device=device) for n, p in zip(self.net.sizes, self.drop_probs)]

@@ -18,12 +18,8 @@ import torch
 
 from funcs import config as config_mod
 from funcs import data as data_mod
-from funcs import loop, results
+from funcs import loop, results, semi
 from funcs.errors import UserError
-
-# Actions valid in a config whose training arrives with a later issue.
-PLANNED_ACTIONS = {"semi_supervised_bp": "the semi-supervised issue (#4)",
-                   "semi_supervised_ep": "the semi-supervised issue (#4)"}
 
 
 @dataclass(frozen=True)
@@ -69,10 +65,6 @@ def resolve_device(index: int) -> torch.device:
 def check(rule: Rule, cfg) -> None:
     """Checks of a valid Config against this entry point and the dataset's spec; no file is read."""
     if cfg.action not in rule.actions:
-        if cfg.action in PLANNED_ACTIONS:
-            raise UserError(f"config key 'action': '{cfg.action}' is not available yet (it comes with "
-                            f"{PLANNED_ACTIONS[cfg.action]}); python -m {rule.name}.main trains "
-                            f"{', '.join(rule.actions)}")
         raise UserError(f"config key 'action': '{cfg.action}' is trained by python -m {cfg.rule}.main, "
                         f"not python -m {rule.name}.main")
     if cfg.cnn:
@@ -118,16 +110,24 @@ def train_config(rule: Rule, cfg, run: results.Run | None = None, resume: bool =
     resume: continue from the run's last checkpoint; prepared: `prepare`'s result if already made.
     """
     device, dataset, learner = prepared or prepare(rule, cfg)
+    train = semi.train if cfg.target_kind == "semi_supervised" else loop.train
     if run is None:
-        return loop.train(cfg, dataset, learner)
+        return train(cfg, dataset, learner)
     state = run.load_checkpoint(cfg) if resume else None
     run.log(f"{rule.name}: {cfg.action} on {cfg.dataset}, {list(cfg.fcLayers)}, seed {cfg.seed}, "
             f"device {device}, folder {run.folder}" + (f", resuming after epoch {state['epoch']}" if state else ""))
-    run.start_progress(cfg.epochs, state["epoch"] if state else 0)
+    run.start_progress(total_epochs(cfg), state["epoch"] if state else 0)
     try:
-        return loop.train(cfg, dataset, learner, run=run, state=state)
+        return train(cfg, dataset, learner, run=run, state=state)
     finally:
         run.stop_progress()
+
+
+def total_epochs(cfg) -> int:
+    """Epochs a run counts: semi-supervised runs number phase 1's and phase 2's epochs in one sequence."""
+    if cfg.target_kind == "semi_supervised" and not cfg.pretrained_path:
+        return cfg.pre_epochs + cfg.epochs
+    return cfg.epochs
 
 
 class UserInterrupt(Exception):

@@ -101,13 +101,16 @@ class Config:
                                 "bench/ep_compile; compiling costs a minute or two at the start)", "bool")
 
     # --- semi-supervised --------------------------------------------------------------
-    semi_seed: int = _key(13, "seed of the labeled subset; -1 draws it from the run's seed (the original "
-                          "drew it at random)", "int", lo=-1)
+    semi_seed: int = _key(13, "seed of the class-balanced labeled subset; -1 draws a fresh one, recorded in "
+                          "summary.json and run.log", "int", lo=-1)
     train_label_number: int = _key(3000, "labeled examples in semi-supervised training", "int", lo=1)
     pre_epochs: int = _key(80, "supervised pre-training epochs (N1)", "int", lo=0)
     pre_batchSize: int = _key(32, "pre-training mini-batch size", "int", lo=1)
     pre_lr: tuple[float, ...] = _key([0.001, 0.003], "pre-training learning rate of each layer", "floats",
                                      lo=0, lo_open=True)
+    pretrained_path: str | None = _key(None, "semi-supervised: a run folder (or its pretrained.pt) whose phase-1 "
+                                       "network phase 2 starts from, skipping phase 1; null to train it",
+                                       "str?")
 
     # --- class association and linear classifier ----------------------------------------
     class_label_percentage: float = _key(1.0, "share of training labels used by both association methods",
@@ -253,9 +256,17 @@ def _cross_check(cfg: Config) -> None:
         _fail("class_lr", f"the linear classifier has one learning rate, got {list(cfg.class_lr)}")
     if cfg.nudge > cfg.n_out:
         _fail("nudge", f"{cfg.nudge} winners but the output layer has only {cfg.n_out} neurons")
-    if cfg.target_kind == "supervised" and cfg.n_out % cfg.n_class:
+    if cfg.target_kind != "unsupervised" and cfg.n_out % cfg.n_class:
         _fail("fcLayers", f"supervised training needs n_out ({cfg.n_out}) to be a multiple of "
                           f"n_class ({cfg.n_class}): each class owns n_out / n_class neurons")
+    if cfg.target_kind == "semi_supervised":
+        if len(cfg.pre_lr) != len(cfg.lr):
+            _fail("pre_lr", f"{len(cfg.pre_lr)} rates given but the network has {len(cfg.lr)} weight layers")
+        if cfg.train_label_number % cfg.n_class:
+            _fail("train_label_number", f"{cfg.train_label_number} labels cannot be split equally over "
+                                        f"{cfg.n_class} classes")
+    elif cfg.pretrained_path is not None:
+        _fail("pretrained_path", "only semi-supervised actions start from a pre-trained phase-1 network")
 
 
 def _check_ep(cfg: Config) -> None:

@@ -135,7 +135,7 @@ class Run:
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix({"loss": f"{row['loss']:.4f}", **{
-                f"acc_{k[6:] or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items() if k.startswith("error")}})
+                f"acc_{k[6:].lstrip('_') or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items() if k.startswith("error")}})
         self.log(format_row(row))
 
     def classifier_epoch_done(self, row: dict) -> None:
@@ -195,13 +195,14 @@ class Run:
 def accuracies(metrics: dict) -> dict:
     """Test accuracies in percent from the error metrics, named as the paper's tables."""
     names = {"error_mean": "direct_association_mean", "error_max": "direct_association_max",
-             "classifier_error": "linear_classifier", "error": "test"}
+             "classifier_error": "linear_classifier", "error": "test", "pretrain_error": "after_phase_1"}
     return {names[k]: round(100 * (1 - v), 2) for k, v in metrics.items() if k in names}
 
 
 def format_row(row: dict) -> str:
     parts = [f"epoch {row['epoch']}"]
-    parts += [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds", "train_seconds")]
+    parts += [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+              for k, v in row.items() if k not in ("epoch", "seconds", "train_seconds")]
     parts.append(f"({row['seconds']:.1f} s)")
     return "  ".join(parts)
 

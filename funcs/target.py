@@ -118,8 +118,9 @@ class Target:
                                        eta=eta if sequential else None, device=device)
 
     @classmethod
-    def from_config(cls, cfg, device=None) -> "Target":
-        return cls(cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta,
+    def from_config(cls, cfg, kind: str | None = None, device=None) -> "Target":
+        """The config's target; `kind` picks one half of a semi-supervised config."""
+        return cls(kind or cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta,
                    sequential=cfg.batchSize == 1, smooth_target=cfg.smooth, p_out=cfg.drop_probs[-1],
                    smooth_labels=SMOOTH_LABELS_BY_RULE.get(cfg.rule, SMOOTH_SUPERVISED), device=device)
 

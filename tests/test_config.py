@@ -61,8 +61,6 @@ BAD_INPUTS = {
     "nudge_too_large": (changed(nudge=21), [], ["'nudge'", "21"]),
     "malformed_json": ('{"epochs": 2,,}', [], ["malformed JSON", "line 1"]),
     "missing_file": (None, [], ["config file not found"]),
-    "planned_action": (changed(action="semi_supervised_bp"), [],
-                       ["'action'", "not available yet", "semi-supervised issue"]),
     "other_rules_action": (changed(action="unsupervised_ep", activation_function="hardsigm"), [],
                            ["'action'", "trained by python -m ep.main"]),
     "nan_value": ('{"gamma": NaN}', [], ["'gamma'", "finite"]),

@@ -84,7 +84,6 @@ def test_ep_resumed_run_ends_with_the_same_numbers(tmp_path, monkeypatch, datase
     ('activation_function=["x","hardsigm"]', "EP uses one activation for every layer"),
     ("activation_function=softmax", "EP needs an activation with a derivative"),
     ("loss=Cross-entropy", "softmax read-out of the last hidden layer"),
-    ("action=semi_supervised_ep", "is not available yet"),
     ("beta=0", "'beta': 0.0 must be > 0"),
     ("error_estimate=two-sided", "is not one of one-sided, symmetric"),
 ])

@@ -1,0 +1,208 @@
+"""Semi-supervised training: a few labels plus the self-defined target (paper section 3.4, Table 10).
+
+Phase 1: `pre_epochs` supervised epochs on the labeled subset only (batch
+`pre_batchSize`, rates `pre_lr` decayed exponentially). Phase 2: `epochs`
+rounds of one unsupervised epoch over the unlabeled rest (kWTA target, k =
+`nudge`; homeostasis with rate `gamma`, none at gamma 0) then one supervised
+epoch over the labeled subset, each half with its own optimizer and linear
+learning-rate schedule on the rates `lr`. The test error (supervised read-out)
+is recorded after phase 1 and after each half of every phase-2 epoch.
+
+It composes what the other actions use: the same learners (three siblings
+sharing one network, each with its own optimizer), the same Target and the
+same `loop.train_epoch`. Paper Figure 9's variants are configs: supervised only
+(`epochs: 0`), + WTA (`gamma: 0`), + WTA + homeostasis (`gamma > 0`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from funcs import association, loop
+from funcs.errors import UserError
+from funcs.target import Target, class_of_neuron
+
+PRETRAINED = "pretrained.pt"  # the phase-1 network, written into the run folder
+
+
+@dataclass(frozen=True)
+class Schedules:
+    """Learning-rate factors of the two phases (factors of `pre_lr` and `lr`)."""
+    pre_decay: float  # phase 1: pre_decay ** epoch
+    unsupervised: tuple[float, float]  # phase 2, unsupervised half: linear from start to end over `epochs`
+    supervised: tuple[float, float]  # phase 2, supervised half: linear from start to end ...
+    supervised_flat: int  # ... reaching its end this many epochs before the last (at the latest after
+    #                       the first), then constant
+
+
+# The original code's schedules for each rule (the paper reports 0.97 per epoch, 0.001 -> 0.18 and
+# 0.7 -> 0.05 for BP; the original BP code decays phase 1 by 0.98 and ends its supervised decay 50
+# epochs early; its EP code uses 0.96, 0.001 -> 0.1 and 0.2 -> 0.03).
+SCHEDULES = {"bp": Schedules(0.98, (0.001, 0.18), (0.72, 0.05), 50),
+             "ep": Schedules(0.96, (0.001, 0.1), (0.2, 0.03), 0)}
+
+
+def linear(start: float, end: float, epoch: int, span: int) -> float:
+    """torch's LinearLR factor after `epoch` of `span` steps (span >= 1; constant at `end` past it)."""
+    return start + (end - start) * min(epoch, span) / span
+
+
+def phase2_factors(schedules: Schedules, epoch: int, epochs: int) -> tuple[float, float]:
+    """(unsupervised, supervised) learning-rate factors in phase-2 epoch `epoch` (0-based)."""
+    return (linear(*schedules.unsupervised, epoch, epochs),
+            linear(*schedules.supervised, epoch, max(epochs - schedules.supervised_flat, 1)))
+
+
+def draw_seed() -> int:
+    """A fresh seed for `semi_seed: -1`, recorded so that the run can be repeated."""
+    return random.SystemRandom().randrange(2 ** 31)
+
+
+def split_labeled(labels: torch.Tensor, n_labeled: int, n_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labeled, unlabeled) training indices: n_labeled / n_class random examples of each class, and the rest.
+
+    Both sorted; disjoint; the same for the same seed.
+    """
+    per_class = n_labeled // n_class
+    generator = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    picked = []
+    for c in range(n_class):
+        members = (labels == c).nonzero(as_tuple=True)[0]
+        if members.numel() < per_class:
+            raise UserError(f"config key 'train_label_number': {n_labeled} asks for {per_class} examples of class "
+                            f"{c}, which has only {members.numel()}")
+        picked.append(members[torch.randperm(members.numel(), generator=generator)[:per_class]])
+    labeled = torch.cat(picked).sort().values
+    keep = torch.ones(labels.shape[0], dtype=torch.bool)
+    keep[labeled] = False
+    return labeled, keep.nonzero(as_tuple=True)[0]
+
+
+def test_error(cfg, learner, data) -> torch.Tensor:
+    """Test error of the supervised read-out (the class owning the most active output neuron)."""
+    out = loop.outputs(learner, data.test.x, cfg.test_batchSize)
+    return (class_of_neuron(out, cfg.n_class) != data.test.y).float().mean()
+
+
+def take(split, idx):
+    idx = idx.to(split.x.device)
+    return dataclasses.replace(split, x=split.x[idx], y=split.y[idx])
+
+
+def save_pretrained(folder: Path, cfg, learner, seed: int, error: float) -> None:
+    torch.save({"model": learner.state_dict()["model"], "config": cfg.to_json(), "semi_seed": seed,
+                "error": error}, folder / PRETRAINED)
+
+
+def load_pretrained(cfg) -> dict:
+    """The phase-1 network of another run (`pretrained_path`), checked against this config."""
+    path = Path(cfg.pretrained_path)
+    if path.is_dir():
+        path = path / PRETRAINED
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+        saved_cfg, model = saved["config"], saved["model"]
+    except Exception as err:  # missing, unreadable or foreign file: torch raises many kinds
+        raise UserError(f"config key 'pretrained_path': {path} is not a phase-1 network written by a "
+                        f"semi-supervised run ({err.__class__.__name__})")
+    for key in ("action", "dataset", "fcLayers", "train_label_number", "train_size"):
+        if saved_cfg.get(key) != cfg.to_json()[key]:
+            raise UserError(f"config key 'pretrained_path': {path} was trained with {key} "
+                            f"{saved_cfg.get(key)!r}, this config has {cfg.to_json()[key]!r}")
+    if cfg.semi_seed >= 0 and cfg.semi_seed != saved["semi_seed"]:
+        raise UserError(f"config key 'pretrained_path': {path} was trained on the labeled subset of semi_seed "
+                        f"{saved['semi_seed']}, this config asks for {cfg.semi_seed}")
+    return saved
+
+
+class Siblings:
+    """The three learners of a semi-supervised run, one network: checkpointed as one model and three optimizers."""
+
+    def __init__(self, **learners):
+        self.learners = learners
+
+    def state_dict(self) -> dict:
+        states = {name: l.state_dict() for name, l in self.learners.items()}
+        return {"model": next(iter(states.values()))["model"],
+                "optimizers": {name: s["optimizer"] for name, s in states.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, learner in self.learners.items():
+            learner.load_state_dict({"model": state["model"], "optimizer": state["optimizers"][name]})
+
+
+def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
+    """Phase 1 then phase 2; returns the final metrics (test error after phase 1 and at the end)."""
+    schedules = SCHEDULES[cfg.rule]
+    pretrained = load_pretrained(cfg) if cfg.pretrained_path else None
+    if state is not None:
+        seed = state["semi_seed"]
+    elif pretrained is not None:
+        seed = pretrained["semi_seed"]
+    else:
+        seed = cfg.semi_seed if cfg.semi_seed >= 0 else draw_seed()
+    labeled_idx, unlabeled_idx = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed)
+    labeled, unlabeled = take(data.train, labeled_idx), take(data.train, unlabeled_idx)
+    pre, unsup, sup = learner.sibling(cfg.pre_lr), learner.sibling(cfg.lr), learner
+    team = Siblings(pretrain=pre, unsupervised=unsup, supervised=sup)
+    sup_target = Target.from_config(cfg, kind="supervised", device=data.train.x.device)
+    unsup_target = Target.from_config(cfg, kind="unsupervised", device=data.train.x.device)
+    if run is not None:
+        run.facts["semi_seed"] = seed
+        run.facts["labeled_subset"] = association.describe_subset(labeled_idx)
+        run.log(f"labeled subset: {labeled_idx.numel()} examples drawn with semi_seed {seed} "
+                f"(set it in the config to repeat this draw); {unlabeled_idx.numel()} unlabeled")
+
+    start, pre_epochs = 0, cfg.pre_epochs
+    metrics: dict = {}
+    if pretrained is not None:
+        sup.load_state_dict({"model": pretrained["model"], "optimizer": sup.state_dict()["optimizer"]})
+        pre_epochs, metrics["pretrain_error"] = 0, pretrained["error"]
+    elif pre_epochs == 0:
+        metrics["pretrain_error"] = test_error(cfg, sup, data).item()
+    if state is not None:
+        team.load_state_dict(state["learner"])
+        unsup_target.load_state_dict(state["target"])
+        loop.set_rng_states(state["rng"], data.train.x.device)
+        start, metrics = state["epoch"], state["metrics"]
+
+    def checkpoint(epoch):
+        return {"epoch": epoch, "config": cfg.to_json(), "learner": team.state_dict(),
+                "target": unsup_target.state_dict(), "rng": loop.rng_states(data.train.x.device),
+                "semi_seed": seed, "metrics": metrics}
+
+    nan = math.nan
+    for epoch in range(start, pre_epochs + cfg.epochs):
+        tic = time.perf_counter()
+        if epoch < pre_epochs:  # phase 1: the labeled subset alone
+            pre.set_lr_factor(schedules.pre_decay ** epoch)
+            loss_u, error_u = nan, nan
+            loss = loop.train_epoch(pre, sup_target, labeled.x, labeled.y, cfg.pre_batchSize).item()
+        else:  # phase 2: an unsupervised then a supervised epoch
+            f_unsup, f_sup = phase2_factors(schedules, epoch - pre_epochs, cfg.epochs)
+            unsup.set_lr_factor(f_unsup)
+            loss_u = loop.train_epoch(unsup, unsup_target, unlabeled.x, unlabeled.y, cfg.batchSize).item()
+            error_u = test_error(cfg, unsup, data).item()
+            sup.set_lr_factor(f_sup)
+            loss = loop.train_epoch(sup, sup_target, labeled.x, labeled.y, cfg.pre_batchSize).item()
+        error = test_error(cfg, sup, data).item()
+        if epoch == pre_epochs - 1:
+            metrics["pretrain_error"] = error
+            if run is not None:
+                save_pretrained(run.folder, cfg, sup, seed, error)
+        metrics.update(epoch=epoch + 1, error=error)
+        row = {"epoch": epoch + 1, "phase": 1 if epoch < pre_epochs else 2, "loss_unsupervised": loss_u,
+               "error_unsupervised": error_u, "loss": loss, "error": error,
+               "seconds": time.perf_counter() - tic}
+        if run is not None:
+            run.epoch_done(row, checkpoint(epoch + 1))
+    if "error" not in metrics:  # nothing to train: the network as it is
+        metrics.update(epoch=0, error=test_error(cfg, sup, data).item())
+    return metrics
