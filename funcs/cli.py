@@ -82,6 +82,8 @@ def check(rule: Rule, cfg) -> None:
 def prepare(rule: Rule, cfg):
     """Data on the device and a fresh learner: everything that may fail on user input, before any folder."""
     check(rule, cfg)
+    if cfg.pretrained_path:
+        semi.load_pretrained(cfg)  # a wrong file is refused here, before any run folder exists
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     learner = rule.build(cfg, device)  # right after seeding: the initial weights depend on the seed alone

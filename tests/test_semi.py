@@ -1,0 +1,168 @@
+"""Semi-supervised training: the labeled subset, the phases and their schedules, reuse of phase 1, the real CLI."""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from bp.main import RULE as BP
+from ep.main import RULE as EP
+from funcs import cli, loop, semi
+from funcs import config as config_mod
+from funcs import data as data_mod
+from funcs import results
+from funcs.errors import UserError
+from tests.test_training import read_csv
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
+
+
+@pytest.fixture(scope="module")
+def small() -> list[str]:
+    """A small semi-supervised setting on MNIST (digits where MNIST cannot be had): a 784-300-10 network."""
+    try:
+        data_mod.provision("mnist", DATA_DIR)
+        data = ["data_dir=" + str(DATA_DIR), "train_size=3000", "test_size=1000", "fcLayers=[784,300,10]"]
+    except UserError as err:
+        warnings.warn(f"MNIST could not be provisioned ({err}); semi-supervised tests use scikit-learn's digits")
+        data = ["dataset=digits", "fcLayers=[64,300,10]"]
+    return [*data, "device=-1", "train_label_number=100", "semi_seed=5", "test_batchSize=500"]
+
+
+def sets(args: list[str]) -> list[str]:
+    return [x for a in args for x in ("--set", a)]
+
+
+# --- the labeled subset ------------------------------------------------------------------------
+
+def test_labeled_subset_is_balanced_disjoint_complete_and_seeded():
+    labels = torch.arange(10).repeat_interleave(50)[torch.randperm(500, generator=torch.Generator().manual_seed(0))]
+    lab, unl = semi.split_labeled(labels, 30, 10, seed=3)
+    assert lab.numel() == 30 and unl.numel() == 470
+    assert labels[lab].bincount(minlength=10).tolist() == [3] * 10
+    assert not set(lab.tolist()) & set(unl.tolist())
+    assert sorted(lab.tolist() + unl.tolist()) == list(range(500))
+    again, _ = semi.split_labeled(labels, 30, 10, seed=3)
+    other, _ = semi.split_labeled(labels, 30, 10, seed=4)
+    assert torch.equal(lab, again) and not torch.equal(lab, other)
+
+
+def test_labeled_subset_larger_than_a_class_is_refused():
+    labels = torch.tensor([0] * 5 + [1] * 50)
+    with pytest.raises(UserError, match="class 0, which has only 5"):
+        semi.split_labeled(labels, 20, 2, seed=0)
+
+
+# --- phases and schedules ----------------------------------------------------------------------
+
+def test_phases_run_in_order_with_the_rates_of_the_schedules(small, monkeypatch):
+    """Every train_epoch call: which examples, which batch size and which learning rates, against the formulas."""
+    cfg = config_mod.load(REPO / "configFile/semi_bp/100", [*small, "pre_epochs=3", "epochs=4"])
+    device, data, learner = cli.prepare(BP, cfg)
+    calls = []
+    original = loop.train_epoch
+
+    def record(lrn, target, x, y, batch_size):
+        calls.append((target.kind, x.shape[0], batch_size, [g["lr"] for g in lrn.optimizer.param_groups]))
+        return original(lrn, target, x, y, batch_size)
+
+    monkeypatch.setattr(loop, "train_epoch", record)
+    metrics = semi.train(cfg, data, learner)
+    n_train = data.train.y.shape[0]
+    expected = [("supervised", 100, 32, [r * 0.98 ** e for r in cfg.pre_lr]) for e in range(3)]
+    for e in range(4):  # BP: unsupervised 0.001 -> 0.18 over 4 epochs; supervised 0.72 -> 0.05, flat after one
+        expected.append(("unsupervised", n_train - 100, 256, [r * (0.001 + 0.179 * e / 4) for r in cfg.lr]))
+        expected.append(("supervised", 100, 32, [r * (0.72 if e == 0 else 0.05) for r in cfg.lr]))
+    assert [c[:3] for c in calls] == [e[:3] for e in expected]
+    for (_, _, _, got), (_, _, _, want) in zip(calls, expected):
+        assert got == pytest.approx(want)
+    assert metrics["epoch"] == 7 and 0 <= metrics["pretrain_error"] <= 1
+
+
+def test_ep_schedules_follow_the_original_ep_code():
+    s = semi.SCHEDULES["ep"]
+    assert semi.phase2_factors(s, 0, 200) == pytest.approx((0.001, 0.2))
+    assert semi.phase2_factors(s, 100, 200) == pytest.approx((0.0505, 0.115))
+    assert semi.phase2_factors(s, 200, 200) == pytest.approx((0.1, 0.03))
+    b = semi.SCHEDULES["bp"]
+    assert semi.phase2_factors(b, 350, 400) == pytest.approx((0.001 + 0.179 * 350 / 400, 0.05))
+
+
+# --- the real CLI --------------------------------------------------------------------------------
+
+def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small),
+                         *sets(["pre_epochs=3", "epochs=2", "semi_seed=-1"]), "--out", str(first)]) == 0
+    rows = read_csv(first / "results.csv")
+    assert [(int(r["epoch"]), int(r["phase"])) for r in rows] == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2)]
+    summary = json.loads((first / "summary.json").read_text())
+    seed = summary["semi_seed"]
+    assert f"semi_seed {seed}" in (first / "run.log").read_text()
+    assert summary["labeled_subset"]["size"] == 100
+    assert summary["accuracy_percent"]["after_phase_1"] == pytest.approx(100 * (1 - float(rows[2]["error"])), abs=0.01)
+    # phase 2 again from the same phase-1 network: no phase-1 epochs, the same labeled subset
+    second = tmp_path / "second"
+    assert cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small),
+                         *sets(["epochs=1", "semi_seed=-1", f"pretrained_path={first}"]), "--out", str(second)]) == 0
+    again = json.loads((second / "summary.json").read_text())
+    assert [int(r["phase"]) for r in read_csv(second / "results.csv")] == [2]
+    assert again["semi_seed"] == seed and again["labeled_subset"] == summary["labeled_subset"]
+    assert again["accuracy_percent"]["after_phase_1"] == summary["accuracy_percent"]["after_phase_1"]
+    capsys.readouterr()
+    for change, message in ((["train_label_number=200"], "train_label_number"),
+                            ([f"semi_seed={seed + 1}"], "labeled subset of semi_seed"),
+                            ([], "not a phase-1 network")):
+        path = first if change else tmp_path
+        out = tmp_path / f"refused{len(message)}"
+        code = cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small),
+                             *sets(["epochs=1", f"pretrained_path={path}", *change]), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.startswith("error: ") and err.count("\n") == 1, err
+        assert not out.exists()
+
+
+def test_semi_resumed_run_ends_with_the_same_numbers(small, tmp_path, monkeypatch):
+    args = ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small), *sets(["pre_epochs=2", "epochs=2"])]
+    assert cli.main(BP, [*args, "--out", str(tmp_path / "straight")]) == 0
+    original = results.Run.epoch_done
+
+    def stop_in_phase_two(self, row, checkpoint):
+        original(self, row, checkpoint)
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.Run, "epoch_done", stop_in_phase_two)
+    assert cli.main(BP, [*args, "--out", str(tmp_path / "resumed")]) == 130
+    monkeypatch.setattr(results.Run, "epoch_done", original)
+    assert cli.main(BP, ["--resume", str(tmp_path / "resumed")]) == 0
+    a = read_csv(tmp_path / "straight/results.csv")
+    b = read_csv(tmp_path / "resumed/results.csv")
+    assert [(r["loss"], r["error"]) for r in a] == [(r["loss"], r["error"]) for r in b]
+
+
+def test_semi_ep_trains_through_its_softmax_read_out(small, tmp_path):
+    out = tmp_path / "ep"
+    assert cli.main(EP, ["--json_path", str(REPO / "configFile/semi_ep/100"), *sets(small),
+                         *sets(["pre_epochs=2", "epochs=1", "T=20", "Kmax=5"]), "--out", str(out)]) == 0
+    acc = json.loads((out / "summary.json").read_text())["accuracy_percent"]
+    assert acc["after_phase_1"] > 30 and acc["test"] > 30  # ten classes: far above chance after 2 epochs
+
+
+@pytest.mark.parametrize("override,message", [
+    ("pre_lr=[0.001]", "'pre_lr': 1 rates given"),
+    ("train_label_number=105", "cannot be split equally"),
+])
+def test_semi_config_errors(override, message, small, tmp_path, capsys):
+    assert cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), "--set", override, "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_pretrained_path_outside_semi_supervised_is_refused(capsys):
+    assert cli.main(BP, ["--set", "pretrained_path=x", "--dry-run"]) == 2
+    assert "only semi-supervised actions" in capsys.readouterr().err
