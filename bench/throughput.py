@@ -36,22 +36,27 @@ def best_seconds(fn, repeats: int) -> float:
 
 
 def measure(preset: str, samples: int, eval_samples: int, repeats: int, data_dir: str,
-            variant: str = "default", tweak=None) -> dict:
-    """Time one preset; `tweak(learner)` switches a speed-up off for a variant."""
+            variant: str = "default", tweak=None, kind: str | None = None, batch_size: int | None = None) -> dict:
+    """Time one preset; `tweak(learner)` switches a speed-up off for a variant.
+
+    kind, batch_size: the target and mini-batch size to train with, if not the
+    config's (one half of a semi-supervised epoch).
+    """
     cfg = config.replace(config.load(f"configFile/{preset}"), data_dir=data_dir, device=-1)
     _, dataset, learner = cli.prepare(RULES[cfg.rule], cfg)
     if tweak is not None:
         tweak(learner)
-    target = Target.from_config(cfg)
+    target = Target.from_config(cfg, kind=kind)
+    batch = batch_size or cfg.batchSize
     x, y = dataset.train.x[:samples], dataset.train.y[:samples]
-    warm = min(samples, 5 * cfg.batchSize)
-    loop.train_epoch(learner, target, x[:warm], y[:warm], cfg.batchSize)
-    train_s = best_seconds(lambda: loop.train_epoch(learner, target, x, y, cfg.batchSize), repeats)
+    warm = min(samples, 5 * batch)
+    loop.train_epoch(learner, target, x[:warm], y[:warm], batch)
+    train_s = best_seconds(lambda: loop.train_epoch(learner, target, x, y, batch), repeats)
     x_eval = dataset.test.x[:eval_samples]
     eval_s = best_seconds(lambda: loop.outputs(learner, x_eval, cfg.test_batchSize), max(1, repeats // 2))
     n_train, n_eval = dataset.train.y.shape[0], dataset.train.y.shape[0] + dataset.test.y.shape[0]
     rate, eval_rate = samples / train_s, x_eval.shape[0] / eval_s
-    return {"preset": preset, "variant": variant, "fcLayers": list(cfg.fcLayers), "batchSize": cfg.batchSize,
+    return {"preset": preset, "variant": variant, "fcLayers": list(cfg.fcLayers), "batchSize": batch,
             "samples_timed": samples, "eval_samples_timed": x_eval.shape[0],
             "samples_per_second": round(rate, 1), "train_seconds_per_epoch": round(n_train / rate, 2),
             "eval_seconds_per_epoch": round(n_eval / eval_rate, 2),

@@ -195,7 +195,7 @@ def test_config_is_frozen():
 
 
 def test_semi_supervised_and_supervised_target_kinds():
-    assert from_dict(changed(action="semi_supervised_bp")).target_kind == "semi_supervised"
+    assert from_dict(changed(action="semi_supervised_bp", pre_lr=[0.001])).target_kind == "semi_supervised"
     assert from_dict(changed(action="bp", fcLayers=[784, 20], n_class=10)).target_kind == "supervised"
     with pytest.raises(UserError, match="'fcLayers'"):
         from_dict(changed(action="bp", fcLayers=[784, 25], n_class=10))  # 25 not a multiple of 10
