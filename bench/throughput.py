@@ -46,6 +46,8 @@ def measure(preset: str, samples: int, eval_samples: int, repeats: int, data_dir
     _, dataset, learner = cli.prepare(RULES[cfg.rule], cfg)
     if tweak is not None:
         tweak(learner)
+    if kind is None and cfg.target_kind == "semi_supervised":
+        kind = "supervised"
     target = Target.from_config(cfg, kind=kind)
     batch = batch_size or cfg.batchSize
     x, y = dataset.train.x[:samples], dataset.train.y[:samples]

@@ -26,7 +26,11 @@ class BPLearner:
         self.set_lr_factor(1.0)
 
     def sibling(self, lrs) -> "BPLearner":
-        """A learner of the same network with its own optimizer and rates (semi-supervised phases)."""
+        """A learner of the same network with its own optimizer and rates (semi-supervised phases).
+
+        With plain SGD the rates live on the shared layers (Dense.lr): call
+        `set_lr_factor` before training with a sibling, as funcs.semi does.
+        """
         return BPLearner(self.model, lrs, self.optimizer_name, self.loss_name, self.p_out)
 
     def output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

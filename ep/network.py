@@ -109,12 +109,12 @@ class EPNetwork(nn.Module):
         drives = []
         for i in range(len(s)):
             if i > 0:
-                bottom = self.layers[i](r[i - 1])
+                drive = self.layers[i](r[i - 1])
             else:
-                bottom = inp.drive if inp.drive is not None else self.input_drive(inp.x)
-            if i + 1 < len(s):  # top-down through W transposed
-                bottom = torch.addmm(bottom, r[i + 1], self.layers[i + 1].weight)
-            drives.append(bottom)
+                drive = inp.drive if inp.drive is not None else self.input_drive(inp.x)
+            if i + 1 < len(s):  # top-down through W transposed (a new tensor: inp.drive stays as it is)
+                drive = torch.addmm(drive, r[i + 1], self.layers[i + 1].weight)
+            drives.append(drive)
         return drives, r
 
     def step(self, s, x, masks=None, d=None, beta=0.0) -> None:

@@ -281,6 +281,8 @@ def _check_ep(cfg: Config) -> None:
     if cfg.loss == "Cross-entropy" and len(cfg.fcLayers) < 3:
         _fail("loss", "EP with cross-entropy uses a softmax read-out of the last hidden layer: fcLayers needs "
                       "at least one hidden layer")
+    if cfg.loss == "Cross-entropy" and cfg.drop_probs[-1] > 0:
+        _fail("dropProb", "EP's softmax read-out (loss Cross-entropy) has no dropout: set the last entry to 0")
 
 
 def from_dict(raw: dict[str, Any]) -> Config:

@@ -63,6 +63,12 @@ def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tens
     return total / -(-n // batch_size)
 
 
+def supervised_error(cfg, learner: Learner, split) -> torch.Tensor:
+    """Error of the supervised read-out on a split: the class owning the most active output neuron."""
+    out = outputs(learner, split.x, cfg.test_batchSize)
+    return (class_of_neuron(out, cfg.n_class) != split.y).float().mean()
+
+
 class Evaluator:
     """Test errors after an epoch: direct association (unsupervised) or the class-owner read-out (supervised)."""
 
@@ -71,9 +77,9 @@ class Evaluator:
 
     def __call__(self, learner: Learner) -> dict[str, torch.Tensor]:
         cfg, test = self.cfg, self.data.test
-        test_out = outputs(learner, test.x, cfg.test_batchSize)
         if cfg.target_kind == "supervised":
-            return {"error": (class_of_neuron(test_out, cfg.n_class) != test.y).float().mean()}
+            return {"error": supervised_error(cfg, learner, test)}
+        test_out = outputs(learner, test.x, cfg.test_batchSize)
         train_out = outputs(learner, self.labeled.x, cfg.test_batchSize)
         return association.association_errors(train_out, self.labeled.y, test_out, test.y, cfg.n_class)
 

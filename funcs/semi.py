@@ -15,7 +15,6 @@ same `loop.train_epoch`. Paper Figure 9's variants are configs: supervised only
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
@@ -85,20 +84,14 @@ def split_labeled(labels: torch.Tensor, n_labeled: int, n_class: int, seed: int)
     return labeled, keep.nonzero(as_tuple=True)[0]
 
 
-def test_error(cfg, learner, data) -> torch.Tensor:
-    """Test error of the supervised read-out (the class owning the most active output neuron)."""
-    out = loop.outputs(learner, data.test.x, cfg.test_batchSize)
-    return (class_of_neuron(out, cfg.n_class) != data.test.y).float().mean()
+# What a phase-1 network must share with the config that reuses it: the network, its dynamics and its data.
+PRETRAINED_KEYS = ("action", "dataset", "fcLayers", "activation_function", "loss", "dt", "clamped",
+                   "train_size", "train_label_number")
 
 
-def take(split, idx):
-    idx = idx.to(split.x.device)
-    return dataclasses.replace(split, x=split.x[idx], y=split.y[idx])
-
-
-def save_pretrained(folder: Path, cfg, learner, seed: int, error: float) -> None:
+def save_pretrained(folder: Path, cfg, learner, seed: int, labeled_idx: torch.Tensor, error: float) -> None:
     torch.save({"model": learner.state_dict()["model"], "config": cfg.to_json(), "semi_seed": seed,
-                "error": error}, folder / PRETRAINED)
+                "labeled_subset": association.describe_subset(labeled_idx), "error": error}, folder / PRETRAINED)
 
 
 def load_pretrained(cfg) -> dict:
@@ -112,7 +105,8 @@ def load_pretrained(cfg) -> dict:
     except Exception as err:  # missing, unreadable or foreign file: torch raises many kinds
         raise UserError(f"config key 'pretrained_path': {path} is not a phase-1 network written by a "
                         f"semi-supervised run ({err.__class__.__name__})")
-    for key in ("action", "dataset", "fcLayers", "train_label_number", "train_size"):
+    keys = PRETRAINED_KEYS + (("seed",) if cfg.train_size is not None else ())  # seed draws the train subset
+    for key in keys:
         if saved_cfg.get(key) != cfg.to_json()[key]:
             raise UserError(f"config key 'pretrained_path': {path} was trained with {key} "
                             f"{saved_cfg.get(key)!r}, this config has {cfg.to_json()[key]!r}")
@@ -120,6 +114,18 @@ def load_pretrained(cfg) -> dict:
         raise UserError(f"config key 'pretrained_path': {path} was trained on the labeled subset of semi_seed "
                         f"{saved['semi_seed']}, this config asks for {cfg.semi_seed}")
     return saved
+
+
+def check(cfg, data) -> None:
+    """What can be refused before a run folder exists, once the data is there: too few examples per
+    class, a phase-1 network that was trained on another labeled subset."""
+    split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed=0)
+    if cfg.pretrained_path:
+        saved = load_pretrained(cfg)
+        labeled, _ = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, saved["semi_seed"])
+        if association.describe_subset(labeled) != saved["labeled_subset"]:
+            raise UserError(f"config key 'pretrained_path': {cfg.pretrained_path} was trained on another "
+                            f"labeled subset than this config draws from its training set")
 
 
 class Siblings:
@@ -149,7 +155,7 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
     else:
         seed = cfg.semi_seed if cfg.semi_seed >= 0 else draw_seed()
     labeled_idx, unlabeled_idx = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed)
-    labeled, unlabeled = take(data.train, labeled_idx), take(data.train, unlabeled_idx)
+    labeled, unlabeled = loop.labeled_split(data, labeled_idx), loop.labeled_split(data, unlabeled_idx)
     pre, unsup, sup = learner.sibling(cfg.pre_lr), learner.sibling(cfg.lr), learner
     team = Siblings(pretrain=pre, unsupervised=unsup, supervised=sup)
     sup_target = Target.from_config(cfg, kind="supervised", device=data.train.x.device)
@@ -166,10 +172,14 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
         sup.load_state_dict({"model": pretrained["model"], "optimizer": sup.state_dict()["optimizer"]})
         pre_epochs, metrics["pretrain_error"] = 0, pretrained["error"]
     elif pre_epochs == 0:
-        metrics["pretrain_error"] = test_error(cfg, sup, data).item()
+        metrics["pretrain_error"] = loop.supervised_error(cfg, sup, data.test).item()
     if state is not None:
-        team.load_state_dict(state["learner"])
-        unsup_target.load_state_dict(state["target"])
+        try:
+            team.load_state_dict(state["learner"])
+            unsup_target.load_state_dict(state["target"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise UserError(f"the checkpoint does not fit this config's network ({err.__class__.__name__}); "
+                            f"restore the run's config.json or start a new run")
         loop.set_rng_states(state["rng"], data.train.x.device)
         start, metrics = state["epoch"], state["metrics"]
 
@@ -189,14 +199,14 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
             f_unsup, f_sup = phase2_factors(schedules, epoch - pre_epochs, cfg.epochs)
             unsup.set_lr_factor(f_unsup)
             loss_u = loop.train_epoch(unsup, unsup_target, unlabeled.x, unlabeled.y, cfg.batchSize).item()
-            error_u = test_error(cfg, unsup, data).item()
+            error_u = loop.supervised_error(cfg, unsup, data.test).item()
             sup.set_lr_factor(f_sup)
             loss = loop.train_epoch(sup, sup_target, labeled.x, labeled.y, cfg.pre_batchSize).item()
-        error = test_error(cfg, sup, data).item()
+        error = loop.supervised_error(cfg, sup, data.test).item()
         if epoch == pre_epochs - 1:
             metrics["pretrain_error"] = error
             if run is not None:
-                save_pretrained(run.folder, cfg, sup, seed, error)
+                save_pretrained(run.folder, cfg, sup, seed, labeled_idx, error)
         metrics.update(epoch=epoch + 1, error=error)
         row = {"epoch": epoch + 1, "phase": 1 if epoch < pre_epochs else 2, "loss_unsupervised": loss_u,
                "error_unsupervised": error_u, "loss": loss, "error": error,
@@ -204,5 +214,5 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
         if run is not None:
             run.epoch_done(row, checkpoint(epoch + 1))
     if "error" not in metrics:  # nothing to train: the network as it is
-        metrics.update(epoch=0, error=test_error(cfg, sup, data).item())
+        metrics.update(epoch=0, error=loop.supervised_error(cfg, sup, data.test).item())
     return metrics

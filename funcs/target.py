@@ -12,8 +12,8 @@ import torch
 # Label smoothing factors of the original code: 0.3 for the self-defined target
 # (paper section 3.1, used with EP); for label targets 0.2 after BP, 0.3 after EP.
 SMOOTH_UNSUPERVISED = 0.3
-SMOOTH_SUPERVISED = 0.2
 SMOOTH_LABELS_BY_RULE = {"bp": 0.2, "ep": 0.3}
+SMOOTH_SUPERVISED = SMOOTH_LABELS_BY_RULE["bp"]
 
 
 def kwta_target(y: torch.Tensor, k: int, h: torch.Tensor | None = None) -> torch.Tensor:
