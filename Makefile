@@ -23,7 +23,7 @@ run: data
 	$(PY) -m bp.main --json_path configFile/quickstart --set data_dir=$(DATA_DIR)
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=8 tests
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.bp_throughput --data_dir $(DATA_DIR)
