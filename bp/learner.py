@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bp.network import MLP
+from bp.network import CNN, MLP
+from funcs.data import spec as data_spec
 from funcs.optim import loss_function, make_optimizer, set_lr_factor
 from funcs.target import dropout_mask
 
@@ -79,6 +80,8 @@ class BPLearner:
 
 def build(cfg, device) -> BPLearner:
     """The BP learner a config asks for, on `device`."""
-    assert not cfg.cnn, "refused by funcs.cli.check until the CNN issue (#5)"
-    model = MLP.from_config(cfg).to(device)
+    if cfg.cnn:
+        model = CNN.from_config(cfg, data_spec(cfg.dataset).shape).to(device)
+    else:
+        model = MLP.from_config(cfg).to(device)
     return BPLearner(model, cfg.lr, cfg.optimizer, cfg.loss, p_out=cfg.drop_probs[-1])

@@ -90,3 +90,83 @@ class MLP(nn.Module):
     def layer_parameters(self):
         """Parameters grouped per weight layer (weight and bias), for per-layer learning rates."""
         return [list(linear.parameters()) for linear in self.linears]
+
+
+class PrunedConv2d(nn.Conv2d):
+    """A convolution whose weights are randomly pruned once, at initialisation, and stay pruned.
+
+    The 0/1 mask is a buffer, so it is saved and loaded with the model; the
+    convolution always uses weight * mask, so no optimizer step can revive a
+    pruned weight (paper appendix: 30% of the convolution weights, 80% for CIFAR-10).
+    """
+
+    def __init__(self, *args, prune: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        keep = torch.ones_like(self.weight)
+        if prune > 0:
+            keep.view(-1)[torch.randperm(keep.numel())[:round(prune * keep.numel())]] = 0.0
+        self.register_buffer("prune_mask", keep)
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight * self.prune_mask, self.bias)
+
+
+def conv_output_size(size: int, kernel: int, padding: int, pool: int, pool_stride: int, pool_padding: int) -> int:
+    """Side of the map after a stride-1 convolution and a pooling."""
+    conv = size + 2 * padding - kernel + 1
+    return (conv + 2 * pool_padding - pool) // pool_stride + 1
+
+
+class CNN(nn.Module):
+    """Convolutions, then the fully connected part of `fcLayers` (paper Tables 8 and 9), from config.
+
+    activation[0] on the input; each convolution i: conv -> activation[1 + i] ->
+    pool; flatten -> Dropout(dropProb[0]) -> for each fc layer j: Linear ->
+    activation[1 + n_conv + j], with Dropout(dropProb[1 + j]) between fc layers.
+    dropProb[-1] is the output mask of the target, as for the MLP. The flattened
+    size follows from the input shape; nothing depends on the dataset's name.
+    """
+
+    def __init__(self, in_shape, channels, kernels, paddings, pool_type: str, pool: tuple[int, int, int],
+                 fc_sizes, activations, drop_probs, prune: float = 0.0):
+        super().__init__()
+        n_conv = len(channels) - 1
+        side = in_shape[1]
+        layers: list[nn.Module] = [ACTIVATIONS[activations[0]]()]
+        self.convs = []
+        for i in range(n_conv):
+            conv = PrunedConv2d(channels[i], channels[i + 1], kernels[i], padding=paddings[i], prune=prune)
+            pool_layer = (nn.MaxPool2d if pool_type == "max" else nn.AvgPool2d)(*pool)
+            layers += [conv, ACTIVATIONS[activations[1 + i]](), pool_layer]
+            self.convs.append(conv)
+            side = conv_output_size(side, kernels[i], paddings[i], *pool)
+        sizes = [channels[-1] * side * side, *fc_sizes]
+        layers.append(nn.Flatten())
+        self.linears = []
+        for j, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            if drop_probs[j] > 0:
+                layers.append(nn.Dropout(drop_probs[j]))
+            linear = Dense(n_in, n_out)
+            layers += [linear, ACTIVATIONS[activations[1 + n_conv + j]]()]
+            self.linears.append(linear)
+        self.net = nn.Sequential(*layers)
+        self.convs, self.linears = tuple(self.convs), tuple(self.linears)  # registered once, under net.*
+        self.flat_size = sizes[0]
+
+    @classmethod
+    def from_config(cls, cfg, in_shape) -> "CNN":
+        channels = cfg.C_list or (in_shape[0], *DEFAULT_CHANNELS)
+        return cls(in_shape, channels, cfg.kernel_sizes, cfg.paddings, cfg.pool_type,
+                   (cfg.pool_size, cfg.pool_stride, cfg.pool_padding), cfg.fcLayers, cfg.activation_function,
+                   cfg.dropProb, cfg.cnn_prune)
+
+    def forward(self, x):
+        return self.net(x)
+
+    def layer_parameters(self):
+        """Parameters per layer (convolutions, then fully connected), for per-layer learning rates."""
+        return [list(layer.parameters()) for layer in (*self.convs, *self.linears)]
+
+
+# Channels of the convolutions when the config gives no C_list (the original code's, paper Table 8).
+DEFAULT_CHANNELS = (32, 128)

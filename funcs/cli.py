@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from bp import network as bp_network
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs import loop, results, semi
@@ -67,9 +68,6 @@ def check(rule: Rule, cfg) -> None:
     if cfg.action not in rule.actions:
         raise UserError(f"config key 'action': '{cfg.action}' is trained by python -m {cfg.rule}.main, "
                         f"not python -m {rule.name}.main")
-    if cfg.cnn:
-        raise UserError("config key 'cnn': convolutional networks are not available yet (CNN issue #5); "
-                        "set \"cnn\": false")
     spec = data_mod.spec(cfg.dataset)
     if cfg.n_class != spec.n_class:
         raise UserError(f"config key 'n_class': {cfg.n_class}, but {cfg.dataset} has {spec.n_class} classes")
@@ -77,6 +75,21 @@ def check(rule: Rule, cfg) -> None:
     if not cfg.cnn and cfg.fcLayers[0] != n_in:
         raise UserError(f"config key 'fcLayers': input size {cfg.fcLayers[0]}, but {cfg.dataset} images have "
                         f"{n_in} pixels")
+    if cfg.cnn:
+        check_cnn_shapes(cfg, spec.shape)
+
+
+def check_cnn_shapes(cfg, shape) -> None:
+    """The input's channels against C_list, and a map that does not vanish through the convolutions."""
+    if cfg.C_list and cfg.C_list[0] != shape[0]:
+        raise UserError(f"config key 'C_list': {cfg.C_list[0]} input channels, but {cfg.dataset} images have "
+                        f"{shape[0]}")
+    side = shape[1]
+    for kernel, padding in zip(cfg.kernel_sizes, cfg.paddings):
+        side = bp_network.conv_output_size(side, kernel, padding, cfg.pool_size, cfg.pool_stride, cfg.pool_padding)
+        if side < 1:
+            raise UserError(f"config key 'kernel_sizes': the {shape[1]}x{shape[2]} input shrinks to nothing "
+                            f"through the convolutions and poolings")
 
 
 def prepare(rule: Rule, cfg):

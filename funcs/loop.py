@@ -50,15 +50,25 @@ def outputs(learner: Learner, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat([learner.infer(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
-def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """One pass over (x, y) in a random order; returns the mean loss (a tensor: no sync per batch)."""
+def random_hflip(x: torch.Tensor) -> torch.Tensor:
+    """Each image of the batch (n, C, H, W) flipped left-right with probability 1/2, on the batch's device."""
+    flip = torch.rand(x.shape[0], device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                augment=None) -> torch.Tensor:
+    """One pass over (x, y) in a random order; returns the mean loss (a tensor: no sync per batch).
+
+    augment: applied to each mini-batch's images (random_hflip with `hflip`).
+    """
     n = x.shape[0]
     perm = torch.randperm(n).to(x.device)
     target.new_epoch()
     total = torch.zeros((), device=x.device)
     for start in range(0, n, batch_size):
         idx = perm[start:start + batch_size]
-        out, mask = learner.output(x[idx])
+        out, mask = learner.output(x[idx] if augment is None else augment(x[idx]))
         total += learner.learn(target(out, y[idx], mask))
     return total / -(-n // batch_size)
 
@@ -140,7 +150,8 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     for epoch in range(start, cfg.epochs):
         tic = time.perf_counter()
         learner.set_lr_factor(lr_factor(cfg, epoch))
-        loss = train_epoch(learner, target, data.train.x, data.train.y, cfg.batchSize)
+        loss = train_epoch(learner, target, data.train.x, data.train.y, cfg.batchSize,
+                           augment=random_hflip if cfg.hflip else None)
         train_seconds = time.perf_counter() - tic
         errors = evaluate(learner)
         row = {"epoch": epoch + 1, "loss": loss.item(), **{k: v.item() for k, v in errors.items()},

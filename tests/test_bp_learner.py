@@ -158,14 +158,12 @@ def test_mlp_init_is_xavier_uniform_gain_half_with_zero_bias(sizes):
         assert torch.equal(linear.bias.detach(), torch.zeros(n_out))
 
 
-def test_build_from_config_gives_per_layer_lrs_and_asserts_no_cnn():
+def test_build_from_config_gives_per_layer_lrs():
     assert [layer.lr for layer in build(from_dict(CFG), torch.device("cpu")).model.linears] == [0.1, 0.3]
     learner = build(from_dict({**CFG, "optimizer": "Adam"}), torch.device("cpu"))
     assert [g["lr"] for g in learner.optimizer.param_groups] == [0.1, 0.3]
     assert [len(g["params"]) for g in learner.optimizer.param_groups] == [2, 2]
     assert learner.optimizer.param_groups[0]["params"][0] is learner.model.linears[0].weight
-    with pytest.raises(AssertionError):
-        build(from_dict({**CFG, "cnn": True}), torch.device("cpu"))  # the CLI refuses it first (test_config)
 
 
 def test_mlp_state_dict_names_each_layer_once_and_loads_older_duplicated_entries():

@@ -72,7 +72,7 @@ BAD_INPUTS = {
     "seeds_zero": (BASE, ["--seeds", "0"], ["--seeds"]),
     "seeds_not_a_number": (BASE, ["--seeds", "abc"], ["--seeds", "invalid int"]),
     "unknown_option": (BASE, ["--sett", "epochs=1"], ["unrecognized arguments: --sett"]),
-    "cnn_not_yet": (changed(cnn=True), ["--dry-run"], ["'cnn'", "not available yet"]),
+    "cnn_lr_length": (changed(cnn=True), ["--dry-run"], ["'lr'", "2 convolutions"]),
     "set_bad_key": (BASE, ["--set", "fcLayer=[784,100]"], ["'fcLayer'", "did you mean 'fcLayers'"]),
     "set_bad_value": (BASE, ["--set", "dataset=mnst"], ["'dataset'", "did you mean 'mnist'"]),
 }

@@ -1,10 +1,11 @@
-"""Data layer: IDX reading, checksums, the provisioning chain (no real network), CLI."""
+"""Data layer: IDX, SVHN and CIFAR-10 reading, checksums, the provisioning chain (no real network), CLI."""
 
 import dataclasses
 import gzip
 import hashlib
 import http.server
 import io
+import pickle
 import shutil
 import socket
 import subprocess
@@ -351,3 +352,204 @@ def test_digits_are_sklearns_images_rescaled_to_bytes_then_to_unit_range(tmp_pat
     assert torch.allclose(ds.test.x[7, 0], expected)
     assert ds.test.y[7].item() == bunch.target[1507]
     assert list(tmp_path.iterdir()) == []  # nothing to provision, nothing written
+
+
+# --- SVHN and CIFAR-10: small files in the official formats ----------------------------
+
+def md5_spec(monkeypatch, name: str, contents: dict, **sources) -> data.DatasetSpec:
+    """Keep the real spec of `name` but expect the MD5s of the test's `contents` {file: bytes}.
+
+    No source besides the data dir unless given: the real mirrors are never asked.
+    """
+    real = data.DATASETS[name]
+    assert all(f.algorithm == "md5" for f in real.files)
+    files = tuple(dataclasses.replace(f, digest=hashlib.md5(contents[f.name]).hexdigest()) for f in real.files)
+    sources = {"system_dirs": (), "mirrors": (), "packages": ()} | sources
+    spec = dataclasses.replace(real, files=files, **sources)
+    monkeypatch.setitem(data.DATASETS, name, spec)
+    return spec
+
+
+def place(folder: Path, contents: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, b in contents.items():
+        (folder / n).write_bytes(b)
+
+
+def svhn_mat(x_hwcn: np.ndarray, labels) -> bytes:
+    """A format-2 .mat as published: X (32, 32, 3, n) uint8, y (n, 1) with 10 for the digit 0."""
+    from scipy.io import savemat
+    buf = io.BytesIO()
+    savemat(buf, {"X": x_hwcn, "y": np.asarray(labels, np.uint8).reshape(-1, 1)})
+    return buf.getvalue()
+
+
+RNG = np.random.default_rng(5)
+SVHN_X = {"train": RNG.integers(0, 256, (32, 32, 3, 6), dtype=np.uint8),
+          "test": RNG.integers(0, 256, (32, 32, 3, 4), dtype=np.uint8)}
+SVHN_Y = {"train": [10, 1, 2, 9, 10, 5], "test": [3, 10, 7, 1]}
+SVHN = {f"{s}_32x32.mat": svhn_mat(SVHN_X[s], SVHN_Y[s]) for s in ("train", "test")}
+
+
+def cifar_batch(rows: np.ndarray, labels) -> bytes:
+    """One batch as in the python version: a pickled dict with bytes keys, rows of 3072 bytes."""
+    return pickle.dumps({b"batch_label": b"testing batch 1 of 1", b"labels": list(labels), b"data": rows,
+                         b"filenames": [b"img_%d.png" % i for i in range(len(rows))]}, protocol=2)
+
+
+def cifar_archive(batches: dict) -> bytes:
+    """cifar-10-python.tar.gz: {member name under cifar-10-batches-py/: pickle bytes}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, body in batches.items():
+            info = tarfile.TarInfo("cifar-10-batches-py/" + name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+CIFAR_ROWS = {n: RNG.integers(0, 256, (k, 3072), dtype=np.uint8)
+              for n, k in [*((f"data_batch_{i}", i) for i in range(1, 6)), ("test_batch", 3)]}
+CIFAR_LABELS = {n: [(i * 7 + len(n)) % 10 for i in range(len(rows))] for n, rows in CIFAR_ROWS.items()}
+CIFAR_TAR = cifar_archive({"batches.meta": pickle.dumps({b"label_names": [b"airplane"]}),
+                           **{n: cifar_batch(CIFAR_ROWS[n], CIFAR_LABELS[n]) for n in CIFAR_ROWS}})
+CIFAR = {"cifar-10-python.tar.gz": CIFAR_TAR}
+
+
+def pixels(n=40, size=(6, 3, 32, 32), seed=0):
+    """Random (image, channel, row, column) positions, corners included."""
+    rng = np.random.default_rng(seed)
+    corners = [(0, 0, 0, 0), (size[0] - 1, 2, 31, 31), (0, 2, 0, 31), (1, 1, 31, 0)]
+    return corners + [tuple(int(rng.integers(k)) for k in size) for _ in range(n)]
+
+
+def test_official_sources_and_checksums_of_svhn_and_cifar10():
+    svhn, cifar = data.spec("svhn"), data.spec("cifar10")
+    assert [(svhn.mirrors[0] + f.remote, f.digest, f.algorithm) for f in svhn.files] == [
+        ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373", "md5"),
+        ("http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "eb5a983be6a315427106f1b2e5c9ecd4", "md5")]
+    assert [(cifar.mirrors[0] + f.remote, f.digest, f.algorithm) for f in cifar.files] == [
+        ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", "md5")]
+    assert not any(f.served_gzipped for f in svhn.files + cifar.files)  # stored as served, MD5 of that
+    assert svhn.shape == cifar.shape == (3, 32, 32) and svhn.n_class == cifar.n_class == 10
+
+
+def test_svhn_layout_and_labels(tmp_path, monkeypatch):
+    md5_spec(monkeypatch, "svhn", SVHN)
+    place(tmp_path / "svhn", SVHN)
+    ds = data.load_dataset("svhn", tmp_path, fetch=False)
+    assert ds.shape == (3, 32, 32) and ds.n_class == 10
+    for split, s in ((ds.train, "train"), (ds.test, "test")):
+        n = len(SVHN_Y[s])
+        assert split.x.shape == (n, 3, 32, 32) and split.x.dtype == torch.float32
+        assert 0 <= split.x.min() and split.x.max() <= 1 and split.y.dtype == torch.int64
+        for i, c, h, w in pixels(size=(n, 3, 32, 32)):
+            assert round(split.x[i, c, h, w].item() * 255) == SVHN_X[s][h, w, c, i], (s, i, c, h, w)
+    assert ds.train.y.tolist() == [0, 1, 2, 9, 0, 5] and ds.test.y.tolist() == [3, 0, 7, 1]
+
+
+def test_cifar10_layout_and_sizes(tmp_path, monkeypatch):
+    md5_spec(monkeypatch, "cifar10", CIFAR)
+    place(tmp_path / "cifar10", CIFAR)
+    ds = data.load_dataset("cifar10", tmp_path, fetch=False)
+    assert ds.train.x.shape == (15, 3, 32, 32) and ds.test.x.shape == (3, 3, 32, 32)  # 1+2+3+4+5 train
+    assert ds.train.x.dtype == torch.float32 and 0 <= ds.train.x.min() and ds.train.x.max() <= 1
+    train_rows = np.concatenate([CIFAR_ROWS[f"data_batch_{i}"] for i in range(1, 6)])
+    for split, rows in ((ds.train, train_rows), (ds.test, CIFAR_ROWS["test_batch"])):
+        for i, c, h, w in pixels(size=(len(rows), 3, 32, 32)):  # row: 1024 red, 1024 green, 1024 blue
+            assert round(split.x[i, c, h, w].item() * 255) == rows[i, c * 1024 + h * 32 + w], (i, c, h, w)
+    assert ds.train.y.tolist() == sum((CIFAR_LABELS[f"data_batch_{i}"] for i in range(1, 6)), [])
+    assert ds.test.y.tolist() == CIFAR_LABELS["test_batch"] and ds.test.y.dtype == torch.int64
+    assert sorted(p.name for p in (tmp_path / "cifar10").iterdir()) == ["cifar-10-python.tar.gz"]  # not extracted
+
+
+def test_cifar10_archive_from_a_mirror_is_stored_as_served(tmp_path, monkeypatch, http_server):
+    base, routes = http_server
+    routes["/kriz/cifar-10-python.tar.gz"] = (200, CIFAR_TAR, {})
+    md5_spec(monkeypatch, "cifar10", CIFAR, mirrors=(f"{base}/kriz/",))
+    ds = data.load_dataset("cifar10", tmp_path)
+    assert (tmp_path / "cifar10" / "cifar-10-python.tar.gz").read_bytes() == CIFAR_TAR  # not gunzipped
+    assert len(ds.train.y) == 15
+
+
+@pytest.mark.parametrize("name, contents, bad_file", [
+    ("svhn", SVHN, "test_32x32.mat"),
+    ("cifar10", CIFAR, "cifar-10-python.tar.gz"),
+])
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_damaged_local_file_is_refused_every_time(tmp_path, monkeypatch, name, contents, bad_file, damage):
+    md5_spec(monkeypatch, name, contents)
+    good = contents[bad_file]
+    bad = good[: len(good) // 2] if damage == "truncated" else good[:100] + bytes([good[100] ^ 1]) + good[101:]
+    place(tmp_path / name, contents | {bad_file: bad})
+    for _ in range(2):  # refused, and still refused: never taken as good later
+        with pytest.raises(UserError, match=f"{bad_file} has the wrong MD5.*delete it") as e:
+            data.load_dataset(name, tmp_path, fetch=False)
+        assert "\n" not in str(e.value)
+    assert (tmp_path / name / bad_file).read_bytes() == bad  # left for the user to delete
+
+
+@pytest.mark.parametrize("name, contents", [("svhn", SVHN), ("cifar10", CIFAR)])
+def test_damaged_download_is_refused_and_nothing_kept(tmp_path, monkeypatch, http_server, name, contents):
+    base, routes = http_server
+    for n, b in contents.items():
+        routes[f"/m/{n}"] = (200, b[: len(b) - 10], {})  # truncated
+    md5_spec(monkeypatch, name, contents, mirrors=(f"{base}/m/",))
+    with pytest.raises(UserError, match="wrong MD5") as e:
+        data.provision(name, tmp_path / "d")
+    assert "\n" not in str(e.value) and f"by hand in {tmp_path / 'd' / name}/: " in str(e.value)
+    assert not (tmp_path / "d").exists()  # nothing kept, not even the folders
+    with pytest.raises(UserError, match="could not get"):
+        data.provision(name, tmp_path / "d", fetch=False)
+
+
+def test_svhn_reader_refuses_a_damaged_mat_in_one_line(tmp_path):
+    path = tmp_path / "train_32x32.mat"
+    good = SVHN["train_32x32.mat"]
+    for content in (good[: len(good) // 2], b"<html>moved</html>", svhn_mat(SVHN_X["test"], [0, 1, 2, 3])):
+        path.write_bytes(content)
+        with pytest.raises(UserError, match="train_32x32.mat") as e:
+            data.read_svhn_mat(path)
+        assert "\n" not in str(e.value)
+
+
+def test_cifar10_reader_refuses_damaged_or_foreign_pickles_in_one_line(tmp_path):
+    from fractions import Fraction
+    path = tmp_path / "cifar-10-python.tar.gz"
+    missing_batch = cifar_archive({n: cifar_batch(CIFAR_ROWS[n], CIFAR_LABELS[n]) for n in ["test_batch"]})
+    foreign = cifar_archive({n: pickle.dumps({b"data": Fraction(1, 3)}) for n in CIFAR_ROWS})
+    for content, says in [(CIFAR_TAR[: len(CIFAR_TAR) // 2], "cannot read the archive"),
+                          (missing_batch, "data_batch_1"),
+                          (foreign, "refusing to load fractions.Fraction")]:
+        path.write_bytes(content)
+        with pytest.raises(UserError, match=says) as e:
+            data.read_cifar10_archive(path)
+        assert "\n" not in str(e.value)
+
+
+def test_cifar10_every_source_failing_says_which_file_to_place_where(tmp_path, monkeypatch):
+    url = dead_url()
+    monkeypatch.setitem(data.DATASETS, "cifar10", dataclasses.replace(data.DATASETS["cifar10"], mirrors=(url,)))
+    with pytest.raises(UserError) as e:
+        data.provision("cifar10", tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and f"tried {tmp_path / 'cifar10'}; {url} (cifar-10-python.tar.gz: " in msg
+    assert msg.endswith(f"by hand in {tmp_path / 'cifar10'}/: cifar-10-python.tar.gz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_fetch_svhn_offline_is_one_error_line_exit_2(tmp_path):
+    try:  # where the publisher's host resolves, this would download 246 MB
+        socket.getaddrinfo("ufldl.stanford.edu", 80)
+        pytest.skip("the SVHN server is reachable from here")
+    except OSError:
+        pass
+    proc = subprocess.run([sys.executable, "-m", "funcs.data", "fetch", "svhn", "--data_dir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and proc.stderr.endswith(errors[0] + "\n")
+    assert errors[0].startswith("error: svhn: could not get train_32x32.mat, test_32x32.mat; tried ")
+    assert "http://ufldl.stanford.edu/housenumbers/ (train_32x32.mat: " in errors[0]
+    assert errors[0].endswith(f"by hand in {tmp_path / 'svhn'}/: train_32x32.mat, test_32x32.mat")
+    assert list(tmp_path.iterdir()) == []

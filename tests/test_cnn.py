@@ -1,0 +1,125 @@
+"""The convolutional network from config: shapes, pruning that stays, the triangle WTA, flips, config errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bp.learner import BPLearner, build
+from bp.main import RULE
+from bp.network import CNN, PrunedConv2d
+from funcs import cli
+from funcs.activations import TriangleWTA
+from funcs.config import from_dict
+from funcs.errors import UserError
+from funcs.loop import random_hflip
+
+MNIST_CNN = {"cnn": True, "dataset": "mnist", "C_list": [1, 32, 128], "pool_type": "av", "fcLayers": [300], "lr": [1e-3, 1e-3, 1e-3],
+             "activation_function": ["x", "relu", "relu", "x"], "optimizer": "Adam", "dropProb": [0.2, 0.3],
+             "cnn_prune": 0.3, "nudge": 1, "device": -1}
+
+
+@pytest.mark.parametrize("dataset,shape,flat", [("mnist", (1, 28, 28), 128 * 7 * 7),
+                                                 ("cifar10", (3, 32, 32), 128 * 8 * 8)])
+def test_output_and_flattened_sizes_follow_the_input_shape(dataset, shape, flat):
+    """28 -> conv5 pad2 -> 28 -> pool(4, 2, 1) -> 14 -> conv3 pad1 -> 14 -> pool -> 7 (32 -> 16 -> 8)."""
+    cfg = from_dict({**MNIST_CNN, "dataset": dataset, "C_list": [shape[0], 32, 128]})
+    model = build(cfg, torch.device("cpu")).model
+    assert model.flat_size == flat
+    assert model(torch.rand(4, *shape)).shape == (4, 300)
+
+
+def test_two_fully_connected_layers_and_wta_activation():
+    cfg = from_dict({**MNIST_CNN, "dataset": "cifar10", "C_list": [3, 8, 16], "fcLayers": [50, 10],
+                     "lr": [1e-3] * 4, "activation_function": ["x", "wta", "wta", "relu", "x"],
+                     "dropProb": [0.3, 0.5, 0.0]})
+    model = build(cfg, torch.device("cpu")).model
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert sum(isinstance(m, TriangleWTA) for m in model.modules()) == 2
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 2  # before each fc layer
+
+
+def test_pruned_weights_stay_pruned_through_adam_steps_and_save_load():
+    torch.manual_seed(0)
+    cfg = from_dict(MNIST_CNN)
+    learner = build(cfg, torch.device("cpu"))
+    convs = learner.model.convs
+    for conv in convs:
+        assert conv.prune_mask.mean().item() == pytest.approx(0.7, abs=0.01)
+    x = torch.rand(8, 1, 28, 28)
+    for _ in range(5):
+        y, mask = learner.output(x)
+        learner.learn(torch.rand_like(y))
+    for conv in convs:
+        effective = conv.weight * conv.prune_mask
+        assert torch.equal(effective[conv.prune_mask == 0], torch.zeros(int((conv.prune_mask == 0).sum())))
+        assert (effective[conv.prune_mask == 1] != 0).all()
+    torch.manual_seed(1)  # another mask at initialisation: loading must bring the saved one back
+    other = build(cfg, torch.device("cpu")).model
+    assert not torch.equal(other.convs[0].prune_mask, convs[0].prune_mask)
+    other.load_state_dict(learner.model.state_dict())
+    assert torch.equal(other.convs[0].prune_mask, convs[0].prune_mask)
+    learner.model.eval(), other.eval()
+    assert torch.allclose(other(x), learner.model(x))
+
+
+def test_pruned_convolution_equals_a_plain_one_with_zeroed_weights():
+    torch.manual_seed(2)
+    conv = PrunedConv2d(2, 3, 3, padding=1, prune=0.5)
+    plain = torch.nn.Conv2d(2, 3, 3, padding=1)
+    with torch.no_grad():
+        plain.weight.copy_(conv.weight * conv.prune_mask)
+        plain.bias.copy_(conv.bias)
+    x = torch.rand(2, 2, 5, 5)
+    assert torch.allclose(conv(x), plain(x), atol=1e-6)
+    assert (conv.prune_mask == 0).sum().item() == round(0.5 * conv.weight.numel())
+
+
+def test_triangle_wta_on_a_hand_computed_example():
+    """Channel means over positions subtracted and rectified, then position means over channels."""
+    x = torch.tensor([[[[1., 3.]], [[4., 0.]]]])  # (1, 2 channels, 1, 2 positions)
+    # channel 0: mean 2 -> [-1, 1] -> [0, 1]; channel 1: mean 2 -> [2, -2] -> [2, 0]
+    # position 0: [0, 2] mean 1 -> [-1, 1] -> [0, 1]; position 1: [1, 0] mean .5 -> [.5, -.5] -> [.5, 0]
+    expected = torch.tensor([[[[0., 0.5]], [[1., 0.]]]])
+    assert torch.equal(TriangleWTA()(x), expected)
+
+
+def test_random_hflip_mirrors_about_half_of_the_images_and_nothing_else():
+    torch.manual_seed(0)
+    x = torch.rand(400, 3, 4, 5)
+    out = random_hflip(x)
+    mirrored = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, x)])
+    same = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
+    assert (mirrored ^ same).all()
+    assert 0.4 < mirrored.float().mean().item() < 0.6
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"lr": [1e-3, 1e-3]}, "'lr': 2 rates given but the CNN has 2 convolutions and 1 fully connected"),
+    ({"kernel_sizes": [5]}, "'kernel_sizes': 1 values for 2 convolutions"),
+    ({"activation_function": ["x", "relu", "x"]}, "a CNN needs 4 names"),
+    ({"dropProb": [0.2]}, "a CNN needs 2 values"),
+    ({"action": "unsupervised_ep", "activation_function": "hardsigm"}, "trained by BP"),
+])
+def test_cnn_config_errors(change, message):
+    with pytest.raises(UserError, match=message):
+        from_dict({**MNIST_CNN, **change})
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"C_list": [3, 32, 128]}, "'C_list': 3 input channels, but mnist images have 1"),
+    ({"kernel_sizes": [29, 3], "paddings": [0, 1]}, "shrinks to nothing"),
+])
+def test_cnn_shapes_are_checked_against_the_dataset_before_training(change, message, capsys):
+    args = [x for k, v in {**MNIST_CNN, **change}.items() for x in ("--set", f"{k}={v!s}".replace("'", '"')
+                                                                     .replace("True", "true"))]
+    assert cli.main(RULE, [*args, "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bp_learner_trains_a_cnn_with_per_layer_rates():
+    cfg = from_dict(MNIST_CNN)
+    learner = build(cfg, torch.device("cpu"))
+    assert isinstance(learner.model, CNN) and isinstance(learner, BPLearner)
+    assert [g["lr"] for g in learner.optimizer.param_groups] == [1e-3, 1e-3, 1e-3]
+    learner.set_lr_factor(0.5)
+    assert [g["lr"] for g in learner.optimizer.param_groups] == [5e-4, 5e-4, 5e-4]
