@@ -68,7 +68,7 @@ BAD_INPUTS = {
     "class_lr_length": (changed(class_lr=[0.1, 0.2]), [], ["'class_lr'"]),
     "n_class_mismatch": (changed(n_class=5), [], ["'n_class'", "10 classes"]),
     "input_size_mismatch": (changed(fcLayers=[100, 20]), [], ["'fcLayers'", "784 pixels"]),
-    "planned_dataset": (changed(dataset="svhn", fcLayers=[3072, 20]), [], ["svhn", "not available yet"]),
+    "svhn_input_size": (changed(dataset="svhn", fcLayers=[784, 20]), [], ["'fcLayers'", "3072 pixels"]),
     "seeds_zero": (BASE, ["--seeds", "0"], ["--seeds"]),
     "seeds_not_a_number": (BASE, ["--seeds", "abc"], ["--seeds", "invalid int"]),
     "unknown_option": (BASE, ["--sett", "epochs=1"], ["unrecognized arguments: --sett"]),
