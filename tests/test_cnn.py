@@ -1,6 +1,12 @@
 """The convolutional network from config: shapes, pruning that stays, the triangle WTA, flips, config errors."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,11 +14,13 @@ from bp.learner import BPLearner, build
 from bp.main import RULE
 from bp.network import CNN, PrunedConv2d
 from funcs import cli
+from funcs import data as data_mod
 from funcs.activations import TriangleWTA
 from funcs.config import from_dict
 from funcs.errors import UserError
 from funcs.loop import random_hflip
 
+REPO = Path(__file__).resolve().parents[1]
 MNIST_CNN = {"cnn": True, "dataset": "mnist", "C_list": [1, 32, 128], "pool_type": "av", "fcLayers": [300], "lr": [1e-3, 1e-3, 1e-3],
              "activation_function": ["x", "relu", "relu", "x"], "optimizer": "Adam", "dropProb": [0.2, 0.3],
              "cnn_prune": 0.3, "nudge": 1, "device": -1}
@@ -123,3 +131,28 @@ def test_bp_learner_trains_a_cnn_with_per_layer_rates():
     assert [g["lr"] for g in learner.optimizer.param_groups] == [1e-3, 1e-3, 1e-3]
     learner.set_lr_factor(0.5)
     assert [g["lr"] for g in learner.optimizer.param_groups] == [5e-4, 5e-4, 5e-4]
+
+
+def test_cli_trains_a_small_unsupervised_cnn_on_mnist(tmp_path):
+    """The real command line: the MNIST CNN preset made small (16 and 32 channels, 500 outputs), 2 epochs.
+
+    Watched (seeds 1, 2, 3, 3,000 training and 1,000 test images): direct association 58.8 / 63.2 / 60.7 %;
+    the same network untrained 15.2 %.
+    """
+    data_dir = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
+    try:
+        data_mod.provision("mnist", data_dir)
+    except UserError as err:
+        pytest.skip(f"MNIST could not be provisioned ({err})")
+    out = tmp_path / "run"
+    overrides = [f"data_dir={data_dir}", "device=-1", "train_size=3000", "test_size=1000", "C_list=[1,16,32]",
+                 "fcLayers=[500]", "lr=[1e-4,1e-4,1e-3]", "epochs=2", "class_epoch=5", "test_batchSize=500"]
+    proc = subprocess.run([sys.executable, "-m", "bp.main", "--json_path", "configFile/unsupervised_bp/cnn/mnist",
+                           *[x for o in overrides for x in ("--set", o)], "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    acc = json.loads((out / "summary.json").read_text())["accuracy_percent"]
+    assert acc["direct_association_mean"] > 45, acc
+    state = torch.load(out / "model_state_dict.pt", weights_only=True)
+    assert any(k.endswith("prune_mask") for k in state)  # the pruning is saved with the model
