@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bp.network import CNN, MLP
+from bp.network import CNN, MLP, conv_output_size
 from funcs.data import spec as data_spec
+from funcs.errors import UserError
 from funcs.optim import loss_function, make_optimizer, set_lr_factor
 from funcs.target import dropout_mask
 
@@ -76,6 +77,21 @@ class BPLearner:
         self.model.load_state_dict(state["model"])
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
+
+
+def check(cfg, shape) -> None:
+    """A CNN against the input shape (C, H, W): its channels, and a map that does not vanish."""
+    if not cfg.cnn:
+        return
+    if cfg.C_list and cfg.C_list[0] != shape[0]:
+        raise UserError(f"config key 'C_list': {cfg.C_list[0]} input channels, but {cfg.dataset} images have "
+                        f"{shape[0]}")
+    side = shape[1]
+    for kernel, padding in zip(cfg.kernel_sizes, cfg.paddings):
+        side = conv_output_size(side, kernel, padding, cfg.pool_size, cfg.pool_stride, cfg.pool_padding)
+        if side < 1:
+            raise UserError(f"config key 'kernel_sizes': the {shape[1]}x{shape[2]} input shrinks to nothing "
+                            f"through the convolutions and poolings")
 
 
 def build(cfg, device) -> BPLearner:

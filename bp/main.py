@@ -5,7 +5,7 @@ from bp import learner
 from funcs.cli import Rule, main
 
 RULE = Rule(name="bp", actions=("bp", "unsupervised_bp", "semi_supervised_bp"), build=learner.build,
-            default_config="configFile/quickstart")
+            default_config="configFile/quickstart", check=learner.check)
 
 if __name__ == "__main__":
     sys.exit(main(RULE))

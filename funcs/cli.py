@@ -16,7 +16,6 @@ from typing import Callable
 
 import torch
 
-from bp import network as bp_network
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs import loop, results, semi
@@ -30,6 +29,7 @@ class Rule:
     actions: tuple[str, ...]
     build: Callable  # (cfg, device) -> Learner
     default_config: str
+    check: Callable | None = None  # (cfg, input shape) -> None: the rule's own checks; raises UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,21 +75,8 @@ def check(rule: Rule, cfg) -> None:
     if not cfg.cnn and cfg.fcLayers[0] != n_in:
         raise UserError(f"config key 'fcLayers': input size {cfg.fcLayers[0]}, but {cfg.dataset} images have "
                         f"{n_in} pixels")
-    if cfg.cnn:
-        check_cnn_shapes(cfg, spec.shape)
-
-
-def check_cnn_shapes(cfg, shape) -> None:
-    """The input's channels against C_list, and a map that does not vanish through the convolutions."""
-    if cfg.C_list and cfg.C_list[0] != shape[0]:
-        raise UserError(f"config key 'C_list': {cfg.C_list[0]} input channels, but {cfg.dataset} images have "
-                        f"{shape[0]}")
-    side = shape[1]
-    for kernel, padding in zip(cfg.kernel_sizes, cfg.paddings):
-        side = bp_network.conv_output_size(side, kernel, padding, cfg.pool_size, cfg.pool_stride, cfg.pool_padding)
-        if side < 1:
-            raise UserError(f"config key 'kernel_sizes': the {shape[1]}x{shape[2]} input shrinks to nothing "
-                            f"through the convolutions and poolings")
+    if rule.check is not None:
+        rule.check(cfg, spec.shape)
 
 
 def prepare(rule: Rule, cfg):
