@@ -18,7 +18,7 @@ import torch
 
 from funcs import config as config_mod
 from funcs import data as data_mod
-from funcs import loop, results, semi
+from funcs import loop, plots, results, semi
 from funcs.errors import UserError
 
 
@@ -153,6 +153,7 @@ def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) ->
     except KeyboardInterrupt:
         raise UserInterrupt(run.folder)
     summary = run.write_summary(cfg, metrics, str(prepared[0]), argv)
+    plots.plot_run(run.folder, f"{cfg.action}, {list(cfg.fcLayers)}, seed {cfg.seed}")
     run.log("final test accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items()))
     return summary
 
@@ -167,6 +168,7 @@ def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
         summaries.append(run_one(rule, one, None, argv))
     stats = results.seeds_summary(summaries)
     results.write_json(root / "seeds_summary.json", stats)
+    plots.plot_seeds(root, [root / f"S-{seed}" for seed in stats["seeds"]])
     print("over seeds " + ", ".join(map(str, stats["seeds"])) + ": " +
           ", ".join(f"{k} {stats['mean'][k]} ({stats['std'][k]})" for k in stats["mean"]))
 

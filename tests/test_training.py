@@ -96,7 +96,7 @@ def test_cli_trains_unsupervised_network_above_chance_by_far(tmp_path, dataset):
     overrides = dict(config_mod.parse_override(a) for a in args if a != "--set")
     assert config_mod.load(out) == config_mod.replace(config_mod.load(REPO / "configFile/quickstart"),
                                                       **overrides, class_epoch=5, out_dir=str(out))
-    for name in ("checkpoint.pt", "model_state_dict.pt", "run.log"):
+    for name in ("checkpoint.pt", "model_state_dict.pt", "run.log", "curves.png"):
         assert (out / name).is_file()
 
 
@@ -138,6 +138,7 @@ def test_seeds_report_mean_and_sample_std_of_each_seed(tmp_path):
     assert a != b  # different seeds, different runs
     assert stats["mean"]["direct_association_mean"] == pytest.approx((a + b) / 2, abs=1e-3)
     assert stats["std"]["direct_association_mean"] == pytest.approx(abs(a - b) / 2 ** 0.5, abs=1e-3)
+    assert (out / "curves.png").is_file() and (out / "S-1/curves.png").is_file()
 
 
 def test_untrained_network_is_evaluated_like_a_trained_one(tmp_path):
@@ -227,3 +228,21 @@ def test_seeds_refuse_a_root_folder_that_is_not_empty_before_training_any_seed(t
                            "--out", str(root), "--seeds", "2"])
     assert code == 2 and "not an empty folder" in error_line(capsys)
     assert [p.name for p in root.iterdir()] == ["S-1"]  # no S-0 trained before the refusal
+
+
+def test_curves_are_read_from_results_csv_and_plotted(tmp_path):
+    from funcs import plots
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.csv").write_text("epoch,loss,error_mean,error_max,seconds\n1,0.5,0.2,0.3,1.0\n2,0.25,0.1,0.4,1.0\n")
+    (run / "classifier.csv").write_text("epoch,lr,train_error,test_error,test_loss\n1,0.1,0.2,0.05,0.3\n")
+    series = plots.curves(run)
+    assert series["epoch"].tolist() == [1, 2] and series["loss"].tolist() == [0.5, 0.25]
+    assert series["direct association (mean)"].tolist() == pytest.approx([80.0, 90.0])
+    assert series["direct association (max)"].tolist() == pytest.approx([70.0, 60.0])
+    assert plots.final_classifier_accuracy(run) == pytest.approx(95.0)
+    assert plots.plot_run(run).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.csv").write_text("epoch,loss,error_mean,error_max,seconds\n1,0.4,0.3,0.3,1.0\n")
+    assert plots.plot_seeds(tmp_path, [run, other]).name == "curves.png"  # the shorter run sets the epochs

@@ -1,0 +1,116 @@
+"""Per-run plots: `curves.png` in a run folder (loss and test accuracies per epoch), and over seeds.
+
+The series come from `results.csv` alone, so any finished or unfinished run can
+be re-plotted: `python -m funcs.plots RUN_DIR [RUN_DIR ...]`.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# Test-error columns of results.csv and the names their accuracies are plotted under.
+ACCURACY_NAMES = {"error_mean": "direct association (mean)", "error_max": "direct association (max)",
+                  "error": "test (supervised read-out)", "error_unsupervised": "test after the unsupervised half"}
+
+
+def curves(folder: Path) -> dict[str, np.ndarray]:
+    """epoch, loss and one accuracy (%) series per error column of the run's results.csv; {} without epochs."""
+    path = Path(folder) / "results.csv"
+    if not path.exists():  # an untrained network (epochs 0) has no rows
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    out = {"epoch": np.array([int(r["epoch"]) for r in rows]), "loss": np.array([float(r["loss"]) for r in rows])}
+    for column, name in ACCURACY_NAMES.items():
+        if column in rows[0]:
+            out[name] = np.array([100 * (1 - float(r[column])) for r in rows])
+    return out
+
+
+def final_classifier_accuracy(folder: Path) -> float | None:
+    path = Path(folder) / "classifier.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return 100 * (1 - float(rows[-1]["test_error"])) if rows else None
+
+
+def _figure(title: str):
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig.suptitle(title)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)")
+    return plt, fig, ax_loss, ax_acc
+
+
+def plot_run(folder: Path, title: str = "") -> Path | None:
+    """Write `curves.png` into a run folder; None when the run has no epoch yet."""
+    series = curves(folder)
+    if not series:
+        return None
+    plt, fig, ax_loss, ax_acc = _figure(title or Path(folder).name)
+    epoch = series.pop("epoch")
+    ax_loss.plot(epoch, series.pop("loss"))
+    for name, values in series.items():
+        if not np.isnan(values).all():
+            ax_acc.plot(epoch, values, label=name)
+    classifier = final_classifier_accuracy(folder)
+    if classifier is not None:
+        ax_acc.plot([epoch[-1]], [classifier], "k*", markersize=10, label=f"linear classifier {classifier:.2f}")
+    ax_acc.legend(fontsize=8)
+    return _save(plt, fig, Path(folder) / "curves.png")
+
+
+def plot_seeds(root: Path, folders: list[Path]) -> Path | None:
+    """Write `curves.png` into a seeds folder: each series' mean over seeds, shaded by one standard deviation."""
+    per_seed = [s for s in (curves(f) for f in folders) if s]
+    if not per_seed:
+        return None
+    n = min(len(s["epoch"]) for s in per_seed)
+    plt, fig, ax_loss, ax_acc = _figure(f"{Path(root).name}: mean and std over {len(per_seed)} seeds")
+    epoch = per_seed[0]["epoch"][:n]
+    for name in per_seed[0]:
+        if name == "epoch":
+            continue
+        values = np.stack([s[name][:n] for s in per_seed])
+        if np.isnan(values).all():
+            continue
+        mean, std = values.mean(0), values.std(0, ddof=1) if len(per_seed) > 1 else np.zeros(n)
+        ax = ax_loss if name == "loss" else ax_acc
+        ax.plot(epoch, mean, label=None if name == "loss" else name)
+        ax.fill_between(epoch, mean - std, mean + std, alpha=0.25)
+    ax_acc.legend(fontsize=8)
+    return _save(plt, fig, Path(root) / "curves.png")
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    folders = sys.argv[1:] if argv is None else argv
+    if not folders:
+        print("usage: python -m funcs.plots RUN_DIR [RUN_DIR ...]", file=sys.stderr)
+        return 2
+    for folder in folders:
+        if not (Path(folder) / "results.csv").is_file():
+            print(f"error: {folder} has no results.csv", file=sys.stderr)
+            return 2
+        print(plot_run(Path(folder)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
