@@ -49,9 +49,8 @@ class EPLearner:
         x = self.net.clamp_input(x)  # with the input's drive, computed once for both phases
         free = self.net.free_phase(x, self.free_steps, masks[1:])
         self._batch = (x, masks, free)
+        # (a softmax read-out has no dropout: the config refuses it, so masks[-1] is None then)
         out = self.net.readout(free) if self.net.softmax_readout else free[-1].clone()
-        if self.net.softmax_readout and masks[-1] is not None:
-            out = out * masks[-1]
         return out, masks[-1]
 
     def _beta(self) -> float:
