@@ -118,7 +118,8 @@ def train_config(rule: Rule, cfg, run: results.Run | None = None, resume: bool =
     if run is None:
         return train(cfg, dataset, learner)
     state = run.load_checkpoint(cfg) if resume else None
-    run.log(f"{rule.name}: {cfg.action} on {cfg.dataset}, {list(cfg.fcLayers)}, seed {cfg.seed}, "
+    shape = (f"conv {list(cfg.C_list or ())} + " if cfg.cnn else "") + str(list(cfg.fcLayers))
+    run.log(f"{rule.name}: {cfg.action} on {cfg.dataset}, {shape}, seed {cfg.seed}, "
             f"device {device}, folder {run.folder}" + (f", resuming after epoch {state['epoch']}" if state else ""))
     run.start_progress(total_epochs(cfg), state["epoch"] if state else 0)
     try:
