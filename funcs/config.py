@@ -304,8 +304,8 @@ def _check_ep(cfg: Config) -> None:
     """EP's network: one activation with a known derivative for every layer; a read-out needs a hidden layer."""
     name = cfg.activation_function
     if not isinstance(name, str):
-        _fail("activation_function", f"EP uses one activation for every layer: give one name such as "
-                                     f"\"hardsigm\", not a list")
+        _fail("activation_function", "EP uses one activation for every layer: give one name such as "
+                                     "\"hardsigm\", not a list")
     if name not in activations.ENERGY_ACTIVATIONS:
         _fail("activation_function", f"EP needs an activation with a derivative for its dynamics: "
                                      f"{', '.join(activations.ENERGY_ACTIVATIONS)}; got '{name}'")

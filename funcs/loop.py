@@ -122,6 +122,18 @@ def set_rng_states(states: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
+def restore(state: dict, learner, target: Target, device: torch.device) -> int:
+    """Load a checkpoint's learner, target and random states; the number of epochs it had done."""
+    try:
+        learner.load_state_dict(state["learner"])
+        target.load_state_dict(state["target"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise UserError(f"the checkpoint does not fit this config's network ({err.__class__.__name__}); "
+                        f"restore the run's config.json or start a new run")
+    set_rng_states(state["rng"], device)
+    return state["epoch"]
+
+
 def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> dict:
     """Train for cfg.epochs, evaluating after each epoch; then the linear classifier (unsupervised).
 
@@ -136,16 +148,7 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     evaluate = Evaluator(cfg, data, labeled)
     if run is not None:
         run.facts["association_labels"] = association.describe_subset(assoc_idx)
-    start = 0
-    if state is not None:
-        try:
-            learner.load_state_dict(state["learner"])
-            target.load_state_dict(state["target"])
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise UserError(f"the checkpoint does not fit this config's network ({err.__class__.__name__}); "
-                            f"restore the run's config.json or start a new run")
-        set_rng_states(state["rng"], device)
-        start = state["epoch"]
+    start = restore(state, learner, target, device) if state is not None else 0
     metrics: dict = {}
     for epoch in range(start, cfg.epochs):
         tic = time.perf_counter()

@@ -25,7 +25,7 @@ import torch
 
 from funcs import association, loop
 from funcs.errors import UserError
-from funcs.target import Target, class_of_neuron
+from funcs.target import Target
 
 PRETRAINED = "pretrained.pt"  # the phase-1 network, written into the run folder
 
@@ -101,7 +101,8 @@ def load_pretrained(cfg) -> dict:
         path = path / PRETRAINED
     try:
         saved = torch.load(path, weights_only=True, map_location="cpu")
-        saved_cfg, model = saved["config"], saved["model"]
+        saved_cfg = saved["config"]
+        saved["model"], saved["semi_seed"], saved["labeled_subset"], saved["error"]  # all there
     except Exception as err:  # missing, unreadable or foreign file: torch raises many kinds
         raise UserError(f"config key 'pretrained_path': {path} is not a phase-1 network written by a "
                         f"semi-supervised run ({err.__class__.__name__})")
@@ -174,14 +175,7 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
     elif pre_epochs == 0:
         metrics["pretrain_error"] = loop.supervised_error(cfg, sup, data.test).item()
     if state is not None:
-        try:
-            team.load_state_dict(state["learner"])
-            unsup_target.load_state_dict(state["target"])
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise UserError(f"the checkpoint does not fit this config's network ({err.__class__.__name__}); "
-                            f"restore the run's config.json or start a new run")
-        loop.set_rng_states(state["rng"], data.train.x.device)
-        start, metrics = state["epoch"], state["metrics"]
+        start, metrics = loop.restore(state, team, unsup_target, data.train.x.device), state["metrics"]
 
     def checkpoint(epoch):
         return {"epoch": epoch, "config": cfg.to_json(), "learner": team.state_dict(),

@@ -8,7 +8,6 @@ import torch
 from bp.learner import BPLearner, build
 from bp.network import MLP
 from funcs.config import from_dict
-from funcs.errors import UserError
 from funcs.loop import lr_factor
 
 CFG = {"fcLayers": [6, 5, 4], "lr": [0.1, 0.3], "activation_function": ["x", "relu", "hardsigm"],

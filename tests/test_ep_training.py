@@ -16,9 +16,8 @@ import pytest
 from ep.main import RULE
 from funcs import cli
 from funcs import data as data_mod
-from funcs import results
 from funcs.errors import UserError
-from tests.test_training import read_csv
+from tests.test_training import interrupt_then_resume, read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
@@ -63,17 +62,7 @@ def test_ep_resumed_run_ends_with_the_same_numbers(tmp_path, monkeypatch, datase
     if dataset == "mnist":
         args += ["--set", "train_size=1000", "--set", "test_size=500"]
     assert cli.main(RULE, [*args, "--out", str(tmp_path / "straight")]) == 0
-    original = results.Run.epoch_done
-
-    def stop_after_first_epoch(self, row, checkpoint):
-        original(self, row, checkpoint)
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(results.Run, "epoch_done", stop_after_first_epoch)
-    assert cli.main(RULE, [*args, "--out", str(tmp_path / "resumed")]) == 130
-    monkeypatch.setattr(results.Run, "epoch_done", original)
-    assert cli.main(RULE, ["--resume", str(tmp_path / "resumed")]) == 0
+    interrupt_then_resume(RULE, args, tmp_path / "resumed", monkeypatch)
     a = json.loads((tmp_path / "straight/summary.json").read_text())["metrics"]
     b = json.loads((tmp_path / "resumed/summary.json").read_text())["metrics"]
     for key in ("loss", "error_mean", "error_max", "classifier_error"):

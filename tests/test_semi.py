@@ -16,9 +16,8 @@ from ep.main import RULE as EP
 from funcs import cli, loop, semi
 from funcs import config as config_mod
 from funcs import data as data_mod
-from funcs import results
 from funcs.errors import UserError
-from tests.test_training import read_csv
+from tests.test_training import interrupt_then_resume, read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
@@ -133,17 +132,7 @@ def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsy
 def test_semi_resumed_run_ends_with_the_same_numbers(small, tmp_path, monkeypatch):
     args = ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small), *sets(["pre_epochs=2", "epochs=2"])]
     assert cli.main(BP, [*args, "--out", str(tmp_path / "straight")]) == 0
-    original = results.Run.epoch_done
-
-    def stop_in_phase_two(self, row, checkpoint):
-        original(self, row, checkpoint)
-        if row["epoch"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(results.Run, "epoch_done", stop_in_phase_two)
-    assert cli.main(BP, [*args, "--out", str(tmp_path / "resumed")]) == 130
-    monkeypatch.setattr(results.Run, "epoch_done", original)
-    assert cli.main(BP, ["--resume", str(tmp_path / "resumed")]) == 0
+    interrupt_then_resume(BP, args, tmp_path / "resumed", monkeypatch, stop_epoch=3)  # in phase 2
     a = read_csv(tmp_path / "straight/results.csv")
     b = read_csv(tmp_path / "resumed/results.csv")
     assert [(r["loss"], r["error"]) for r in a] == [(r["loss"], r["error"]) for r in b]

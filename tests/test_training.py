@@ -100,23 +100,26 @@ def test_cli_trains_unsupervised_network_above_chance_by_far(tmp_path, dataset):
         assert (out / name).is_file()
 
 
-def test_resumed_run_ends_with_the_same_numbers(tmp_path, monkeypatch):
-    straight = train(tmp_path, "straight")
-
+def interrupt_then_resume(rule, args: list[str], out: Path, monkeypatch, stop_epoch: int = 1) -> None:
+    """Train `args` into `out`, stopped by Ctrl-C after `stop_epoch`, then continue it with --resume."""
     original = results.Run.epoch_done
 
-    def stop_after_first_epoch(self, row, checkpoint):
+    def stop(self, row, checkpoint):
         original(self, row, checkpoint)
-        if row["epoch"] == 1:
+        if row["epoch"] == stop_epoch:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(results.Run, "epoch_done", stop_after_first_epoch)
-    out = tmp_path / "resumed"
-    code = cli.main(RULE, ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--out", str(out)])
-    assert code == 130 and not (out / "summary.json").exists()
-    assert len(read_csv(out / "results.csv")) == 1
+    monkeypatch.setattr(results.Run, "epoch_done", stop)
+    assert cli.main(rule, [*args, "--out", str(out)]) == 130
+    assert not (out / "summary.json").exists() and len(read_csv(out / "results.csv")) == stop_epoch
     monkeypatch.setattr(results.Run, "epoch_done", original)
-    assert cli.main(RULE, ["--resume", str(out)]) == 0
+    assert cli.main(rule, ["--resume", str(out)]) == 0
+
+
+def test_resumed_run_ends_with_the_same_numbers(tmp_path, monkeypatch):
+    straight = train(tmp_path, "straight")
+    out = tmp_path / "resumed"
+    interrupt_then_resume(RULE, ["--json_path", str(REPO / "configFile/quickstart"), *SMALL], out, monkeypatch)
 
     resumed = json.loads((out / "summary.json").read_text())
     assert resumed["metrics"].keys() == straight["metrics"].keys()
