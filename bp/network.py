@@ -146,7 +146,7 @@ class CNN(nn.Module):
         for j, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             if drop_probs[j] > 0:
                 layers.append(nn.Dropout(drop_probs[j]))
-            linear = Dense(n_in, n_out)
+            linear = nn.Linear(n_in, n_out)  # Adam or torch's SGD: no step in the backward (Dense is the MLP's)
             layers += [linear, ACTIVATIONS[activations[1 + n_conv + j]]()]
             self.linears.append(linear)
         self.net = nn.Sequential(*layers)

@@ -50,7 +50,7 @@ class EPLearner:
         free = self.net.free_phase(x, self.free_steps, masks[1:])
         self._batch = (x, masks, free)
         # (a softmax read-out has no dropout: the config refuses it, so masks[-1] is None then)
-        out = self.net.readout(free) if self.net.softmax_readout else free[-1].clone()
+        out = self.net.readout(free) if self.net.softmax_readout else free[-1]  # read only by the target
         return out, masks[-1]
 
     def _beta(self) -> float:

@@ -82,14 +82,13 @@ def check(rule: Rule, cfg) -> None:
 def prepare(rule: Rule, cfg):
     """Data on the device and a fresh learner: everything that may fail on user input, before any folder."""
     check(rule, cfg)
-    if cfg.pretrained_path:
-        semi.load_pretrained(cfg)  # a wrong file is refused before the data is read
+    pretrained = semi.load_pretrained(cfg) if cfg.pretrained_path else None  # refused before the data is read
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     learner = rule.build(cfg, device)  # right after seeding: the initial weights depend on the seed alone
     dataset = shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir, device=device), cfg)
     if cfg.target_kind == "semi_supervised":
-        semi.check(cfg, dataset)
+        semi.check(cfg, dataset, pretrained)
     return device, dataset, learner
 
 

@@ -117,14 +117,13 @@ def load_pretrained(cfg) -> dict:
     return saved
 
 
-def check(cfg, data) -> None:
+def check(cfg, data, pretrained: dict | None = None) -> None:
     """What can be refused before a run folder exists, once the data is there: too few examples per
-    class, a phase-1 network that was trained on another labeled subset."""
+    class, a phase-1 network (`load_pretrained`'s result) that was trained on another labeled subset."""
     split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed=0)
-    if cfg.pretrained_path:
-        saved = load_pretrained(cfg)
-        labeled, _ = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, saved["semi_seed"])
-        if association.describe_subset(labeled) != saved["labeled_subset"]:
+    if pretrained is not None:
+        labeled, _ = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, pretrained["semi_seed"])
+        if association.describe_subset(labeled) != pretrained["labeled_subset"]:
             raise UserError(f"config key 'pretrained_path': {cfg.pretrained_path} was trained on another "
                             f"labeled subset than this config draws from its training set")
 
