@@ -4,7 +4,7 @@ import sys
 from bp import learner
 from funcs.cli import Rule, main
 
-RULE = Rule(name="bp", actions=("bp", "unsupervised_bp", "semi_supervised_bp"), build=learner.build,
+RULE = Rule(name="bp", actions=("bp", "unsupervised_bp", "semi_supervised_bp", "train_class_layer"), build=learner.build,
             default_config="configFile/quickstart", check=learner.check)
 
 if __name__ == "__main__":

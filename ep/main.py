@@ -4,7 +4,7 @@ import sys
 from ep import learner
 from funcs.cli import Rule, main
 
-RULE = Rule(name="ep", actions=("ep", "unsupervised_ep", "semi_supervised_ep"), build=learner.build,
+RULE = Rule(name="ep", actions=("ep", "unsupervised_ep", "semi_supervised_ep", "train_class_layer"), build=learner.build,
             default_config="configFile/quickstart_ep")
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ def parse_args(rule: Rule, argv):
                    help="override a config key; VALUE is JSON (e.g. --set epochs=2 --set fcLayers=[784,100])")
     p.add_argument("--out", help="run folder (default: DATA-0/<date>/<action>-<n>/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--trained_path", metavar="RUN_DIR",
+                   help="action train_class_layer: read out this run's trained network (association and linear "
+                        "classifier, no training); its config.json is the default config")
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="run N seeds (seed, seed+1, ...) in RUN/S-<seed>/ and write their mean and std")
     p.add_argument("--dry-run", action="store_true", help="validate, print the resolved config and exit")
@@ -65,8 +68,10 @@ def resolve_device(index: int) -> torch.device:
 
 def check(rule: Rule, cfg) -> None:
     """Checks of a valid Config against this entry point and the dataset's spec; no file is read."""
-    if cfg.action not in rule.actions:
-        raise UserError(f"config key 'action': '{cfg.action}' is trained by python -m {cfg.rule}.main, "
+    if cfg.action not in rule.actions or cfg.rule != rule.name:
+        network = {"bp": " of a BP network", "ep": " of an EP network"}[cfg.rule]
+        what = f"'{cfg.action}'" + (network if cfg.action == config_mod.READ_OUT else "")
+        raise UserError(f"config key 'action': {what} is run by python -m {cfg.rule}.main, "
                         f"not python -m {rule.name}.main")
     spec = data_mod.spec(cfg.dataset)
     if cfg.n_class != spec.n_class:
@@ -86,22 +91,57 @@ def prepare(rule: Rule, cfg):
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     learner = rule.build(cfg, device)  # right after seeding: the initial weights depend on the seed alone
+    if cfg.trained_path:
+        load_trained(cfg, learner)
     dataset = shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir, device=device), cfg)
     if cfg.target_kind == "semi_supervised":
         semi.check(cfg, dataset, pretrained)
     return device, dataset, learner
 
 
+# The keys that make a network compute what it computed when it was trained.
+NETWORK_KEYS = ("dataset", "cnn", "fcLayers", "activation_function")
+NETWORK_KEYS_CNN = ("C_list", "kernel_sizes", "paddings", "pool_type", "pool_size", "pool_stride", "pool_padding")
+NETWORK_KEYS_EP = ("loss", "dt", "T", "clamped")
+
+
+def load_trained(cfg, learner) -> None:
+    """Load the weights of the run folder `trained_path` into a learner built from this config."""
+    folder = Path(cfg.trained_path)
+    trained_cfg, weights = results.read_trained(folder)
+    keys = NETWORK_KEYS + NETWORK_KEYS_CNN * cfg.cnn + NETWORK_KEYS_EP * (cfg.rule == "ep")
+    for key in keys:
+        if key in trained_cfg and trained_cfg[key] != cfg.to_json()[key]:  # absent: written by older code
+            raise UserError(f"config key 'trained_path': {folder} was trained with {key} "
+                            f"{trained_cfg[key]!r}, this config has {cfg.to_json()[key]!r}")
+    try:
+        learner.load_state_dict({**learner.state_dict(), "model": weights})
+    except (RuntimeError, KeyError) as err:
+        raise UserError(f"config key 'trained_path': the weights in {folder} do not fit this config's network "
+                        f"({err.__class__.__name__})")
+
+
 def shrink(dataset, cfg):
-    """Apply `train_size` (seeded, class-balanced) and `test_size` (the first ones) for quick runs."""
-    for key, split in (("train_size", dataset.train), ("test_size", dataset.test)):
+    """Apply `validation_size`, `train_size` (seeded, class-balanced) and `test_size` (the first ones).
+
+    With validation_size, a seeded class-balanced hold-out of the training set
+    takes the test set's place (the search's scoring; test_size then plays no
+    part) and train_size is drawn from the rest.
+    """
+    train, test = dataset.train, dataset.test
+    if cfg.validation_size is not None:
+        if cfg.validation_size >= train.y.shape[0]:
+            raise UserError(f"config key 'validation_size': {cfg.validation_size}, but {cfg.dataset} has only "
+                            f"{train.y.shape[0]} training examples")
+        train, test, _ = data_mod.hold_out(train, cfg.validation_size, torch.Generator().manual_seed(cfg.seed))
+    for key, split in (("train_size", train), ("test_size", dataset.test)):
         size = getattr(cfg, key)
         if size is not None and size > split.y.shape[0]:
-            raise UserError(f"config key '{key}': {size}, but {cfg.dataset} has only {split.y.shape[0]}")
-    train, test = dataset.train, dataset.test
+            left = " left beside validation_size" if key == "train_size" and cfg.validation_size else ""
+            raise UserError(f"config key '{key}': {size}, but {cfg.dataset} has only {split.y.shape[0]}{left}")
     if cfg.train_size is not None:
         train = data_mod.subset(train, cfg.train_size, torch.Generator().manual_seed(cfg.seed))
-    if cfg.test_size is not None:
+    if cfg.test_size is not None and cfg.validation_size is None:
         test = data_mod.subset(test, cfg.test_size)
     return dataclasses.replace(dataset, train=train, test=test)
 
@@ -119,7 +159,12 @@ def train_config(rule: Rule, cfg, run: results.Run | None = None, resume: bool =
     state = run.load_checkpoint(cfg) if resume else None
     shape = (f"conv {list(cfg.C_list or ())} + " if cfg.cnn else "") + str(list(cfg.fcLayers))
     run.log(f"{rule.name}: {cfg.action} on {cfg.dataset}, {shape}, seed {cfg.seed}, "
-            f"device {device}, folder {run.folder}" + (f", resuming after epoch {state['epoch']}" if state else ""))
+            f"device {device}, folder {run.folder}" + (f", resuming after epoch {state['epoch']}" if state else "") +
+            (f", network read from {cfg.trained_path}" if cfg.trained_path else ""))
+    if cfg.validation_size is not None:
+        run.facts["evaluated_on"] = (f"validation: {cfg.validation_size} training examples held out with seed "
+                                     f"{cfg.seed}; every error and accuracy is on them, not on the test set")
+        run.log(run.facts["evaluated_on"])
     run.start_progress(total_epochs(cfg), state["epoch"] if state else 0)
     try:
         return train(cfg, dataset, learner, run=run, state=state)
@@ -175,14 +220,25 @@ def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
 
 def resume(rule: Rule, args, command) -> None:
     """Continue the run in args.resume with its saved config; nothing else may change."""
-    if args.set or args.out or args.seeds != 1 or args.dry_run or args.json_path:
+    if args.set or args.out or args.seeds != 1 or args.dry_run or args.json_path or args.trained_path:
         raise UserError("--resume continues a run with its saved config; it takes no --json_path, --set, --out, "
-                        "--seeds or --dry-run")
+                        "--trained_path, --seeds or --dry-run")
     folder = Path(args.resume)
     results.Run.open(folder)  # says so when the folder is not a run
     if (folder / "summary.json").exists():
         raise UserError(f"--resume {folder}: this run has finished (summary.json is there); nothing to continue")
     run_one(rule, config_mod.load(folder / "config.json"), folder, command, resume=True)
+
+
+def load_config(rule: Rule, args):
+    """The config of --json_path (or the default) with --set applied; with --trained_path, a read-out of that run."""
+    if not args.trained_path:
+        return config_mod.load(args.json_path or rule.default_config, args.set)
+    overrides = [f"action={json.dumps(config_mod.READ_OUT)}", f"trained_path={json.dumps(args.trained_path)}"]
+    if not args.json_path:  # the trained run's own config: its network, seed and association settings
+        overrides.append("out_dir=null")  # its out_dir is the trained run's folder
+    return config_mod.load(args.json_path or results.trained_config_file(Path(args.trained_path)),
+                           overrides + args.set)
 
 
 def main(rule: Rule, argv=None) -> int:
@@ -196,7 +252,7 @@ def main(rule: Rule, argv=None) -> int:
         if args.resume:
             resume(rule, args, command)
             return 0
-        cfg = config_mod.load(args.json_path or rule.default_config, args.set)
+        cfg = load_config(rule, args)
         if args.out:
             cfg = config_mod.replace(cfg, out_dir=args.out)
         if args.seeds < 1:

@@ -18,8 +18,10 @@ from typing import Any
 from funcs import activations
 from funcs.errors import UserError
 
-ACTIONS = ("bp", "unsupervised_bp", "semi_supervised_bp", "ep", "unsupervised_ep", "semi_supervised_ep")
+ACTIONS = ("bp", "unsupervised_bp", "semi_supervised_bp", "ep", "unsupervised_ep", "semi_supervised_ep",
+           "train_class_layer")
 ACTIVATIONS = tuple(activations.ACTIVATIONS)
+READ_OUT = "train_class_layer"  # the original code's name for "read out a network, train nothing"
 DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits")
 
 
@@ -44,13 +46,19 @@ class Config:
     dataset: str = _key("mnist", "dataset name", "str", choices=DATASETS)
     n_class: int = _key(10, "number of classes in the dataset", "int", lo=2)
     action: str = _key("unsupervised_bp", "the rule (bp, ep) and where the target comes from (supervised, "
-                       "unsupervised_, semi_supervised_)", "str", choices=ACTIONS)
+                       "unsupervised_, semi_supervised_); train_class_layer: no training (epochs is taken as "
+                       "0), only the association and the linear classifier on `trained_path`'s network",
+                       "str", choices=ACTIONS)
     seed: int = _key(1, "random seed of the run (weights, shuffling, dropout, label subsets)", "int", lo=0)
     data_dir: str = _key("data", "directory where datasets are looked for and stored", "str")
     out_dir: str | None = _key(None, "run folder; null for DATA-0/<date>/<action>-<n>/", "str?")
     train_size: int | None = _key(None, "use a seeded class-balanced subset of this many training examples; "
                                   "null for all", "int?", lo=1)
     test_size: int | None = _key(None, "use the first this many test examples; null for all", "int?", lo=1)
+    validation_size: int | None = _key(None, "hold out this many training examples (class-balanced, drawn from "
+                                       "`seed`) and evaluate on them instead of the test set, as the search "
+                                       "scores trials; null to train on all and evaluate on the test set",
+                                       "int?", lo=1)
 
     # --- network ----------------------------------------------------------------------
     cnn: bool = _key(False, "use a convolutional network (convolutions, then fcLayers); false for an MLP",
@@ -121,6 +129,9 @@ class Config:
                                        "str?")
 
     # --- class association and linear classifier ----------------------------------------
+    trained_path: str | None = _key(None, "train_class_layer: the run folder whose trained network is read out; "
+                                    "null for an untrained network of the config's shape (the paper's "
+                                    "baseline)", "str?")
     class_label_percentage: float = _key(1.0, "share of training labels used by both association methods",
                                          "float", lo=0, hi=1, lo_open=True)
     class_activation: str = _key("x", "activation after the linear classifier", "str", choices=ACTIVATIONS)
@@ -143,7 +154,13 @@ class Config:
 
     @property
     def rule(self) -> str:
-        """The learning rule named by the action: 'bp' or 'ep'."""
+        """The learning rule named by the action: 'bp' or 'ep'.
+
+        train_class_layer names none: the network keys tell, since EP takes one
+        activation name for every layer and BP a list.
+        """
+        if self.action == READ_OUT:
+            return "ep" if isinstance(self.activation_function, str) else "bp"
         return "ep" if self.action.endswith("ep") else "bp"
 
     @property
@@ -155,7 +172,12 @@ class Config:
 
     @property
     def target_kind(self) -> str:
-        """Where the target comes from: 'supervised', 'unsupervised' or 'semi_supervised'."""
+        """Where the target comes from: 'supervised', 'unsupervised' or 'semi_supervised'.
+
+        train_class_layer trains nothing and is read out as unsupervised runs are.
+        """
+        if self.action == READ_OUT:
+            return "unsupervised"
         return self.action.rsplit("_", 1)[0] if "_" in self.action else "supervised"
 
     def to_json(self) -> dict[str, Any]:
@@ -277,6 +299,9 @@ def _cross_check(cfg: Config) -> None:
                                         f"{cfg.n_class} classes")
     elif cfg.pretrained_path is not None:
         _fail("pretrained_path", "only semi-supervised actions start from a pre-trained phase-1 network")
+    if cfg.trained_path is not None and cfg.action != READ_OUT:
+        _fail("trained_path", f"only the action {READ_OUT} reads out a trained network; "
+                              f"'{cfg.action}' trains its own")
 
 
 def _check_cnn(cfg: Config) -> None:
@@ -327,6 +352,8 @@ def from_dict(raw: dict[str, Any]) -> Config:
             extra = f" (did you mean '{hint[0]}'?)" if hint else ""
             _fail(key, f"unknown key{extra}")
         values[key] = _coerce(key, value)
+    if values.get("action") == READ_OUT:
+        values["epochs"] = 0  # reads out, trains nothing (the original's configs keep their epochs key)
     cfg = Config(**values)
     _cross_check(cfg)
     return cfg

@@ -571,12 +571,29 @@ def subset(split: Split, n: int, generator: torch.Generator | None = None) -> Sp
         raise ValueError(f"subset of {n} from a split of {len(split.y)}")
     if generator is None:
         return Split(split.x[:n], split.y[:n])
-    perm = torch.randperm(len(split.y), generator=generator)
-    y = split.y.cpu()[perm]
-    rank = torch.nn.functional.one_hot(y).cumsum(0).gather(1, y[:, None]).squeeze(1)
-    pick = perm[torch.argsort(rank * (int(y.max()) + 1) + y)[:n]].sort().values
-    pick = pick.to(split.y.device)
+    pick = balanced_indices(split.y, n, generator).to(split.y.device)
     return Split(split.x[pick], split.y[pick])
+
+
+def balanced_indices(labels: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Sorted indices (on the CPU) of `subset`'s seeded, class-balanced pick of n examples."""
+    perm = torch.randperm(len(labels), generator=generator)
+    y = labels.cpu()[perm]
+    rank = torch.nn.functional.one_hot(y).cumsum(0).gather(1, y[:, None]).squeeze(1)
+    return perm[torch.argsort(rank * (int(y.max()) + 1) + y)[:n]].sort().values
+
+
+def hold_out(split: Split, n: int, generator: torch.Generator) -> tuple[Split, Split, torch.Tensor]:
+    """(rest, held, held indices): a seeded, class-balanced pick of n examples taken out of a split.
+
+    The search scores trials on `held` (a validation split carved from the
+    training set); `rest`, disjoint from it, keeps the dataset order.
+    """
+    held = balanced_indices(split.y, n, generator)
+    keep = torch.ones(len(split.y), dtype=torch.bool)
+    keep[held] = False
+    rest, held_dev = keep.nonzero(as_tuple=True)[0].to(split.y.device), held.to(split.y.device)
+    return Split(split.x[rest], split.y[rest]), Split(split.x[held_dev], split.y[held_dev]), held
 
 
 def main(argv=None) -> int:

@@ -192,6 +192,32 @@ class Run:
         return summary
 
 
+MODEL_FILES = ("model_state_dict.pt", "model_state_dict_fp16.pt")  # fp16: as simuResults keeps weights
+
+
+def trained_config_file(folder: Path) -> Path:
+    """config.json of a trained run folder (for --trained_path), or a clear error."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise UserError(f"--trained_path {folder}: no config.json there; is it a run folder?")
+    return path
+
+
+def read_trained(folder: Path) -> tuple[dict, dict]:
+    """A trained run's saved config (raw JSON) and its network weights in float32."""
+    folder = Path(folder)
+    saved = json.loads(trained_config_file(folder).read_text())
+    path = next((folder / name for name in MODEL_FILES if (folder / name).is_file()), None)
+    if path is None:
+        raise UserError(f"config key 'trained_path': {folder} holds no trained network ({' or '.join(MODEL_FILES)})")
+    try:
+        weights = torch.load(path, weights_only=True, map_location="cpu")
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    except Exception as err:  # unreadable or foreign file: torch raises many kinds
+        raise UserError(f"config key 'trained_path': {path} cannot be read ({err.__class__.__name__})")
+    return saved, weights
+
+
 def accuracies(metrics: dict) -> dict:
     """Test accuracies in percent from the error metrics, named as the paper's tables."""
     names = {"error_mean": "direct_association_mean", "error_max": "direct_association_max",

@@ -62,7 +62,7 @@ BAD_INPUTS = {
     "malformed_json": ('{"epochs": 2,,}', [], ["malformed JSON", "line 1"]),
     "missing_file": (None, [], ["config file not found"]),
     "other_rules_action": (changed(action="unsupervised_ep", activation_function="hardsigm"), [],
-                           ["'action'", "trained by python -m ep.main"]),
+                           ["'action'", "is run by python -m ep.main, not python -m bp.main"]),
     "nan_value": ('{"gamma": NaN}', [], ["'gamma'", "finite"]),
     "wta_in_mlp": (changed(activation_function=["x", "wta"]), [], ["'activation_function'", "cnn"]),
     "class_lr_length": (changed(class_lr=[0.1, 0.2]), [], ["'class_lr'"]),
