@@ -199,7 +199,8 @@ def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) ->
         raise UserInterrupt(run.folder)
     summary = run.write_summary(cfg, metrics, str(prepared[0]), argv)
     plots.plot_run(run.folder, f"{cfg.action}, {list(cfg.fcLayers)}, seed {cfg.seed}")
-    run.log("final test accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items()))
+    split = "validation" if cfg.validation_size is not None else "test"
+    run.log(f"final {split} accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items()))
     return summary
 
 
