@@ -190,6 +190,8 @@ def _param(where: str, name: str, key: str, index: int | None, spec) -> Param:
             _fail(where, f"unknown entry '{k}'{_hint(k, SPEC_KEYS)}; an entry takes {', '.join(SPEC_KEYS)}")
     kind = _item_kind(key)
     typ = spec.get("type", "categorical" if "choices" in spec else kind)
+    if typ == "text" and "type" not in spec:
+        _fail(where, f"'{key}' takes text or true/false: search it over choices, e.g. {{\"choices\": [...]}}")
     if typ not in ("float", "int", "categorical"):
         _fail(where, f"'type' must be float, int or categorical, got {typ!r}")
     if typ == "categorical":
@@ -206,7 +208,7 @@ def _param(where: str, name: str, key: str, index: int | None, spec) -> Param:
             _fail(where, f"'choices' lists a value twice: {choices}")
         return Param(name, key, index, "categorical", choices=tuple(choices))
     if kind == "text":
-        _fail(where, f"'{key}' takes text or true/false: search it over choices, e.g. {{\"choices\": [...]}}")
+        _fail(where, f"'{key}' takes text or true/false: search it over 'choices', not a {typ} range")
     if typ != kind:
         _fail(where, f"'{key}' is {'an integer' if kind == 'int' else 'a real-valued'} key; "
                      f"'type' {typ!r} does not fit it (leave 'type' out)")

@@ -1,0 +1,283 @@
+"""The optuna search: its space and errors, the validation split, a real tiny search whose best config repeats
+its score through bp.main, failed and pruned trials, resuming, and a dead worker's trial on a journal file."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from bp.main import RULE as BP
+from ep.main import RULE as EP
+from funcs import cli, loop, search
+from funcs import data as data_mod
+from funcs.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
+README = (REPO / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def tiny() -> dict:
+    """optuna_config.json of a tiny unsupervised BP search on MNIST (scikit-learn's digits where MNIST cannot be
+    had): 784-30, 600 training and 300 validation images, 2 epochs; 500 test images for the final test run."""
+    try:
+        data_mod.provision("mnist", DATA_DIR)
+        data = {"dataset": "mnist", "data_dir": str(DATA_DIR), "fcLayers": [784, 30]}
+    except UserError as err:
+        warnings.warn(f"MNIST could not be provisioned ({err}); search tests use scikit-learn's digits")
+        data = {"dataset": "digits", "fcLayers": [64, 30]}
+    return {**data, "device": -1, "action": "unsupervised_bp", "epochs": 2, "batchSize": 16, "lr": [1.0],
+            "activation_function": ["x", "hardsigm"], "dropProb": [0.3, 0.2], "nudge": 2, "gamma": 0.5,
+            "train_size": 600, "validation_size": 300, "test_size": 500, "test_batchSize": 500,
+            "class_epoch": 2, "class_activation": "sigmoid", "seed": 3,
+            "mode": "batch", "nudge_max": 4,
+            "search": {"gamma": {"low": 0.1, "high": 1, "log": True},
+                       "lr": {"low": 0.1, "high": 10, "log": True, "per_layer": True}},
+            "n_trials": 3, "sampler_seed": 7, "pruner": "none", "metric": "error_mean"}
+
+
+def write(folder: Path, raw: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "optuna_config.json").write_text(json.dumps(raw))
+    return folder
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- the search space -----------------------------------------------------------------------------------
+
+def test_search_space_names_one_param_per_layer_and_keeps_the_originals_mode_and_nudge_max(tiny):
+    raw = {**tiny, "fcLayers": [tiny["fcLayers"][0], 20, 30], "lr": [1.0, 2.0], "dropProb": [0.3, 0.1, 0.2],
+           "activation_function": ["x", "relu", "hardsigm"],
+           "search": {"lr": {"low": 0.1, "high": 10, "log": True, "per_layer": True},
+                      "dropProb": [None, None, {"low": 0.0, "high": 0.5}],
+                      "class_lr": {"low": 1e-3, "high": 1, "log": True},
+                      "activation_function": [None, {"choices": ["relu", "sigmoid"]}, None]}}
+    s = search.parse(raw, BP)
+    assert [(p.name, p.key, p.index, p.type) for p in s.params] == [
+        ("lr0", "lr", 0, "float"), ("lr1", "lr", 1, "float"), ("dropProb2", "dropProb", 2, "float"),
+        ("class_lr", "class_lr", None, "float"), ("activation_function1", "activation_function", 1, "categorical"),
+        ("nudge", "nudge", None, "int")]
+    assert (s.params[-1].low, s.params[-1].high) == (1, 4)  # nudge_max: k in 1..nudge_max
+    cfg = s.trial_config({"lr0": 0.5, "lr1": 3.0, "dropProb2": 0.25, "class_lr": 0.01,
+                          "activation_function1": "sigmoid", "nudge": 3})
+    assert cfg.lr == (0.5, 3.0) and cfg.dropProb == (0.3, 0.1, 0.25) and cfg.class_lr == (0.01,)
+    assert cfg.activation_function == ("x", "sigmoid", "hardsigm") and cfg.nudge == 3 and cfg.validation_size == 300
+    sequential = search.parse({**tiny, "mode": "sequential", "batchSize": 1,
+                               "search": {"eta": {"low": 0.01, "high": 1, "log": True}}}, BP)
+    assert sequential.base.batchSize == 1 and [p.name for p in sequential.params] == ["eta", "nudge"]
+
+
+ERRORS = [  # (change to the tiny search, the start of the one-line message)
+    ({"nudge_mx": 3}, "optuna_config key 'nudge_mx': unknown key (did you mean 'nudge_max'?)"),
+    ({"search": {"gama": {"low": 0.1, "high": 1}}}, "search key 'gama': not a config key (did you mean 'gamma'?)"),
+    ({"search": {"gamma": {"low": 1, "high": 0.1}}}, "search key 'gamma': 'low' (1.0) must be below 'high' (0.1)"),
+    ({"search": {"gamma": {"low": 0, "high": 1, "log": True}}}, "search key 'gamma': a log scale needs 'low' > 0"),
+    ({"search": {"gamma": {"low": 0.1, "hi": 1}}}, "search key 'gamma': unknown entry 'hi' (did you mean 'high'?)"),
+    ({"search": {"batchSize": {"type": "float", "low": 8, "high": 64}}}, "search key 'batchSize': 'batchSize' is an integer key"),
+    ({"search": {"optimizer": {"low": 0, "high": 1}}}, "search key 'optimizer': 'optimizer' takes text"),
+    ({"search": {"gamma": {"low": 0.1, "high": 1, "per_layer": True}}}, "search key 'gamma': 'per_layer' needs a list key"),
+    ({"search": {"dropProb": [None, {"low": 0, "high": 0.5}, None]}}, "search key 'dropProb': 3 entries given but 'dropProb' has 2"),
+    ({"search": {"seed": {"low": 1, "high": 9}}}, "search key 'seed': cannot be searched: the validation split is drawn from it"),
+    ({"search": {"dropProb": [None, {"low": 0, "high": 1}]}}, "search key 'dropProb1': high 1.0 makes an invalid config: config key 'dropProb': 1.0 must be < 1"),
+    ({"nudge_max": 40}, "search key 'nudge': high 40 makes an invalid config: config key 'nudge': 40 winners"),
+    ({"mode": "sequential", "search": {"batchSize": {"choices": [8, 16]}}}, "optuna_config key 'mode': 'sequential' trains one example at a time"),
+    ({"search": {"eta": {"low": 0.1, "high": 1}}}, "search key 'eta': eta is the moving-average rate of mode 'sequential'"),
+    ({"mode": "bacth"}, "optuna_config key 'mode': 'bacth' is not one of batch, sequential (did you mean 'batch'?)"),
+    ({"validation_size": None}, "optuna_config key 'validation_size': missing"),
+    ({"metric": "error"}, "optuna_config key 'metric': 'error' is not one of error_mean, error_max"),
+    ({"pruner": {"name": "median", "percentile": 20}}, "optuna_config key 'pruner': the median pruner takes"),
+    ({"sampler": "grid"}, "optuna_config key 'sampler': 'grid' is not one of random, tpe"),
+    ({"n_trials": 0}, "optuna_config key 'n_trials': expected an integer >= 1"),
+    ({"gamma": -1}, "config key 'gamma': -1.0 must be >= 0"),
+    ({"search": {}, "nudge_max": None}, "optuna_config key 'search': nothing to search"),
+]
+
+
+@pytest.mark.parametrize("change,message", ERRORS, ids=[m.split(":")[0] + ":" + str(i) for i, (_, m) in enumerate(ERRORS)])
+def test_bad_search_space_is_one_line_naming_the_key(tiny, change, message):
+    with pytest.raises(UserError) as err:
+        search.parse({**tiny, **change}, BP)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_search_through_the_command_line_is_one_line_and_exit_2_with_no_study(tiny, tmp_path, capsys):
+    folder = write(tmp_path / "cfg", {**tiny, "search": {"lr": {"low": 0.1, "high": 10, "step": 0.5, "log": True}}})
+    code = search.main(BP, ["--json_path", str(folder), "--out", str(tmp_path / "study")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: search key 'lr': 'step' and 'log' cannot be combined")
+    assert not (tmp_path / "study").exists()
+    assert search.main(EP, ["--json_path", str(folder), "--dry-run"]) == 2  # a BP action under ep.optuna_optim
+    assert "is run by python -m bp.main, not python -m ep.main" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rule,path", sorted(set(re.findall(r"python -m (bp|ep)\.optuna_optim --json_path (\S+?)[` ]",
+                                                             README))))
+def test_readme_search_command_names_a_valid_preset(rule, path, capsys):
+    if path.endswith("classifier"):
+        pytest.skip("the classifier presets need a trained run: test_classifier_search_reads_out_a_trained_run")
+    assert search.main({"bp": BP, "ep": EP}[rule], ["--json_path", str(REPO / path), "--dry-run"]) == 0
+    assert "validation examples" in capsys.readouterr().out
+
+
+# --- the validation split --------------------------------------------------------------------------------
+
+def test_validation_split_is_a_balanced_hold_out_of_the_training_set_disjoint_from_training_and_test(tiny):
+    cfg = search.parse(tiny, BP).base
+    full = data_mod.load_dataset(cfg.dataset, cfg.data_dir)
+    shrunk = cli.shrink(full, cfg)
+    rest, held, idx = data_mod.hold_out(full.train, cfg.validation_size, torch.Generator().manual_seed(cfg.seed))
+    assert torch.equal(shrunk.test.x, full.train.x[idx]) and torch.equal(shrunk.test.y, full.train.y[idx])
+    counts = shrunk.test.y.bincount(minlength=cfg.n_class)
+    assert counts.sum() == cfg.validation_size and counts.max() - counts.min() <= 1  # class-balanced
+    assert len(rest.y) + len(held.y) == len(full.train.y) and shrunk.train.y.shape[0] == cfg.train_size
+
+    def rows(x):
+        return {bytes(r.numpy().tobytes()) for r in x.reshape(x.shape[0], -1)}
+    val = rows(shrunk.test.x)
+    assert not val & rows(shrunk.train.x)  # never trained on
+    if cfg.dataset == "mnist":  # MNIST's test set holds no copy of a training image
+        assert not val & rows(full.test.x)
+    again = cli.shrink(full, cfg)  # seeded: the same split every time
+    assert torch.equal(again.test.y, shrunk.test.y)
+
+
+# --- a real search ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def study(tiny, tmp_path_factory) -> Path:
+    """A real 3-trial random search on the journal file, then the best config's test run."""
+    root = tmp_path_factory.mktemp("search")
+    folder = write(root / "cfg", tiny)
+    assert search.main(BP, ["--json_path", str(folder), "--out", str(root / "study"), "--study-name", "tiny"]) == 0
+    return root / "study"
+
+
+def test_search_writes_trials_plots_best_config_and_summary(study, tiny):
+    rows = read_csv(study / "trials.csv")
+    assert [r["number"] for r in rows] == ["0", "1", "2"] and {r["state"] for r in rows} == {"COMPLETE"}
+    values = [float(r["error_mean"]) for r in rows]
+    summary = json.loads((study / "summary.json").read_text())
+    assert summary["best"]["value"] == min(values) and summary["trials"] == {"COMPLETE": 3}
+    assert set(summary["best"]["params"]) == {"gamma", "lr0", "nudge"}
+    assert (study / "history.png").stat().st_size > 10_000 and (study / "importance.png").stat().st_size > 10_000
+    assert set(summary["importance"]) == {"gamma", "lr0", "nudge"}
+    best = json.loads((study / "best" / "config.json").read_text())
+    p = summary["best"]["params"]
+    assert (best["gamma"], best["lr"], best["nudge"]) == (p["gamma"], [p["lr0"]], p["nudge"])
+    assert best["validation_size"] == tiny["validation_size"] and best["out_dir"] is None
+    held = data_mod.hold_out(data_mod.load_dataset(best["dataset"], best["data_dir"]).train, best["validation_size"],
+                             torch.Generator().manual_seed(best["seed"]))[2]
+    from funcs import association
+    assert summary["validation"]["indices"] == association.describe_subset(held)["sha256"]
+    assert "best: trial" in (study / "summary.txt").read_text()
+
+
+def test_best_config_repeats_its_validation_score_through_bp_main(study, tmp_path):
+    summary = json.loads((study / "summary.json").read_text())
+    assert cli.main(BP, ["--json_path", str(study / "best"), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert again["metrics"]["error_mean"] == summary["best"]["value"]  # the same validation split, bit for bit
+    assert again["metrics"]["classifier_error"] == summary["best"]["metrics"]["classifier_error"]
+    assert again["evaluated_on"].startswith("validation: 300 training examples")
+
+
+def test_test_set_is_used_once_by_the_best_config_trained_without_hold_out(study, tiny):
+    summary = json.loads((study / "summary.json").read_text())
+    test_cfg = json.loads((study / "test" / "config.json").read_text())
+    assert test_cfg["validation_size"] is None and test_cfg["gamma"] == summary["best"]["params"]["gamma"]
+    test_run = json.loads((study / "test" / "summary.json").read_text())
+    assert "evaluated_on" not in test_run
+    assert summary["test"]["accuracy_percent"] == test_run["accuracy_percent"]
+    assert summary["test"]["trial"] == summary["best"]["trial"]
+
+
+def test_rerun_resumes_the_study_and_a_changed_search_is_refused(study, tiny, tmp_path, capsys):
+    folder = write(tmp_path / "cfg", tiny)
+    args = ["--json_path", str(folder), "--out", str(study), "--study-name", "tiny"]
+    assert search.main(BP, [*args, "--n-trials", "4", "--no-test"]) == 0
+    assert [r["number"] for r in read_csv(study / "trials.csv")] == ["0", "1", "2", "3"]
+    assert "3 of 4 trials there" in capsys.readouterr().out
+    write(folder, {**tiny, "gamma": 0.3})
+    assert search.main(BP, args) == 2
+    assert "study 'tiny' was created with another search (config keys gamma differ)" in capsys.readouterr().err
+
+
+def test_failed_trial_keeps_its_reason_and_the_search_goes_on(tiny, tmp_path, monkeypatch):
+    """Trial 1 diverges (its loss becomes NaN), trial 2 raises: both failed with their reason, the others scored."""
+    real = loop.train
+    calls = []
+
+    def train(cfg, data, learner, run=None, state=None):
+        calls.append(cfg)
+        if len(calls) == 2:
+            run.epoch_done({"epoch": 1, "loss": math.nan, "error_mean": 0.9}, {})
+        if len(calls) == 3:
+            raise RuntimeError("out of memory")
+        return real(cfg, data, learner, run=run, state=state)
+
+    monkeypatch.setattr(loop, "train", train)
+    folder = write(tmp_path / "cfg", {**tiny, "n_trials": 4, "class_epoch": 0})
+    assert search.main(BP, ["--json_path", str(folder), "--out", str(tmp_path / "study"), "--no-test"]) == 0
+    rows = read_csv(tmp_path / "study" / "trials.csv")
+    assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert rows[1]["reason"] == "diverged: loss nan at epoch 1"
+    assert rows[2]["reason"] == "RuntimeError: out of memory"
+    assert "RuntimeError: out of memory" in (tmp_path / "study" / "search.log").read_text()  # with its traceback
+    assert json.loads((tmp_path / "study" / "summary.json").read_text())["best"]["trial"] in (0, 3)
+
+
+def test_reporter_reports_each_epoch_and_prunes_when_optuna_says_so():
+    import optuna
+
+    class Trial:
+        number, reports = 5, []
+
+        def report(self, value, step):
+            self.reports.append((value, step))
+
+        def should_prune(self):
+            return len(self.reports) == 2
+
+    lines = []
+    reporter = search.TrialReporter(Trial(), "error_mean", Path("."), lines.append)
+    reporter.epoch_done({"epoch": 1, "loss": 0.1, "error_mean": 0.5, "seconds": 1.0}, {})
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 2: error_mean 0.4000"):
+        reporter.epoch_done({"epoch": 2, "loss": 0.1, "error_mean": 0.4, "seconds": 1.0}, {})
+    assert Trial.reports == [(0.5, 1), (0.4, 2)] and lines[0] == "trial 5 epoch 1: error_mean 0.5000 (1.0 s)"
+
+
+def test_trial_of_a_killed_worker_on_the_journal_file_is_failed_when_the_search_is_run_again(tiny, tmp_path):
+    """A journal file has no heartbeat: the next worker of the machine fails the trials of dead processes."""
+    folder = write(tmp_path / "cfg", {**tiny, "epochs": 12, "n_trials": 2, "class_epoch": 0})
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "bp.optuna_optim", "--json_path", str(folder), "--out", str(out), "--no-test"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in worker.stdout:
+        if line.startswith("trial 0 epoch 1:"):
+            break
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"trial 0 failed: its worker (process {worker.pid} on" in done.stdout
+    rows = read_csv(out / "trials.csv")
+    assert [r["state"] for r in rows] == ["FAIL", "COMPLETE"]
+    assert rows[0]["reason"].endswith("stopped during the trial")
