@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= data
 
-.PHONY: run test data bench clean-venv
+.PHONY: run test data bench figures clean-venv
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer needed; use make PYTHON=python3.11 ...")'
@@ -24,6 +24,10 @@ run: data
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q --durations=8 tests
+
+# The paper's figures and tables from simuResults/ (reproduce_figures.ipynb, headless): PNGs into figuresPlot/.
+figures: $(VENV)/.installed
+	$(PY) -m funcs.figures notebook
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.bp_throughput --data_dir $(DATA_DIR)

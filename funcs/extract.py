@@ -1,0 +1,201 @@
+"""Small arrays that figures 6, 10 and 11 need, extracted from a trained run's model and written beside it.
+
+The network is built from the run's own config.json by its rule's learner
+factory (`bp.main.RULE.build`, `ep.main.RULE.build`) and loaded with the run's
+weights (`model_state_dict.pt`, or the half-precision `model_state_dict_fp16.pt`
+of simuResults/, or a semi-supervised run's phase-1 `pretrained.pt`). Each file
+is an NPZ well under 1 MB, so it is committed where the model (5+ MB) is not:
+
+- `max_activation.npz` (Figure 6): for the two most responsive output neurons
+  of each class, the input in [0, 1] that maximises the neuron's drive, found
+  by projected gradient ascent (Erhan et al. 2009, paper section 3.2);
+- `first_layer_weights.npz` (Figure 11): the first layer's weights of 20
+  neurons drawn at random (seeded);
+- `umap.npz` / `umap_pretrained.npz` (Figure 10): the 2-D UMAP embedding
+  (umap-learn, as the paper) of the network's outputs on the test set.
+
+    python -m funcs.figures extract max_activation simuResults/unsupervised_bp_1layer --data_dir data
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from funcs import association
+from funcs import cli
+from funcs import config as config_mod
+from funcs import data as data_mod
+from funcs.errors import UserError
+
+# Which weights a run folder holds, in the order they are looked for.
+MODEL_FILES = ("model_state_dict.pt", "model_state_dict_fp16.pt")
+PRETRAINED = "pretrained.pt"
+N_PER_CLASS = 2  # Figure 6: the two most responsive output neurons per class
+N_WEIGHTS = 20  # Figure 11: 20 neurons
+PICK_SEED = 0  # which 20 neurons Figure 11 shows
+# Gradient ascent of Figure 6: Adam steps on the input, projected back onto [0, 1] after each.
+ASCENT_STEPS, ASCENT_LR, ASCENT_SEED = 500, 0.05, 0
+
+
+def run_folder(folder: Path) -> Path:
+    """A run folder, or the first seed's folder of a `--seeds` root."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        seeds = sorted(folder.glob("S-*/config.json"))
+        if not seeds:
+            raise UserError(f"{folder}: no config.json there; is it a run folder?")
+        folder = seeds[0].parent
+    return folder
+
+
+def load_config(folder: Path, data_dir: str | None = None):
+    """The run's Config (compilation off: extraction runs the network a few times only)."""
+    cfg = config_mod.load(folder / "config.json")
+    return config_mod.replace(cfg, compile=False, **({"data_dir": data_dir} if data_dir else {}))
+
+
+def load_learner(folder: Path, cfg, pretrained: bool = False):
+    """The run's learner (its rule's factory, on the CPU) holding the run's trained weights, in float32."""
+    if pretrained:
+        path = folder / PRETRAINED
+        if not path.is_file():
+            raise UserError(f"{folder}: no {PRETRAINED} (the phase-1 network of a semi-supervised run) there")
+        state = torch.load(path, weights_only=True, map_location="cpu")["model"]
+    else:
+        path = next((folder / f for f in MODEL_FILES if (folder / f).is_file()), None)
+        if path is None:
+            raise UserError(f"{folder}: no trained weights ({' or '.join(MODEL_FILES)}) there")
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    rule = importlib.import_module(f"{cfg.rule}.main").RULE
+    learner = rule.build(cfg, torch.device("cpu"))
+    learner.load_state_dict({"model": state, "optimizer": learner.state_dict()["optimizer"]})
+    return learner
+
+
+def outputs(learner, x: torch.Tensor, batch: int) -> torch.Tensor:
+    """The network's evaluation outputs (dropout off) for every row of x."""
+    return torch.cat([learner.infer(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
+
+
+def most_responsive(train_out: torch.Tensor, labels: torch.Tensor, n_class: int, per_class: int = N_PER_CLASS):
+    """The `per_class` output neurons with the highest mean response to each class, as in direct association.
+
+    Among the neurons direct association gives to class c, those with the
+    highest mean response to c; where fewer are given, the next by that mean.
+    Returns (neurons, classes), each (n_class * per_class,).
+    """
+    means = association.class_mean_responses(train_out, labels, n_class)  # (n_class, n_out)
+    owner = association.direct_association(train_out, labels, n_class)
+    neurons, classes, taken = [], [], set()
+    for c in range(n_class):
+        own = (owner == c).to(means.dtype)
+        order = torch.argsort(means[c] + own * (means[c].abs().max() + 1), descending=True).tolist()
+        picked = [n for n in order if n not in taken][:per_class]
+        taken.update(picked)
+        neurons += picked
+        classes += [c] * len(picked)
+    return torch.tensor(neurons), torch.tensor(classes)
+
+
+def maximize_inputs(drive: Callable[[torch.Tensor], torch.Tensor], neurons: torch.Tensor, shape,
+                    steps: int = ASCENT_STEPS, lr: float = ASCENT_LR, seed: int = ASCENT_SEED):
+    """For each neuron, the input in [0, 1]^shape that maximises drive(x)[neuron]: projected gradient ascent.
+
+    drive: a differentiable map from inputs (n, *shape) to (n, n_out); one input
+    per neuron is optimised, all at once, from a seeded uniform start; after
+    every Adam step the input is clipped back onto [0, 1]. Returns the inputs
+    (n, *shape) and each neuron's final drive.
+    """
+    x = torch.rand(len(neurons), *shape, generator=torch.Generator().manual_seed(seed)).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    rows = torch.arange(len(neurons))
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        (-drive(x)[rows, neurons].sum()).backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    with torch.no_grad():
+        return x.detach(), drive(x)[rows, neurons]
+
+
+def output_drive(learner) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x -> the output layer's drive, before the output activation (a hard sigmoid saturates at 1 and 0).
+
+    BP networks only: their forward pass is differentiable in the input
+    (EP's output is a relaxed equilibrium). The network's own SGD-in-backward
+    steps are switched off (learning rate factor 0), so its weights do not move.
+    """
+    model = getattr(learner, "model", None)
+    if model is None or not isinstance(getattr(model, "net", None), torch.nn.Sequential):
+        raise UserError("maximum-activation images need a BP network (the paper's Figure 6); this run is not one")
+    learner.set_lr_factor(0.0)
+    model.eval()
+    return model.net[:-1]  # everything but the output activation
+
+
+def max_activation(folder: Path, data_dir: str | None = None) -> Path:
+    """Figure 6's images for a trained BP run: `max_activation.npz` beside it."""
+    folder = run_folder(folder)
+    cfg = load_config(folder, data_dir)
+    learner = load_learner(folder, cfg)
+    data = cli.shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir), cfg)
+    neurons, classes = most_responsive(outputs(learner, data.train.x, cfg.test_batchSize), data.train.y,
+                                       cfg.n_class)
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    images, drive = maximize_inputs(output_drive(learner), neurons, data.shape)
+    assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters())), "weights moved"
+    path = folder / "max_activation.npz"
+    np.savez_compressed(path, images=images.numpy().astype(np.float16), neurons=neurons.numpy(),
+                        classes=classes.numpy(), drive=drive.numpy(), steps=ASCENT_STEPS, lr=ASCENT_LR)
+    return path
+
+
+def first_layer_weights(folder: Path, n: int = N_WEIGHTS, seed: int = PICK_SEED) -> Path:
+    """Figure 11: the first weight layer's rows of n neurons drawn at random (seeded): `first_layer_weights.npz`."""
+    folder = run_folder(folder)
+    cfg = load_config(folder)
+    learner = load_learner(folder, cfg)
+    weight = next((p for p in learner.state_dict()["model"].values() if p.ndim == 2), None)
+    if weight is None or cfg.cnn:
+        raise UserError(f"{folder}: first-layer weights are drawn for fully connected networks only")
+    neurons = torch.randperm(weight.shape[0], generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    path = folder / "first_layer_weights.npz"
+    np.savez_compressed(path, weights=weight[neurons].numpy().astype(np.float16), neurons=neurons.numpy())
+    return path
+
+
+def umap_embedding(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The paper's 2-D UMAP (umap-learn, default settings, seeded)."""
+    import umap
+    return umap.UMAP(n_components=2, random_state=seed).fit_transform(x).astype(np.float32)
+
+
+def umap_outputs(folder: Path, data_dir: str | None = None, pretrained: bool = False,
+                 embed: Callable[[np.ndarray], np.ndarray] = umap_embedding) -> Path:
+    """Figure 10: the test outputs of a (semi-supervised) network embedded in 2-D: `umap.npz` beside it.
+
+    pretrained: the run's phase-1 network instead (`umap_pretrained.npz`);
+    embed: the 2-D embedding (UMAP; the tests pass a cheaper one).
+    """
+    folder = run_folder(folder)
+    cfg = load_config(folder, data_dir)
+    learner = load_learner(folder, cfg, pretrained)
+    data = cli.shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir), cfg)
+    out = outputs(learner, data.test.x, cfg.test_batchSize).numpy()
+    path = folder / ("umap_pretrained.npz" if pretrained else "umap.npz")
+    np.savez_compressed(path, embedding=embed(out).astype(np.float16), labels=data.test.y.numpy().astype(np.uint8))
+    return path
+
+
+def main(kind: str, folder: Path, data_dir: str | None = None, pretrained: bool = False) -> Path:
+    if kind == "max_activation":
+        return max_activation(folder, data_dir)
+    if kind == "weights":
+        return first_layer_weights(folder)
+    return umap_outputs(folder, data_dir, pretrained)

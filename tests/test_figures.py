@@ -1,0 +1,263 @@
+"""The figures notebook and module: drawn from run folders the real CLI writes, numbers read back and compared.
+
+A small results folder is made once per module by the registry's own commands
+(`python -m bp.main ...` lines, run through the entry point in-process) with
+tiny overrides: an MNIST subset (600 training, 500 test images), small layers,
+one or two epochs. Where MNIST cannot be provisioned the tests use
+scikit-learn's 8x8 digits, as tests/test_training.py.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bp.main import RULE as BP
+from ep.main import RULE as EP
+from funcs import cli, extract, figures
+from funcs import config as config_mod
+from funcs import data as data_mod
+from funcs.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
+RULES = {"bp.main": BP, "ep.main": EP}
+PNGS = {f"{name}.png" for name in figures.DRAW}
+
+
+def tiny(dataset: str, sizes: str, *more: str) -> list[str]:
+    """Quick settings appended to a registry command (later --set wins)."""
+    data = ["dataset=digits"] if dataset == "digits" else [f"data_dir={DATA_DIR}", "train_size=600",
+                                                           "test_size=500"]
+    sets = [*data, "device=-1", f"fcLayers={sizes}", "class_epoch=2", "test_batchSize=500", *more]
+    return [a for s in sets for a in ("--set", s)]
+
+
+def run_command(command: str, extra: list[str]) -> None:
+    """A registry command (`python -m bp.main --json_path configFile/... --out ...`) through its entry point."""
+    parts = shlex.split(command)
+    assert parts[:2] == ["python", "-m"], command
+    argv = parts[3:]
+    i = argv.index("--json_path")
+    argv[i + 1] = str(REPO / argv[i + 1])
+    assert cli.main(RULES[parts[2]], [*argv, *extra]) == 0, command
+
+
+def fake_train_class_layer(folder: Path, share: int, trained: str | None, rng: np.random.Generator) -> None:
+    """A folder as `train_class_layer` writes it (config.json, summary.json); until that action lands."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"action": "train_class_layer", "seed": 1, "epochs": 0,
+                                                    "class_label_percentage": share / 100,
+                                                    "trained_path": trained}))
+    acc = {k: round(float(rng.uniform(50, 99)), 2) for k in
+           ("direct_association_mean", "direct_association_max", "linear_classifier")}
+    (folder / "summary.json").write_text(json.dumps({"action": "train_class_layer", "seed": 1,
+                                                     "accuracy_percent": acc}))
+
+
+def pca2(x: np.ndarray) -> np.ndarray:
+    """A cheap stand-in for UMAP in the tests: the two leading principal components."""
+    x = x - x.mean(0)
+    return x @ np.linalg.svd(x, full_matrices=False)[2][:2].T
+
+
+@pytest.fixture(scope="module")
+def dataset() -> str:
+    try:
+        data_mod.provision("mnist", DATA_DIR)
+        return "mnist"
+    except UserError as err:
+        warnings.warn(f"MNIST could not be provisioned ({err}); figure tests use scikit-learn's digits")
+        return "digits"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, dataset) -> Path:
+    """A results root with a run behind most figures, made by the registry's commands with tiny settings."""
+    root = tmp_path_factory.mktemp("results")
+    n_in = 64 if dataset == "digits" else 784
+    reg = figures.REGISTRY
+    runs = [  # (source, extra arguments)
+        (figures.MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=2") + ["--seeds", "2"]),
+        (figures.MLP["ep_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
+        (figures.MLP["bp_2layer"], tiny(dataset, f"[{n_in},100,100]", "epochs=1")),
+        (figures.SUPERVISED_MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
+        (figures.SEMI["bp/100/wta_homeostasis"], tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
+        (figures.SEMI["bp/100/wta"], tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
+        (figures.HOMEOSTASIS["bp/1layer/batch"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
+        (figures.HOMEOSTASIS["bp/1layer/sequential"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
+        (figures.N_OUT_RUNS["bp/10"], tiny(dataset, f"[{n_in},10]", "epochs=1")),
+        (figures.N_OUT_RUNS["bp/100"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
+    ]
+    for src, extra in runs:
+        run_command(src.produce(root), extra)
+    rng = np.random.default_rng(0)
+    for key, src in {**reg["fig4_label_share_untrained"].sources, **reg["fig5_label_share_2layer"].sources}.items():
+        if key.startswith(("ep_2layer", "bp_1layer_untrained/5")):
+            continue  # left missing: the figure draws what exists
+        if not (root / src.path).exists():
+            trained = figures.LABEL_NETWORKS[key.rsplit("/", 1)[0]][2]
+            fake_train_class_layer(root / src.path, int(key.rsplit("/", 1)[1]),
+                                   str(root / trained.path) if trained else None, rng)
+    data_dir = None if dataset == "digits" else str(DATA_DIR)
+    for key in ("bp_1layer", "bp_2layer"):
+        extract.max_activation(root / figures.MLP[key].path, data_dir)
+        extract.first_layer_weights(root / figures.MLP[key].path)
+    extract.first_layer_weights(root / figures.SUPERVISED_MLP["bp_1layer"].path)
+    semi = root / figures.SEMI["bp/100/wta_homeostasis"].path
+    extract.umap_outputs(semi, data_dir, embed=pca2)
+    extract.umap_outputs(semi, data_dir, pretrained=True, embed=pca2)
+    extract.umap_outputs(root / figures.SEMI["bp/100/wta"].path, data_dir, embed=pca2)
+    return root
+
+
+def read_back(folder: Path, metric: str) -> float:
+    """A run folder's accuracy (%), read the plain way: seeds_summary.json, summary.json, or the last CSV row."""
+    if (folder / "seeds_summary.json").is_file():
+        return json.loads((folder / "seeds_summary.json").read_text())["mean"][metric]
+    if (folder / "summary.json").is_file():
+        return json.loads((folder / "summary.json").read_text())["accuracy_percent"][metric]
+    with open(folder / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if metric == "after_phase_1":
+        rows = [r for r in rows if r["phase"] == "1"]
+    column = {"direct_association_mean": "error_mean", "test": "error", "after_phase_1": "error"}[metric]
+    return round(100 * (1 - float(rows[-1][column])), 2)
+
+
+def test_notebook_writes_every_figure_from_runs_the_cli_made(results, tmp_path):
+    nb = figures.execute_notebook(results=str(results), out=str(tmp_path / "png"))
+    assert {p.name for p in (tmp_path / "png").glob("*.png")} == PNGS
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "Table 3" in text and "Table 5" in text and "missing" in text
+
+
+def test_notebook_runs_on_the_committed_results(tmp_path):
+    nb = figures.execute_notebook(results=str(REPO / "simuResults"), out=str(tmp_path / "png"))
+    assert {p.name for p in (tmp_path / "png").glob("*.png")} == PNGS
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    one_layer = json.loads((REPO / "simuResults/unsupervised_bp_1layer/summary.json").read_text())
+    assert f"{one_layer['accuracy_percent']['direct_association_mean']:.2f}" in text
+
+
+@pytest.mark.parametrize("name", ["fig4_label_share_untrained", "fig5_label_share_2layer", "fig2_accuracies",
+                                  "fig9_semi_supervised", "fig13_n_out"])
+def test_plotted_accuracies_equal_the_numbers_in_their_run_folders(results, tmp_path, name):
+    drawn = figures.draw(name, results, tmp_path)
+    points = [p for v in drawn.series.values() for p in v]
+    assert points and drawn.path.is_file()
+    for p in points:
+        assert p.y == pytest.approx(read_back(p.folder, p.metric), abs=1e-9), (p.folder, p.metric)
+    if name.startswith("fig4"):  # every folder the fixture made is plotted, once per method; the others missing
+        made = {f for f in results.glob("label_share/*/*") if f.parent.name in
+                {"bp_1layer_trained", "ep_1layer_trained", "bp_1layer_untrained", "bp_2layer_untrained"}}
+        assert sorted(str(p.folder) for p in points) == sorted(str(f) for f in made for _ in range(2))
+        assert any("bp_1layer_untrained/5" in m for m in drawn.missing)
+
+
+def test_label_share_points_sit_at_their_share_of_labels(results, tmp_path):
+    drawn = figures.draw("fig4_label_share_untrained", results, tmp_path)
+    for p in (p for v in drawn.series.values() for p in v):
+        share = json.loads((p.folder / "config.json").read_text())["class_label_percentage"]
+        assert p.x == pytest.approx(100 * share)
+
+
+def test_seeds_root_gives_mean_std_and_seed_count(results):
+    rec = figures.read_run(results / figures.MLP["bp_1layer"].path)
+    stats = json.loads((rec.folder / "seeds_summary.json").read_text())
+    per_seed = stats["per_seed"]["direct_association_mean"]
+    assert rec.seeds == [1, 2] and rec.epochs_run == 2
+    assert rec.value("direct_association_mean") == pytest.approx(np.mean(per_seed), abs=1e-3)
+    assert rec.std["direct_association_mean"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-3)
+
+
+@pytest.mark.parametrize("root", ["made", "committed"])
+def test_table_rows_equal_their_folders(results, root):
+    base = results if root == "made" else REPO / "simuResults"
+    found = 0
+    for name in figures.TABLE_ROWS:
+        for row in figures.table(name, base):
+            if row.mean is None:
+                continue
+            found += 1
+            folder = base / row.folder
+            assert row.mean == pytest.approx(read_back(folder, row.metric), abs=1e-9), row
+            seeds = json.loads((folder / "seeds_summary.json").read_text())["seeds"] \
+                if (folder / "seeds_summary.json").is_file() else [1]
+            assert row.seeds == len(seeds)
+            with open(next(folder.glob("**/results.csv")), newline="") as f:
+                rows = list(csv.DictReader(f))
+            if "phase" in rows[0]:
+                cfg = json.loads((folder / "config.json").read_text())
+                assert f"phase 2: {sum(r['phase'] == '2' for r in rows)} of {cfg['epochs']} epochs" in row.epochs
+            else:
+                assert row.epochs.startswith(f"{len(rows)} of "), row
+    assert found >= (3 if root == "made" else 4)
+
+
+def test_committed_unfinished_run_is_labelled_from_its_folder():
+    rec = figures.find(REPO / "simuResults", figures.MLP["bp_2layer"])
+    cfg = json.loads((rec.folder / "config.json").read_text())
+    rows = sum(1 for _ in open(rec.folder / "results.csv")) - 1
+    assert rows < cfg["epochs"]
+    assert rec.describe(200) == f"{rows} of {cfg['epochs']} epochs (unfinished), 1 seed"
+
+
+def test_shortened_run_is_labelled_with_the_papers_epochs(results):
+    rec = figures.read_run(results / figures.MLP["bp_2layer"].path)
+    assert rec.describe(200).startswith("1 of 200 epochs (shortened)")
+
+
+def test_figure_without_data_says_which_commands_produce_it(tmp_path):
+    drawn = figures.draw("fig13_n_out", tmp_path / "empty", tmp_path / "png")
+    assert not drawn.has_data and drawn.path.is_file()
+    assert drawn.missing == [s.produce(tmp_path / "empty") for s in figures.N_OUT_RUNS.values()]
+
+
+def test_extracted_arrays_are_small_and_shaped(results):
+    for path in results.rglob("*.npz"):
+        assert path.stat().st_size < 1_000_000
+    with np.load(next((results / figures.MLP["bp_1layer"].path).rglob(figures.MAX_ACTIVATION))) as z:
+        assert z["images"].shape[0] == 20 and sorted(z["classes"]) == sorted(list(range(10)) * 2)
+        assert 0 <= z["images"].min() and z["images"].max() <= 1
+    with np.load(next((results / figures.MLP["bp_2layer"].path).rglob(figures.FIRST_LAYER))) as z:
+        assert z["weights"].shape[0] == 20 and len(set(z["neurons"])) == 20
+
+
+def test_max_activation_of_one_linear_neuron_is_one_where_its_weight_is_positive():
+    """On one linear output neuron (a BP 784-1 network) the best input in [0, 1]^784 is 1 where w > 0, else 0."""
+    cfg = config_mod.load(REPO / "configFile/quickstart", ["fcLayers=[784,1]", "nudge=1", "device=-1"])
+    torch.manual_seed(0)
+    learner = BP.build(cfg, torch.device("cpu"))
+    weight = learner.model.linears[0].weight.detach().clone()
+    x, drive = extract.maximize_inputs(extract.output_drive(learner), torch.tensor([0]), (1, 28, 28))
+    assert torch.equal(x.flatten(), (weight[0] > 0).float())
+    assert torch.equal(learner.model.linears[0].weight, weight)  # the search does not train the network
+    assert drive.item() == pytest.approx((weight[0].clamp(min=0).sum() + learner.model.linears[0].bias[0]).item())
+
+
+def test_most_responsive_neurons_are_picked_per_class_by_mean_response():
+    # 4 neurons, 2 classes: neuron 0 and 2 answer class 0 (means 0.9, 0.5), neurons 1 and 3 class 1 (0.8, 0.7)
+    out = torch.tensor([[0.9, 0.0, 0.5, 0.1], [0.9, 0.2, 0.5, 0.1], [0.0, 0.8, 0.1, 0.7], [0.1, 0.8, 0.0, 0.7]])
+    labels = torch.tensor([0, 0, 1, 1])
+    neurons, classes = extract.most_responsive(out, labels, 2)
+    assert neurons.tolist() == [0, 2, 1, 3] and classes.tolist() == [0, 0, 1, 1]
+
+
+def test_every_registry_command_is_a_valid_config(capsys):
+    for entry in figures.REGISTRY.values():
+        for src in entry.sources.values():
+            parts = shlex.split(src.produce("simuResults"))
+            if "action=train_class_layer" in parts and "train_class_layer" not in config_mod.ACTIONS:
+                continue  # the action's own issue; validated once it lands
+            argv = parts[3:]
+            argv[argv.index("--json_path") + 1] = str(REPO / argv[argv.index("--json_path") + 1])
+            assert cli.main(RULES[parts[2]], [*argv, "--dry-run"]) == 0, src.produce()
+            assert '"action"' in capsys.readouterr().out
