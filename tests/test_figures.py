@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shlex
 import warnings
 from pathlib import Path
@@ -261,3 +262,11 @@ def test_every_registry_command_is_a_valid_config(capsys):
             argv[argv.index("--json_path") + 1] = str(REPO / argv[argv.index("--json_path") + 1])
             assert cli.main(RULES[parts[2]], [*argv, "--dry-run"]) == 0, src.produce()
             assert '"action"' in capsys.readouterr().out
+
+
+def test_readme_figures_section_shows_registry_commands_and_drawn_pngs():
+    section = (REPO / "README.md").read_text().split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(python -m (?:bp|ep)\.main [^`]*|python -m funcs\.figures extract [^`]*)`", section)
+    assert len(named) >= 8 and set(named) <= set(figures.commands("simuResults"))
+    images = re.findall(r"\]\((figuresPlot/[^)]+\.png)\)", section)
+    assert images and all((REPO / png).is_file() and Path(png).stem in figures.DRAW for png in images)
