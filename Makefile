@@ -22,7 +22,21 @@ data: $(VENV)/.installed
 run: data
 	$(PY) -m bp.main --json_path configFile/quickstart --set data_dir=$(DATA_DIR)
 
-test: $(VENV)/.installed-test
+# The distributed search tests start a throwaway PostgreSQL server: as root, install Debian's package where its
+# binaries are missing; otherwise those tests are skipped and say why.
+postgres:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing postgresql (server for the distributed search tests)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null || \
+	    { apt-get update >/dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >/dev/null; }; \
+	  else \
+	    echo "note: no PostgreSQL server (initdb); the distributed search tests will be skipped"; \
+	  fi; \
+	fi
+
+test: $(VENV)/.installed-test postgres
 	$(PY) -m pytest -q --durations=8 tests
 
 # The paper's figures and tables from simuResults/ (reproduce_figures.ipynb, headless): PNGs into figuresPlot/.

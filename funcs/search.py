@@ -521,18 +521,44 @@ def make_storage(url: str | None, folder: Path, heartbeat: int, echo):
         echo(f"trial {trial.number} failed: its worker ({trial.user_attrs.get('worker', 'unknown')}) sent no "
              f"heartbeat for {2 * heartbeat} s (stopped or killed); the study goes on")
 
+    url = rdb_url(url)
     engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}  # recycle idle connections
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                                              grace_period=2 * heartbeat, heartbeat_stale_trial_callback=stale)
-    except ImportError as err:
-        driver = "psycopg2-binary" if url.startswith("postgres") else "the database's Python driver"
-        raise UserError(f"--storage {masked(url)}: the driver is missing ({err}); pip install {driver}")
-    except Exception as err:  # sqlalchemy's many connection and URL errors
-        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise UserError(f"--storage {masked(url)}: cannot open it ({err.__class__.__name__}: {first})")
+    import sqlalchemy.exc
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                                                  grace_period=2 * heartbeat, heartbeat_stale_trial_callback=stale)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            # Workers started together on an empty database all create optuna's tables; the losers of that
+            # race see a duplicate table or type: wait a moment and open the tables the winner made.
+            if attempt == 5:
+                raise UserError(f"--storage {masked(url)}: cannot create optuna's tables ({_first_line(err)})")
+            time.sleep(random.uniform(0.2, 1.0))
+        except ImportError as err:
+            driver = "psycopg2-binary" if url.startswith("postgres") else "the database's Python driver"
+            raise UserError(f"--storage {masked(url)}: the driver is missing ({err}); pip install {driver}")
+        except Exception as err:  # sqlalchemy's many connection and URL errors
+            raise UserError(f"--storage {masked(url)}: cannot open it ({_first_line(err)})")
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return f"{err.__class__.__name__}: {text.splitlines()[0]}" if text else err.__class__.__name__
+
+
+def rdb_url(url: str) -> str:
+    """postgresql://... with the PostgreSQL driver that is installed: SQLAlchemy 2.1 means psycopg (3) by it,
+    2.0 psycopg2; either works, and the URL users write should not depend on which one they have."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    import importlib.util
+    for driver in ("psycopg", "psycopg2"):
+        if importlib.util.find_spec(driver) is not None:
+            return f"postgresql+{driver}://{rest}"
+    raise UserError(f"--storage {masked(url)}: no PostgreSQL driver; pip install psycopg2-binary")
 
 
 def fail_dead_local_trials(study, echo) -> None:
@@ -923,7 +949,8 @@ def _main(rule: cli.Rule, args, command) -> int:
     study.set_user_attr(f"worker {me}", {"sampler_seed": seed, "worker_index": args.worker,
                                          "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     write_json_once(folder / "optuna_config.json", raw)
-    fail_dead_local_trials(study, echo)
+    if not isinstance(storage, optuna.storages.RDBStorage):  # an RDB storage has its heartbeat
+        fail_dead_local_trials(study, echo)
     done = len(counted(study.get_trials(deepcopy=False)))
     echo(f"study {name} ({args.storage and masked(args.storage) or folder / 'study.journal'}), worker {me}, "
          f"sampler {search.sampler} seed {seed}: {done} of {search.n_trials} trials there; scoring "

@@ -29,6 +29,10 @@ README = (REPO / "README.md").read_text()
 
 @pytest.fixture(scope="module")
 def tiny() -> dict:
+    return tiny_search()
+
+
+def tiny_search() -> dict:
     """optuna_config.json of a tiny unsupervised BP search on MNIST (scikit-learn's digits where MNIST cannot be
     had): 784-30, 600 training and 300 validation images, 2 epochs; 500 test images for the final test run."""
     try:
