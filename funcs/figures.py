@@ -224,10 +224,10 @@ HOMEOSTASIS = {f"{rule}/{layers}/{mode}": _homeostasis(rule, layers, mode)
 # Figure 13: one unsupervised layer of 10 to 2,000 outputs, direct association with 2% of the labels
 # (class_label_percentage 0.02 is used at every epoch). k and gamma stay the 2,000-output presets'.
 N_OUT = (10, 100, 500, 1000, 2000)
-N_OUT_RUNS = {f"{rule}/{n}": Source(f"n_out/{rule}_{n}", _cmd(rule, f"unsupervised_{rule}/1layer", f"fcLayers=[784,{n}]",
-                                                               "class_label_percentage=0.02"),
-                                    f"{rule.upper()} 784-{n}", FULL_EPOCHS[rule],
-                                    shorten="--set epochs=20")
+N_OUT_RUNS = {f"{rule}/{n}": Source(f"n_out/{rule}_{n}",
+                                    _cmd(rule, f"unsupervised_{rule}/1layer", f"fcLayers=[784,{n}]",
+                                         "class_label_percentage=0.02"),
+                                    f"{rule.upper()} 784-{n}", FULL_EPOCHS[rule], shorten="--set epochs=20")
               for rule in ("bp", "ep") for n in N_OUT}
 # Paper section 6.3: about 60% with 10 outputs; 93.3 (BP) and 93.4 (EP) with 500, which is 2.5 and 2.4
 # points below the 2,000-output networks.
@@ -520,6 +520,8 @@ class _Collector:
             for cmd in (src.produce(self.root), src.extract_command(self.root) if src.file else None):
                 if cmd and cmd not in self.missing:
                     self.missing.append(cmd)
+            if src.note and f"{src.path}: {src.note}" not in self.notes:
+                self.notes.append(f"{src.path}: {src.note}")
             return None
         if rec.folder not in self._seen:
             self._seen.add(rec.folder)
@@ -762,7 +764,8 @@ def draw_fig10(entry: Entry, root: Path, out: Path) -> Drawn:
         if hit:
             rec, path = hit
             with np.load(path) as z:
-                series[key] = [Point(float(a), float(b), 0.0, rec.folder, path.name) for a, b in z["embedding"][:5]]
+                series[key] = [Point(float(a), float(b), 0.0, rec.folder, path.name)
+                               for a, b in z["embedding"].astype(np.float32)]
     drawn = Drawn(entry.name, None, series, c.missing, c.notes)
     if not drawn.has_data:
         drawn.path = _placeholder(entry, out, c.missing)
@@ -949,7 +952,8 @@ def format_table(name: str, results="simuResults") -> str:
 
 
 def print_tables(results="simuResults") -> None:
-    for name in TABLE_ROWS:
+    """Tables 3, 4 and 5, paper beside ours."""
+    for name in (n for n, e in REGISTRY.items() if e.kind == "table"):
         print(format_table(name, results) + "\n")
 
 

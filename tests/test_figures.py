@@ -163,6 +163,16 @@ def test_plotted_accuracies_equal_the_numbers_in_their_run_folders(results, tmp_
         assert any("bp_1layer_untrained/5" in m for m in drawn.missing)
 
 
+def test_error_curves_equal_the_rows_of_results_csv(results, tmp_path):
+    drawn = figures.draw("fig12_homeostasis_mode", results, tmp_path)
+    assert set(drawn.series) == {"bp/1layer/batch", "bp/1layer/sequential"}
+    for points in drawn.series.values():
+        with open(points[0].folder / "results.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [p.x for p in points] == [int(r["epoch"]) for r in rows]
+        assert [p.y for p in points] == pytest.approx([100 * float(r["error_mean"]) for r in rows])
+
+
 def test_label_share_points_sit_at_their_share_of_labels(results, tmp_path):
     drawn = figures.draw("fig4_label_share_untrained", results, tmp_path)
     for p in (p for v in drawn.series.values() for p in v):
