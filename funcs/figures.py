@@ -457,6 +457,7 @@ class Drawn:
     series: dict[str, list[Point]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # commands that would produce the missing data
     notes: list[str] = field(default_factory=list)  # which run folders, and how shortened
+    remarks: list[str] = field(default_factory=list)  # about the missing ones
 
     @property
     def has_data(self) -> bool:
@@ -470,6 +471,7 @@ class Drawn:
         if self.missing:
             lines.append(f"  missing ({len(self.missing)}), produced by:")
             lines += [f"    {cmd}" for cmd in self.missing]
+            lines += [f"  note: {remark}" for remark in self.remarks]
         return "\n".join(lines)
 
 
@@ -511,6 +513,7 @@ class _Collector:
         self.entry, self.root = entry, Path(root)
         self.missing: list[str] = []
         self.notes: list[str] = []
+        self.remarks: list[str] = []  # about missing runs: printed, not drawn
         self._seen: set[Path] = set()
 
     def record(self, key: str) -> Record | None:
@@ -520,8 +523,8 @@ class _Collector:
             for cmd in (src.produce(self.root), src.extract_command(self.root) if src.file else None):
                 if cmd and cmd not in self.missing:
                     self.missing.append(cmd)
-            if src.note and f"{src.path}: {src.note}" not in self.notes:
-                self.notes.append(f"{src.path}: {src.note}")
+            if src.note and f"{src.path}: {src.note}" not in self.remarks:
+                self.remarks.append(f"{src.path}: {src.note}")
             return None
         if rec.folder not in self._seen:
             self._seen.add(rec.folder)
@@ -570,7 +573,7 @@ def draw_fig2(entry: Entry, root: Path, out: Path) -> Drawn:
             p = c.value(sup, "test", entry.sources[key].label)
             if p:
                 series["supervised"].append(p)
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes)
+    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
     if not drawn.has_data:
         drawn.path = _placeholder(entry, out, c.missing)
         return drawn
@@ -607,7 +610,7 @@ def _label_share_figure(entry: Entry, root: Path, out: Path, styles: dict[str, s
         for net in networks:
             points = [c.value(f"{net}/{s}", METRICS[method], s) for s in SHARES]
             series[f"{method}: {LABEL_NETWORKS[net][3]}"] = [p for p in points if p]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes)
+    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
     if not drawn.has_data:
         drawn.path = _placeholder(entry, out, c.missing)
         return drawn
@@ -684,7 +687,7 @@ def _image_panels(entry: Entry, root: Path, out: Path, array: str, titles: dict[
                 arrays[key] = {k: z[k] for k in z.files}
             series[key] = [Point(int(n), float(np.abs(img.astype(np.float32)).mean()), 0.0, rec.folder, path.name)
                            for n, img in zip(arrays[key]["neurons"], arrays[key][array])]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes)
+    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
     if not drawn.has_data:
         drawn.path = _placeholder(entry, out, c.missing)
         return drawn
@@ -726,7 +729,7 @@ def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
         for variant, name in SEMI_VARIANTS.items():
             points = [c.value(f"{rule}/{n}/{variant}", SEMI_METRIC[variant], n) for n in SEMI_LABELS]
             series[f"{rule.upper()} {name}"] = [p for p in points if p]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes)
+    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
     if not drawn.has_data:
         drawn.path = _placeholder(entry, out, c.missing)
         return drawn
@@ -766,7 +769,7 @@ def draw_fig10(entry: Entry, root: Path, out: Path) -> Drawn:
             with np.load(path) as z:
                 series[key] = [Point(float(a), float(b), 0.0, rec.folder, path.name)
                                for a, b in z["embedding"].astype(np.float32)]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes)
+    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
     if not drawn.has_data:
         drawn.path = _placeholder(entry, out, c.missing)
         return drawn
@@ -805,7 +808,7 @@ def draw_fig12(entry: Entry, root: Path, out: Path) -> Drawn:
         if curves and name in curves:
             series[key] = [Point(int(e), 100 - float(a), 0.0, folder, "error_mean")
                            for e, a in zip(curves["epoch"], curves[name])]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes)
+    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
     if not drawn.has_data:
         drawn.path = _placeholder(entry, out, c.missing)
         return drawn
@@ -833,7 +836,7 @@ def draw_fig13(entry: Entry, root: Path, out: Path) -> Drawn:
     for rule in ("bp", "ep"):
         points = [c.value(f"{rule}/{n}", METRICS["direct"], n) for n in N_OUT]
         series[rule.upper()] = [p for p in points if p]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes)
+    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
     if not drawn.has_data:
         drawn.path = _placeholder(entry, out, c.missing)
         return drawn
