@@ -737,7 +737,7 @@ def best_config(search: Search, trial) -> config_mod.Config:
     return config_mod.replace(search.trial_config(trial.params), out_dir=None)
 
 
-def write_plots(study, folder: Path) -> dict:
+def write_plots(study, folder: Path, metric: str) -> dict:
     """history.png (value of each trial, best so far) and importance.png (fANOVA, optuna's default); the
     importances, or why there are none."""
     import matplotlib
@@ -750,6 +750,8 @@ def write_plots(study, folder: Path) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = oplt.plot_optimization_history(study)
+        ax.set_ylabel(f"{metric} (validation)")
+        ax.set_title(f"{study.study_name}: {metric} of each complete trial, best so far")
         ax.figure.set_size_inches(7, 4.5)
         ax.figure.tight_layout()
         ax.figure.savefig(folder / "history.png", dpi=110)
@@ -759,6 +761,7 @@ def write_plots(study, folder: Path) -> dict:
             out["importance"] = {k: round(v, 4) for k, v in
                                  optuna.importance.get_param_importances(study, evaluator=evaluator).items()}
             ax = oplt.plot_param_importances(study, evaluator=evaluator)
+            ax.set_title(f"{study.study_name}: parameter importances for {metric} (fANOVA)")
             ax.figure.set_size_inches(7, 4.5)
             ax.figure.tight_layout()
             ax.figure.savefig(folder / "importance.png", dpi=110)
@@ -792,7 +795,7 @@ def write_outputs(study, search: Search, folder: Path, plots: bool = True) -> di
         summary["repeat"] = f"python -m {search.base.rule}.main --json_path {folder / 'best'}"
         summary["best"] = {"trial": best.number, "value": best.value, "params": best.params,
                            "metrics": best.user_attrs.get("metrics"), "config": "best/config.json"}
-        summary.update(write_plots(study, folder))
+        summary.update(write_plots(study, folder, search.metric))
     results.write_json(folder / "summary.json", summary)
     (folder / "summary.txt").write_text(summary_text(summary))
     return summary
@@ -816,7 +819,7 @@ def summary_text(s: dict) -> str:
         lines.append(f"repeat it (same validation split): {s['repeat']}")
     if s.get("test"):
         t = s["test"]
-        lines.append(f"test (once, best config trained on the whole training set, {t['folder']}): " +
+        lines.append(f"test (once: trial {t['trial']}'s config without the hold-out, {t['folder']}): " +
                      ", ".join(f"{k} {v}%" for k, v in t["accuracy_percent"].items()))
     if s.get("importance"):
         lines.append("importance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in s["importance"].items()))
@@ -824,8 +827,9 @@ def summary_text(s: dict) -> str:
 
 
 def test_best(rule: cli.Rule, study, search: Search, folder: Path, command, echo) -> None:
-    """The test set, once: the best config with its validation examples back in the training set, trained into
-    `folder/test`; its accuracies are kept with the study. One worker does it (claimed in the study)."""
+    """The test set, once: the best config without the hold-out (validation_size null: the validation examples
+    back in the training set), trained into `folder/test`; its accuracies are kept with the study. One worker
+    does it (claimed in the study)."""
     best = best_trial(study)
     if best is None or study.user_attrs.get("test"):
         return
@@ -840,7 +844,8 @@ def test_best(rule: cli.Rule, study, search: Search, folder: Path, command, echo
         return
     out = folder / "test"
     cfg = config_mod.replace(best_config(search, best), validation_size=None, out_dir=str(out))
-    echo(f"test: trial {best.number}'s config trained on the whole training set, scored on the test set, into {out}")
+    echo(f"test: trial {best.number}'s config without the hold-out (validation_size null), scored on the test set, "
+         f"into {out}")
     if (out / "summary.json").exists():
         summary = json.loads((out / "summary.json").read_text())
     else:
@@ -878,16 +883,17 @@ def parse_args(rule: cli.Rule, argv):
     p.add_argument("--heartbeat", type=int, default=60, metavar="SECONDS",
                    help="RDB storage: heartbeat interval; a trial silent for twice this is failed (default 60)")
     p.add_argument("--no-test", action="store_true",
-                   help="do not train the best config on the whole training set for its test score at the end")
+                   help="do not train the best config without the hold-out for its test score at the end")
     p.add_argument("--dry-run", action="store_true", help="validate, print the search space and exit")
     return p.parse_args(argv)
 
 
-def default_study_name(json_path: str) -> str:
+def default_study_name(json_path: str, trained_path: str | None = None) -> str:
+    """hyper_bp-unsupervised for configFile/hyper_bp/unsupervised; the read-out searches add the trained run's name."""
     path = Path(json_path).resolve()
     if path.suffix == ".json":
         path = path.parent if path.name == "optuna_config.json" else path.with_suffix("")
-    return f"{path.parent.name}-{path.name}"
+    return f"{path.parent.name}-{path.name}" + (f"-{Path(trained_path).resolve().name}" if trained_path else "")
 
 
 def main(rule: cli.Rule, argv=None) -> int:
@@ -912,7 +918,7 @@ def _main(rule: cli.Rule, args, command) -> int:
         search = dataclasses.replace(search, n_trials=_positive_int("--n-trials", args.n_trials))
     if args.heartbeat < 1:
         raise UserError(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
-    name = args.study_name or default_study_name(args.json_path)
+    name = args.study_name or default_study_name(args.json_path, args.trained_path)
     folder = Path(args.out or Path("DATA-0") / "optuna" / name)
     if args.dry_run:
         print(f"study {name} in {args.storage and masked(args.storage) or folder / 'study.journal'}: "
@@ -951,6 +957,8 @@ def _main(rule: cli.Rule, args, command) -> int:
     write_json_once(folder / "optuna_config.json", raw)
     if not isinstance(storage, optuna.storages.RDBStorage):  # an RDB storage has its heartbeat
         fail_dead_local_trials(study, echo)
+    if args.trained_path:
+        echo(hold_out_note(args.trained_path, search.base))
     done = len(counted(study.get_trials(deepcopy=False)))
     echo(f"study {name} ({args.storage and masked(args.storage) or folder / 'study.journal'}), worker {me}, "
          f"sampler {search.sampler} seed {seed}: {done} of {search.n_trials} trials there; scoring "
@@ -987,6 +995,16 @@ def _main(rule: cli.Rule, args, command) -> int:
         echo(f"interrupted; run the same command again to continue study {name}")
         return 130
     return 0
+
+
+def hold_out_note(trained_path: str, cfg) -> str:
+    """Whether the read-out network was trained without the search's validation images."""
+    saved = read_json(results.trained_config_file(Path(trained_path)))
+    if saved.get("validation_size") == cfg.validation_size and saved.get("seed") == cfg.seed:
+        return f"the network of {trained_path} was trained without these {cfg.validation_size} validation images"
+    return (f"note: the network of {trained_path} was trained with validation_size {saved.get('validation_size')} "
+            f"and seed {saved.get('seed')}: it may have seen the validation images (never their labels); train it "
+            f"with validation_size {cfg.validation_size} and seed {cfg.seed} for a clean hold-out")
 
 
 def write_json_once(path: Path, obj) -> None:

@@ -134,9 +134,9 @@ def test_bad_search_through_the_command_line_is_one_line_and_exit_2_with_no_stud
 @pytest.mark.parametrize("rule,path", sorted(set(re.findall(r"python -m (bp|ep)\.optuna_optim --json_path (\S+?)[` ]",
                                                              README))))
 def test_readme_search_command_names_a_valid_preset(rule, path, capsys):
-    if path.endswith("classifier"):
-        pytest.skip("the classifier presets need a trained run: test_classifier_search_reads_out_a_trained_run")
-    assert search.main({"bp": BP, "ep": EP}[rule], ["--json_path", str(REPO / path), "--dry-run"]) == 0
+    trained = ["--trained_path", str(REPO / "configFile" / {"bp": "quickstart", "ep": "quickstart_ep"}[rule])]
+    argv = ["--json_path", str(REPO / path), "--dry-run", *(trained if path.endswith("classifier") else [])]
+    assert search.main({"bp": BP, "ep": EP}[rule], argv) == 0  # a dry run reads only the trained run's config.json
     assert "validation examples" in capsys.readouterr().out
 
 
@@ -267,7 +267,7 @@ def test_reporter_reports_each_epoch_and_prunes_when_optuna_says_so():
     assert Trial.reports == [(0.5, 1), (0.4, 2)] and lines[0] == "trial 5 epoch 1: error_mean 0.5000 (1.0 s)"
 
 
-def test_trial_of_a_killed_worker_on_the_journal_file_is_failed_when_the_search_is_run_again(tiny, tmp_path):
+def test_trial_of_a_killed_worker_on_the_journal_file_is_failed_when_the_search_is_run_again(tiny, tmp_path, capsys):
     """A journal file has no heartbeat: the next worker of the machine fails the trials of dead processes."""
     folder = write(tmp_path / "cfg", {**tiny, "epochs": 12, "n_trials": 2, "class_epoch": 0})
     out = tmp_path / "study"
@@ -279,9 +279,29 @@ def test_trial_of_a_killed_worker_on_the_journal_file_is_failed_when_the_search_
             break
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert f"trial 0 failed: its worker (process {worker.pid} on" in done.stdout
+    assert search.main(BP, cmd[3:]) == 0  # the same command again, in this process
+    assert f"trial 0 failed: its worker (process {worker.pid} on" in capsys.readouterr().out
     rows = read_csv(out / "trials.csv")
     assert [r["state"] for r in rows] == ["FAIL", "COMPLETE"]
     assert rows[0]["reason"].endswith("stopped during the trial")
+
+
+def test_classifier_search_reads_out_a_trained_run_and_its_best_config_repeats_through_bp_main(study, tmp_path):
+    """hyper_bp/classifier on the tiny search's test run: the network's keys come from the run, the read-out is
+    searched, and the best config (action train_class_layer, trained_path) repeats its score through bp.main."""
+    trained = study / "test"
+    argv = ["--json_path", str(REPO / "configFile/hyper_bp/classifier"), "--trained_path", str(trained),
+            "--set", "n_trials=2", "--set", "class_epoch=2", "--set", "validation_size=300", "--no-test",
+            "--out", str(tmp_path / "study")]
+    assert search.main(BP, argv) == 0
+    summary = json.loads((tmp_path / "study" / "summary.json").read_text())
+    assert summary["trials"] == {"COMPLETE": 2} and set(summary["best"]["params"]) == {"class_activation", "class_lr"}
+    best = json.loads((tmp_path / "study" / "best" / "config.json").read_text())
+    run_cfg = json.loads((trained / "config.json").read_text())
+    assert best["action"] == "train_class_layer" and best["trained_path"] == str(trained)
+    assert (best["fcLayers"], best["gamma"], best["seed"]) == (run_cfg["fcLayers"], run_cfg["gamma"], run_cfg["seed"])
+    assert best["class_lr"] == [summary["best"]["params"]["class_lr"]]
+    assert cli.main(BP, ["--json_path", str(tmp_path / "study" / "best"), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert again["metrics"]["classifier_error"] == summary["best"]["value"]
+    assert "may have seen the validation images" in (tmp_path / "study" / "search.log").read_text()
