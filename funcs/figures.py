@@ -596,7 +596,7 @@ def draw_fig2(entry: Entry, root: Path, out: Path) -> Drawn:
     ax.set_ylim(max(0, min(values + [90]) - 5), 100)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(entry.title)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     drawn.path = _save(fig, out / f"{entry.name}.png", c.notes)
     return drawn
 
