@@ -67,7 +67,7 @@ METRICS = {"unsupervised": ("error_mean", "error_max", "classifier_error", "loss
            "train_class_layer": ("classifier_error", "error_mean", "error_max")}
 DEFAULT_METRIC = {"unsupervised": "error_mean", "supervised": "error", "semi_supervised": "error",
                   "train_class_layer": "classifier_error"}
-READ_OUT = "train_class_layer"  # the action reading out a trained network (funcs/config.py)
+READ_OUT = config_mod.READ_OUT  # the action reading out a trained network
 SCALARS = (type(None), bool, int, float, str)
 
 
