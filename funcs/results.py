@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from funcs import config as config_mod
 from funcs.errors import UserError
 
 CHECKPOINT = "checkpoint.pt"
@@ -158,8 +159,8 @@ class Run:
             state["learner"], state["target"], state["rng"]
         except Exception as err:  # any unreadable or foreign file: torch raises many kinds
             raise UserError(f"checkpoint {path} cannot be read ({err.__class__.__name__}); start a new run")
-        if saved is not None and saved != cfg.to_json():
-            changed = sorted(k for k in set(saved) | set(cfg.to_json()) if saved.get(k) != cfg.to_json().get(k))
+        changed = [] if saved is None else config_changes(saved, cfg)
+        if changed:
             raise UserError(f"--resume {self.folder}: config.json differs from the checkpoint's config "
                             f"({', '.join(changed)}); restore it or start a new run")
         self._truncate_rows(epoch)
@@ -216,6 +217,17 @@ def read_trained(folder: Path) -> tuple[dict, dict]:
     except Exception as err:  # unreadable or foreign file: torch raises many kinds
         raise UserError(f"config key 'trained_path': {path} cannot be read ({err.__class__.__name__})")
     return saved, weights
+
+
+def config_changes(saved: dict, cfg) -> list[str]:
+    """Keys whose value differs between a checkpoint's saved config and `cfg`.
+
+    A key the saved config lacks was added to the code after the run started; the
+    code then behaved as its default, so it counts as changed only when `cfg` differs
+    from the default.
+    """
+    current, defaults = cfg.to_json(), config_mod.Config().to_json()
+    return sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
 
 
 def accuracies(metrics: dict) -> dict:

@@ -249,3 +249,13 @@ def test_curves_are_read_from_results_csv_and_plotted(tmp_path):
     other.mkdir()
     (other / "results.csv").write_text("epoch,loss,error_mean,error_max,seconds\n1,0.4,0.3,0.3,1.0\n")
     assert plots.plot_seeds(tmp_path, [run, other]).name == "curves.png"  # the shorter run sets the epochs
+
+
+def test_keys_added_to_the_code_after_a_run_started_count_as_their_defaults_on_resume():
+    """A checkpoint written before a key existed resumes, unless the config now sets that key otherwise."""
+    cfg = config_mod.load(REPO / "configFile/quickstart")
+    saved = cfg.to_json()
+    del saved["hflip"], saved["compile"]
+    assert results.config_changes(saved, cfg) == []
+    assert results.config_changes(saved, config_mod.replace(cfg, hflip=True)) == ["hflip"]
+    assert results.config_changes({**saved, "gamma": 0.25}, cfg) == ["gamma"]
