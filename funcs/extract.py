@@ -29,10 +29,9 @@ from funcs import association
 from funcs import cli
 from funcs import config as config_mod
 from funcs import data as data_mod
+from funcs import results
 from funcs.errors import UserError
 
-# Which weights a run folder holds, in the order they are looked for.
-MODEL_FILES = ("model_state_dict.pt", "model_state_dict_fp16.pt")
 PRETRAINED = "pretrained.pt"
 N_PER_CLASS = 2  # Figure 6: the two most responsive output neurons per class
 N_WEIGHTS = 20  # Figure 11: 20 neurons
@@ -65,12 +64,9 @@ def load_learner(folder: Path, cfg, pretrained: bool = False):
         if not path.is_file():
             raise UserError(f"{folder}: no {PRETRAINED} (the phase-1 network of a semi-supervised run) there")
         state = torch.load(path, weights_only=True, map_location="cpu")["model"]
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     else:
-        path = next((folder / f for f in MODEL_FILES if (folder / f).is_file()), None)
-        if path is None:
-            raise UserError(f"{folder}: no trained weights ({' or '.join(MODEL_FILES)}) there")
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        state = results.read_trained(folder)[1]  # model_state_dict.pt or the fp16 copy, in float32
     rule = importlib.import_module(f"{cfg.rule}.main").RULE
     learner = rule.build(cfg, torch.device("cpu"))
     learner.load_state_dict({"model": state, "optimizer": learner.state_dict()["optimizer"]})

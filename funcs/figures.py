@@ -154,11 +154,14 @@ LABEL_NETWORKS = {  # key: (rule, preset, trained run (None: untrained), legend)
 
 
 def _label_share(key: str, share: int) -> Source:
+    """A read-out (train_class_layer) of the trained run, or of an untrained network of the preset's shape."""
     rule, preset, trained, legend = LABEL_NETWORKS[key]
-    sets = ["action=train_class_layer", f"class_label_percentage={share / 100:g}",
-            f"class_lr=[{CLASS_LR[rule][share]}]"]
-    command = _cmd(rule, preset, *sets) + (f" --trained_path {ROOT}/{trained.path}" if trained else "")
-    return Source(f"label_share/{key}/{share}", command, legend)
+    sets = [f"class_label_percentage={share / 100:g}", f"class_lr=[{CLASS_LR[rule][share]}]"]
+    if trained is None:
+        command = _cmd(rule, preset, "action=train_class_layer", *sets)
+    else:  # --trained_path makes it a train_class_layer run of that network
+        command = _cmd(rule, preset, *sets) + f" --trained_path {ROOT}/{trained.path}"
+    return Source(f"label_share/{key}/{share}", command, legend, trained.full_epochs if trained else None)
 
 
 def _label_sources(keys) -> dict[str, Source]:
@@ -305,18 +308,25 @@ class Record:
     def value(self, metric: str) -> float | None:
         return self.accuracy.get(metric)
 
-    def describe(self, full_epochs: int | None = None) -> str:
-        """'108 of 200 epochs (unfinished), 1 seed', from the folder's own config and rows."""
+    def describe(self, full_epochs: int | None = None, seeds: bool = True) -> str:
+        """'108 of 200 epochs (unfinished), 1 seed', from the folder's own config and rows.
+
+        full_epochs: the paper's epochs (of the trained network, for a read-out), so a shorter run says so.
+        """
         parts = []
-        if self.config.get("action") == "train_class_layer":
-            parts.append("untrained network" if not self.config.get("trained_path") else
-                         "trained: " + (self.trained.describe() if self.trained else "folder not found"))
+        train_size = self.config.get("train_size")
+        if self.config.get("action") == "train_class_layer" and self.config.get("trained_path"):
+            parts.append("read-out of a network trained " + (self.trained.describe(full_epochs, seeds=False)
+                                                             if self.trained else "in a folder not found"))
+            train_size = None  # said by the trained run's part
+        elif self.config.get("action") == "train_class_layer":
+            parts.append("untrained network")
         elif self.epochs_run is not None:
             parts.append(_epochs_text(self, full_epochs))
-        train_size = self.config.get("train_size")
         if train_size:
             parts.append(f"{train_size} training images")
-        parts.append(f"{len(self.seeds)} seed" + ("s" if len(self.seeds) != 1 else ""))
+        if seeds:
+            parts.append(f"{len(self.seeds)} seed" + ("s" if len(self.seeds) != 1 else ""))
         return ", ".join(parts)
 
 

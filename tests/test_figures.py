@@ -51,18 +51,6 @@ def run_command(command: str, extra: list[str]) -> None:
     assert cli.main(RULES[parts[2]], [*argv, *extra]) == 0, command
 
 
-def fake_train_class_layer(folder: Path, share: int, trained: str | None, rng: np.random.Generator) -> None:
-    """A folder as `train_class_layer` writes it (config.json, summary.json); until that action lands."""
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"action": "train_class_layer", "seed": 1, "epochs": 0,
-                                                    "class_label_percentage": share / 100,
-                                                    "trained_path": trained}))
-    acc = {k: round(float(rng.uniform(50, 99)), 2) for k in
-           ("direct_association_mean", "direct_association_max", "linear_classifier")}
-    (folder / "summary.json").write_text(json.dumps({"action": "train_class_layer", "seed": 1,
-                                                     "accuracy_percent": acc}))
-
-
 def pca2(x: np.ndarray) -> np.ndarray:
     """A cheap stand-in for UMAP in the tests: the two leading principal components."""
     x = x - x.mean(0)
@@ -86,7 +74,7 @@ def results(tmp_path_factory, dataset) -> Path:
     n_in = 64 if dataset == "digits" else 784
     reg = figures.REGISTRY
     runs = [  # (source, extra arguments)
-        (figures.MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=2") + ["--seeds", "2"]),
+        (figures.MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=2")),
         (figures.MLP["ep_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
         (figures.MLP["bp_2layer"], tiny(dataset, f"[{n_in},100,100]", "epochs=1")),
         (figures.SUPERVISED_MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
@@ -95,18 +83,17 @@ def results(tmp_path_factory, dataset) -> Path:
         (figures.HOMEOSTASIS["bp/1layer/batch"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
         (figures.HOMEOSTASIS["bp/1layer/sequential"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
         (figures.N_OUT_RUNS["bp/10"], tiny(dataset, f"[{n_in},10]", "epochs=1")),
-        (figures.N_OUT_RUNS["bp/100"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
+        (figures.N_OUT_RUNS["bp/100"], tiny(dataset, f"[{n_in},100]", "epochs=1") + ["--seeds", "2"]),
     ]
+    label_share = {**reg["fig4_label_share_untrained"].sources, **reg["fig5_label_share_2layer"].sources}
+    runs += [(label_share[key], tiny(dataset, sizes, "class_epoch=1")) for key, sizes in (  # the others: missing
+        ("bp_1layer_trained/1", f"[{n_in},100]"), ("bp_1layer_trained/5", f"[{n_in},100]"),
+        ("bp_1layer_trained/50", f"[{n_in},100]"), ("bp_1layer_trained/100", f"[{n_in},100]"),
+        ("bp_1layer_untrained/1", f"[{n_in},100]"), ("bp_1layer_untrained/100", f"[{n_in},100]"),
+        ("ep_1layer_trained/100", f"[{n_in},100]"), ("bp_2layer_trained/1", f"[{n_in},100,100]"),
+        ("bp_2layer_trained/100", f"[{n_in},100,100]"))]
     for src, extra in runs:
         run_command(src.produce(root), extra)
-    rng = np.random.default_rng(0)
-    for key, src in {**reg["fig4_label_share_untrained"].sources, **reg["fig5_label_share_2layer"].sources}.items():
-        if key.startswith(("ep_2layer", "bp_1layer_untrained/5")):
-            continue  # left missing: the figure draws what exists
-        if not (root / src.path).exists():
-            trained = figures.LABEL_NETWORKS[key.rsplit("/", 1)[0]][2]
-            fake_train_class_layer(root / src.path, int(key.rsplit("/", 1)[1]),
-                                   str(root / trained.path) if trained else None, rng)
     data_dir = None if dataset == "digits" else str(DATA_DIR)
     for key in ("bp_1layer", "bp_2layer"):
         extract.max_activation(root / figures.MLP[key].path, data_dir)
@@ -159,6 +146,7 @@ def test_plotted_accuracies_equal_the_numbers_in_their_run_folders(results, tmp_
     if name.startswith("fig4"):  # every folder the fixture made is plotted, once per method; the others missing
         made = {f for f in results.glob("label_share/*/*") if f.parent.name in
                 {"bp_1layer_trained", "ep_1layer_trained", "bp_1layer_untrained", "bp_2layer_untrained"}}
+        assert len(made) == 7
         assert sorted(str(p.folder) for p in points) == sorted(str(f) for f in made for _ in range(2))
         assert any("bp_1layer_untrained/5" in m for m in drawn.missing)
 
@@ -181,10 +169,10 @@ def test_label_share_points_sit_at_their_share_of_labels(results, tmp_path):
 
 
 def test_seeds_root_gives_mean_std_and_seed_count(results):
-    rec = figures.read_run(results / figures.MLP["bp_1layer"].path)
+    rec = figures.read_run(results / figures.N_OUT_RUNS["bp/100"].path)
     stats = json.loads((rec.folder / "seeds_summary.json").read_text())
     per_seed = stats["per_seed"]["direct_association_mean"]
-    assert rec.seeds == [1, 2] and rec.epochs_run == 2
+    assert rec.seeds == [1, 2] and rec.epochs_run == 1
     assert rec.value("direct_association_mean") == pytest.approx(np.mean(per_seed), abs=1e-3)
     assert rec.std["direct_association_mean"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-3)
 
@@ -262,13 +250,17 @@ def test_most_responsive_neurons_are_picked_per_class_by_mean_response():
     assert neurons.tolist() == [0, 2, 1, 3] and classes.tolist() == [0, 0, 1, 1]
 
 
-def test_every_registry_command_is_a_valid_config(capsys):
+def test_every_registry_command_is_a_valid_config(capsys, tmp_path):
+    """--dry-run of each command; a --trained_path is pointed at a folder with the trained run's config."""
     for entry in figures.REGISTRY.values():
         for src in entry.sources.values():
-            parts = shlex.split(src.produce("simuResults"))
-            if "action=train_class_layer" in parts and "train_class_layer" not in config_mod.ACTIONS:
-                continue  # the action's own issue; validated once it lands
+            parts = shlex.split(src.produce(tmp_path))
             argv = parts[3:]
+            if "--trained_path" in argv:
+                trained = Path(argv[argv.index("--trained_path") + 1])
+                trained.mkdir(parents=True, exist_ok=True)
+                preset = REPO / argv[argv.index("--json_path") + 1] / "config.json"
+                (trained / "config.json").write_text(preset.read_text())
             argv[argv.index("--json_path") + 1] = str(REPO / argv[argv.index("--json_path") + 1])
             assert cli.main(RULES[parts[2]], [*argv, "--dry-run"]) == 0, src.produce()
             assert '"action"' in capsys.readouterr().out
