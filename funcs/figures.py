@@ -306,6 +306,7 @@ class Record:
     trained: Record | None = None  # train_class_layer: the trained run it evaluated, when found
 
     def value(self, metric: str) -> float | None:
+        """An accuracy (%) named as summary.json's accuracy_percent; None if the run has none (yet)."""
         return self.accuracy.get(metric)
 
     def describe(self, full_epochs: int | None = None, seeds: bool = True) -> str:
@@ -378,6 +379,7 @@ def _accuracies_from_rows(rows: list[dict]) -> dict[str, float]:
 
 
 def _read_single(folder: Path, root: Path | None = None) -> Record | None:
+    """One run folder: summary.json's accuracies, or, unfinished, those of its last results.csv row."""
     if not (folder / "config.json").is_file():
         return None
     cfg = json.loads((folder / "config.json").read_text())
