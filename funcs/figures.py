@@ -173,6 +173,7 @@ def _label_sources(keys) -> dict[str, Source]:
 # phase-1 network, whose accuracy every run records (after_phase_1). semi_seed 1 fixes the labeled subset.
 SEMI_LABELS = (100, 300, 600, 1000, 3000)
 SEMI_EPOCHS = {"bp": (200, 400), "ep": (100, 200)}  # N1, N2 (paper Table 10)
+SEMI_SHORTEN = "--set epochs=10"  # on a 2-core CPU: phase 1 in full, 10 phase-2 epochs (a phase-2 epoch: ~1 min)
 SEMI_VARIANTS = {"supervised": "supervised only", "wta": "+ WTA", "wta_homeostasis": "+ WTA + homeostasis"}
 
 
@@ -182,11 +183,12 @@ def _semi(rule: str, labels: int, variant: str) -> Source:
     extract = _EXTRACT.format(kind="umap")
     if variant == "wta":
         return Source(f"{base}_wta", preset + f" --set gamma=0 --set pretrained_path={ROOT}/{base}",
-                      SEMI_VARIANTS[variant], SEMI_EPOCHS[rule][1], file=UMAP,
+                      SEMI_VARIANTS[variant], SEMI_EPOCHS[rule][1], file=UMAP, shorten=SEMI_SHORTEN,
                       extract=extract, also=(f"{base}_wta_partial",),
                       note=f"phase 2 only, from the phase-1 network of {base} (its pretrained.pt)")
     file = UMAP_PRETRAINED if variant == "supervised" else UMAP
     return Source(base, preset, SEMI_VARIANTS[variant], sum(SEMI_EPOCHS[rule]), also=(f"{base}_partial",), file=file,
+                  shorten=SEMI_SHORTEN,
                   extract=extract + (" --pretrained" if variant == "supervised" else ""))
 
 
@@ -218,7 +220,7 @@ def _homeostasis(rule: str, layers: str, mode: str) -> Source:
         sets += ["batchSize=1", "lr=[" + ",".join(f"{lr / batch:g}" for lr in lrs) + "]"]
     return Source(f"homeostasis/{rule}_{layers}_{mode}", _cmd(rule, preset, *sets),
                   f"{'one' if layers == '1layer' else 'two'}-layer {mode} mode", FULL_EPOCHS[rule],
-                  shorten="--set epochs=20")
+                  shorten="--set epochs=3")
 
 
 HOMEOSTASIS = {f"{rule}/{layers}/{mode}": _homeostasis(rule, layers, mode)
@@ -230,7 +232,7 @@ N_OUT = (10, 100, 500, 1000, 2000)
 N_OUT_RUNS = {f"{rule}/{n}": Source(f"n_out/{rule}_{n}",
                                     _cmd(rule, f"unsupervised_{rule}/1layer", f"fcLayers=[784,{n}]",
                                          "class_label_percentage=0.02"),
-                                    f"{rule.upper()} 784-{n}", FULL_EPOCHS[rule], shorten="--set epochs=20")
+                                    f"{rule.upper()} 784-{n}", FULL_EPOCHS[rule], shorten="--set epochs=5")
               for rule in ("bp", "ep") for n in N_OUT}
 # Paper section 6.3: about 60% with 10 outputs; 93.3 (BP) and 93.4 (EP) with 500, which is 2.5 and 2.4
 # points below the 2,000-output networks.
