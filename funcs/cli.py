@@ -161,6 +161,8 @@ def train_config(rule: Rule, cfg, run: results.Run | None = None, resume: bool =
     run.log(f"{rule.name}: {cfg.action} on {cfg.dataset}, {shape}, seed {cfg.seed}, "
             f"device {device}, folder {run.folder}" + (f", resuming after epoch {state['epoch']}" if state else "") +
             (f", network read from {cfg.trained_path}" if cfg.trained_path else ""))
+    if cfg.trained_path:
+        run.facts["trained_network"] = results.describe_trained(Path(cfg.trained_path))
     if cfg.validation_size is not None:
         run.facts["evaluated_on"] = (f"validation: {cfg.validation_size} training examples held out with seed "
                                      f"{cfg.seed}; every error and accuracy is on them, not on the test set")
@@ -237,7 +239,7 @@ def load_config(rule: Rule, args):
         return config_mod.load(args.json_path or rule.default_config, args.set)
     overrides = [f"action={json.dumps(config_mod.READ_OUT)}", f"trained_path={json.dumps(args.trained_path)}"]
     if not args.json_path:  # the trained run's own config: its network, seed and association settings
-        overrides.append("out_dir=null")  # its out_dir is the trained run's folder
+        overrides += ["out_dir=null", "pretrained_path=null"]  # its folder; a phase-2 run's phase-1 network
     return config_mod.load(args.json_path or results.trained_config_file(Path(args.trained_path)),
                            overrides + args.set)
 

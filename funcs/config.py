@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,9 +222,7 @@ def _scalar(key: str, value, kind: str):
 def _check_value(key: str, value, meta) -> None:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        hint = difflib.get_close_matches(str(value), choices, n=1)
-        extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-        _fail(key, f"{value!r} is not one of {', '.join(choices)}{extra}")
+        _fail(key, f"{value!r} is not one of {', '.join(choices)}{did_you_mean(str(value), choices)}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and (value <= lo if meta.get("lo_open") else value < lo):
         _fail(key, f"{value} must be {'>' if meta.get('lo_open') else '>='} {lo}")
@@ -348,9 +347,7 @@ def from_dict(raw: dict[str, Any]) -> Config:
     values = {}
     for key, value in raw.items():
         if key not in FIELDS:
-            hint = difflib.get_close_matches(key, FIELDS, n=1)
-            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-            _fail(key, f"unknown key{extra}")
+            _fail(key, f"unknown key{did_you_mean(key, FIELDS)}")
         values[key] = _coerce(key, value)
     if values.get("action") == READ_OUT:
         values["epochs"] = 0  # reads out, trains nothing (the original's configs keep their epochs key)
@@ -380,20 +377,33 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
+def read_json(file: Path, what: str = "config file") -> dict[str, Any]:
+    """A JSON object from `file`, or one UserError line naming the file and the problem."""
+    try:
+        raw = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{what} {file} cannot be read: {err.__class__.__name__}")
+    except json.JSONDecodeError as err:
+        raise UserError(f"{what} {file}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}")
+    if not isinstance(raw, dict):
+        raise UserError(f"{what} {file}: the top level must be a JSON object")
+    return raw
+
+
+def did_you_mean(name: str, names) -> str:
+    """' (did you mean 'x'?)' for the closest of `names`, or ''."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read `path` (a folder with config.json, or a .json file), apply `--set` overrides, validate."""
-    file = config_file(path)
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"config file {file} cannot be read: {err.__class__.__name__}")
-    except json.JSONDecodeError as err:
-        raise UserError(f"config file {file}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}")
-    if not isinstance(raw, dict):
-        raise UserError(f"config file {file}: the top level must be a JSON object")
+    raw = read_json(config_file(path))
     for text in overrides:
         key, value = parse_override(text)
         raw[key] = value
+    if raw.get("action") == READ_OUT and raw.get("epochs", 0) != 0:
+        print(f"note: action {READ_OUT} trains nothing; epochs {raw['epochs']} is taken as 0", file=sys.stderr)
     return from_dict(raw)
 
 

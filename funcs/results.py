@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -132,7 +133,7 @@ class Run:
         """Append the epoch's row, then checkpoint atomically (a resume drops rows past the checkpoint)."""
         self._append_row("results.csv", row, fresh=row["epoch"] == 1)
         _atomic_write(self.folder / CHECKPOINT, lambda p: torch.save(checkpoint, p))
-        torch.save(checkpoint["learner"]["model"], self.folder / "model_state_dict.pt")
+        _atomic_write(self.folder / "model_state_dict.pt", lambda p: torch.save(checkpoint["learner"]["model"], p))
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix({"loss": f"{row['loss']:.4f}", **{
@@ -207,7 +208,7 @@ def trained_config_file(folder: Path) -> Path:
 def read_trained(folder: Path) -> tuple[dict, dict]:
     """A trained run's saved config (raw JSON) and its network weights in float32."""
     folder = Path(folder)
-    saved = json.loads(trained_config_file(folder).read_text())
+    saved = config_mod.read_json(trained_config_file(folder), "--trained_path config")
     path = next((folder / name for name in MODEL_FILES if (folder / name).is_file()), None)
     if path is None:
         raise UserError(f"config key 'trained_path': {folder} holds no trained network ({' or '.join(MODEL_FILES)})")
@@ -217,6 +218,26 @@ def read_trained(folder: Path) -> tuple[dict, dict]:
     except Exception as err:  # unreadable or foreign file: torch raises many kinds
         raise UserError(f"config key 'trained_path': {path} cannot be read ({err.__class__.__name__})")
     return saved, weights
+
+
+def describe_trained(folder: Path) -> dict:
+    """What a read-out records of the network it read: the folder, its epochs done, the weights' SHA-256.
+
+    The trained run may still be going; these say which of its states was read.
+    """
+    folder = Path(folder)
+    path = next(folder / name for name in MODEL_FILES if (folder / name).is_file())
+    rows = folder / "results.csv"
+    done = max(0, len(rows.read_text().splitlines()) - 1) if rows.is_file() else None
+    return {"folder": str(folder), "epochs_done": done, "weights": path.name, "weights_sha256": _file_sha256(path)}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def config_changes(saved: dict, cfg) -> list[str]:

@@ -1,6 +1,7 @@
 """Action train_class_layer: a trained (or untrained) network read out by both association methods, no training."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def test_reading_out_a_finished_run_gives_its_last_epochs_association(tmp_path):
     assert [summary["accuracy_percent"][k] for k in ASSOCIATION] == [trained["accuracy_percent"][k]
                                                                       for k in ASSOCIATION]
     assert not (tmp_path / "readout/results.csv").exists()  # nothing trained
+    read = summary["trained_network"]  # which state of the trained run was read
+    assert (read["epochs_done"], read["weights"]) == (2, "model_state_dict.pt")
+    assert read["weights_sha256"] == hashlib.sha256((tmp_path / "trained/model_state_dict.pt").read_bytes()).hexdigest()
     assert len(read_csv(tmp_path / "readout/classifier.csv")) == 1
 
 
@@ -55,8 +59,7 @@ def test_without_trained_path_it_reads_out_the_untrained_network_of_the_config(t
 
 
 def test_an_ep_run_is_read_out_by_ep_main_and_refused_by_bp_main(tmp_path, capsys):
-    small = [a for a in SMALL]  # the data settings of the BP tests, on a small EP network
-    args = ["--json_path", str(REPO / "configFile/quickstart_ep"), *small, "--set", "fcLayers=[784,100]",
+    args = ["--json_path", str(REPO / "configFile/quickstart_ep"), *SMALL,  # the BP tests' data, a small EP network "--set", "fcLayers=[784,100]",
             "--set", "epochs=1", "--set", "T=10", "--set", "Kmax=4"]
     assert cli.main(EP, [*args, "--out", str(tmp_path / "trained")]) == 0
     last = read_csv(tmp_path / "trained/results.csv")[-1]
@@ -72,6 +75,7 @@ def test_an_ep_run_is_read_out_by_ep_main_and_refused_by_bp_main(tmp_path, capsy
     ("no_weights", "holds no trained network"),
     ("corrupt_weights", "cannot be read"),
     ("not_a_run", "no config.json there"),
+    ("malformed_config", "malformed JSON at line 1"),
     ("training_action", "config key 'trained_path': only the action train_class_layer reads out"),
 ])
 def test_bad_trained_paths_are_one_line_errors_before_any_folder(tmp_path, capsys, problem, message):
@@ -88,6 +92,8 @@ def test_bad_trained_paths_are_one_line_errors_before_any_folder(tmp_path, capsy
         (run / "model_state_dict.pt").write_bytes(b"not a torch file")
     elif problem == "not_a_run":
         (run / "config.json").unlink()
+    elif problem == "malformed_config":
+        (run / "config.json").write_text("{,}")
     else:
         args = ["--json_path", str(REPO / "configFile/quickstart"), "--set", f'trained_path="{run}"']
     assert cli.main(BP, [*args, "--out", str(tmp_path / "out")]) == 2
@@ -100,3 +106,17 @@ def test_weights_that_do_not_fit_the_network_are_refused(tmp_path, capsys):
     torch.save({"not": torch.zeros(1)}, tmp_path / "trained/model_state_dict.pt")
     assert cli.main(BP, ["--trained_path", str(tmp_path / "trained"), "--out", str(tmp_path / "out")]) == 2
     assert "do not fit this config's network" in error_line(capsys)
+
+
+def test_a_phase_two_run_is_read_out_without_its_phase_one_path_and_epochs_are_zero(tmp_path, capsys):
+    """--trained_path takes the trained run's config minus where it came from (out_dir, pretrained_path)."""
+    run = tmp_path / "semi"
+    run.mkdir()
+    saved = json.loads((REPO / "configFile/semi_bp/100/config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "pretrained_path": "elsewhere", "out_dir": str(run)}))
+    assert cli.main(BP, ["--trained_path", str(run), "--set", "epochs=5", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    resolved = json.loads(out)
+    assert (resolved["action"], resolved["pretrained_path"], resolved["out_dir"], resolved["epochs"]) == \
+        ("train_class_layer", None, None, 0)
+    assert "epochs 5 is taken as 0" in err
