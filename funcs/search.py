@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import difflib
 import json
 import math
 import os
@@ -45,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from funcs import cli, results
+from funcs import cli, results, semi
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs.errors import UserError
@@ -67,17 +66,11 @@ METRICS = {"unsupervised": ("error_mean", "error_max", "classifier_error", "loss
            "train_class_layer": ("classifier_error", "error_mean", "error_max")}
 DEFAULT_METRIC = {"unsupervised": "error_mean", "supervised": "error", "semi_supervised": "error",
                   "train_class_layer": "classifier_error"}
-READ_OUT = config_mod.READ_OUT  # the action reading out a trained network
 SCALARS = (type(None), bool, int, float, str)
 
 
 def _fail(where: str, problem: str):
     raise UserError(f"{where}: {problem}")
-
-
-def _hint(name: str, names) -> str:
-    close = difflib.get_close_matches(name, list(names), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # --- the search space ---------------------------------------------------------------------------------
@@ -187,7 +180,8 @@ def _param(where: str, name: str, key: str, index: int | None, spec) -> Param:
                      f"got {spec!r}")
     for k in spec:
         if k not in SPEC_KEYS:
-            _fail(where, f"unknown entry '{k}'{_hint(k, SPEC_KEYS)}; an entry takes {', '.join(SPEC_KEYS)}")
+            _fail(where, f"unknown entry '{k}'{config_mod.did_you_mean(k, SPEC_KEYS)}; "
+                         f"an entry takes {', '.join(SPEC_KEYS)}")
     kind = _item_kind(key)
     typ = spec.get("type", "categorical" if "choices" in spec else kind)
     if typ == "text" and "type" not in spec:
@@ -240,10 +234,15 @@ def _params_of(key: str, spec, base) -> list[Param]:
     """The Params of one entry of "search": one, or one per list entry (per_layer or a list of specs)."""
     where = f"search key '{key}'"
     if key not in config_mod.FIELDS:
-        _fail(where, f"not a config key{_hint(key, config_mod.FIELDS)}")
+        _fail(where, f"not a config key{config_mod.did_you_mean(key, config_mod.FIELDS)}")
     if key in FIXED_KEYS:
         why = "the validation split is drawn from it" if key == "seed" else "it is fixed for the whole study"
         _fail(where, f"cannot be searched: {why}")
+    # The network read in fixes these keys: cli.load_trained and semi.load_pretrained refuse any other value.
+    if base.trained_path and key in cli.NETWORK_KEYS + cli.NETWORK_KEYS_CNN + cli.NETWORK_KEYS_EP:
+        _fail(where, "cannot be searched: the network is read from trained_path, which fixes it")
+    if base.pretrained_path and key in semi.PRETRAINED_KEYS:
+        _fail(where, "cannot be searched: the phase-1 network is read from pretrained_path, which fixes it")
     current = base.to_json()[key]
     if isinstance(spec, list):  # one spec (or null) per entry of a list key
         if not isinstance(current, list):
@@ -282,7 +281,8 @@ def _probe(base, params: list[Param]) -> None:
 
 def _choice(where: str, value, allowed) -> str:
     if value not in allowed:
-        _fail(where, f"{value!r} is not one of {', '.join(map(str, allowed))}{_hint(str(value), allowed)}")
+        _fail(where, f"{value!r} is not one of {', '.join(map(str, allowed))}"
+                     f"{config_mod.did_you_mean(str(value), allowed)}")
     return value
 
 
@@ -327,11 +327,29 @@ def parse(raw: dict, rule: cli.Rule) -> Search:
         raise UserError("optuna_config: the top level must be a JSON object of key: value pairs")
     for key in raw:
         if key not in config_mod.FIELDS and key not in SEARCH_KEYS:
-            _fail(f"optuna_config key '{key}'", f"unknown key{_hint(key, [*config_mod.FIELDS, *SEARCH_KEYS])}")
-    run = {k: v for k, v in raw.items() if k not in SEARCH_KEYS}
+            _fail(f"optuna_config key '{key}'",
+                  f"unknown key{config_mod.did_you_mean(key, [*config_mod.FIELDS, *SEARCH_KEYS])}")
     mode = raw.get("mode")
     if mode is not None:
         _choice("optuna_config key 'mode'", mode, ("batch", "sequential"))
+    base = _base_config(raw, rule, mode)
+    params, base, nudge_max = _search_params(raw, base, mode)
+    seed = raw.get("sampler_seed")
+    if seed is not None:
+        _positive_int("optuna_config key 'sampler_seed'", seed, allow_zero=True)
+    return Search(base=base, params=tuple(params),
+                  n_trials=_positive_int("optuna_config key 'n_trials'", raw.get("n_trials", 100)),
+                  sampler=_choice("optuna_config key 'sampler'", raw.get("sampler", "random"), ("random", "tpe")),
+                  sampler_seed=seed, pruner=_pruner(raw.get("pruner", DEFAULT_PRUNER)), metric=_metric(raw, base),
+                  direction=_choice("optuna_config key 'direction'", raw.get("direction", "minimize"),
+                                    ("minimize", "maximize")),
+                  mode=mode, nudge_max=nudge_max)
+
+
+def _base_config(raw: dict, rule: cli.Rule, mode: str | None) -> config_mod.Config:
+    """The config every trial starts from: the run keys of optuna_config.json, checked as bp.main checks them,
+    with a validation split and the batch size of `mode`."""
+    run = {k: v for k, v in raw.items() if k not in SEARCH_KEYS}
     if mode == "sequential":
         if run.get("batchSize", 1) != 1:
             _fail("optuna_config key 'mode'", f"'sequential' trains one example at a time (batchSize 1), but "
@@ -348,7 +366,12 @@ def parse(raw: dict, rule: cli.Rule) -> Search:
     if mode == "batch" and base.batchSize == 1:
         _fail("optuna_config key 'mode'", "'batch' averages the activity over mini-batches: batchSize must be > 1 "
                                           "(batchSize 1 is mode 'sequential')")
+    return base
 
+
+def _search_params(raw: dict, base, mode: str | None) -> tuple[list[Param], config_mod.Config, int | None]:
+    """The Params of "search" and of nudge_max, each bound and choice probed; (params, base, nudge_max), the base
+    with nudge 1 where nudge_max is 1."""
     search = raw.get("search", {})
     if not isinstance(search, dict):
         _fail("optuna_config key 'search'", f"expected an object of KEY: SPEC, got {search!r}")
@@ -381,59 +404,40 @@ def parse(raw: dict, rule: cli.Rule) -> Search:
         _fail("optuna_config key 'search'", "nothing to search: give at least one key, e.g. "
                                             "\"search\": {\"gamma\": {\"low\": 0.1, \"high\": 1}}")
     _probe(base, params)
+    return params, base, nudge_max
 
-    kind = READ_OUT if base.action == READ_OUT else base.target_kind
+
+def _metric(raw: dict, base) -> str:
+    """The metric optimised: one of the final metrics of the base config's kind of run."""
+    kind = config_mod.READ_OUT if base.action == config_mod.READ_OUT else base.target_kind
     metric = raw.get("metric", DEFAULT_METRIC[kind])
     _choice("optuna_config key 'metric'", metric, METRICS[kind])
     if metric == "classifier_error" and base.class_epoch == 0:
         _fail("optuna_config key 'metric'", "classifier_error needs the linear classifier: class_epoch > 0")
     if metric == "loss" and base.epochs == 0:
         _fail("optuna_config key 'metric'", "loss needs training epochs (epochs > 0)")
-    seed = raw.get("sampler_seed")
-    if seed is not None:
-        _positive_int("optuna_config key 'sampler_seed'", seed, allow_zero=True)
-    return Search(base=base, params=tuple(params),
-                  n_trials=_positive_int("optuna_config key 'n_trials'", raw.get("n_trials", 100)),
-                  sampler=_choice("optuna_config key 'sampler'", raw.get("sampler", "random"), ("random", "tpe")),
-                  sampler_seed=seed, pruner=_pruner(raw.get("pruner", DEFAULT_PRUNER)), metric=metric,
-                  direction=_choice("optuna_config key 'direction'", raw.get("direction", "minimize"),
-                                    ("minimize", "maximize")),
-                  mode=mode, nudge_max=nudge_max)
+    return metric
 
 
 def search_file(path) -> Path:
     """`--json_path` names a folder holding optuna_config.json, or a .json file itself."""
     path = Path(path)
-    if path.is_dir():
-        path = path / "optuna_config.json"
-    if not path.is_file():
-        raise UserError(f"search file not found: {path} (a folder holding optuna_config.json, or a .json file)")
-    return path
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path} cannot be read: {err.__class__.__name__}")
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}")
+    return config_mod.config_file(path / "optuna_config.json" if path.is_dir() else path)
 
 
 def load(path, rule: cli.Rule, overrides=(), trained_path: str | None = None) -> tuple[Search, dict]:
     """Read optuna_config.json, apply `--set` overrides (search keys too), validate; (Search, raw JSON).
 
     With trained_path (a run folder, for the classifier searches), the keys the
-    file does not give come from that run's config.json: its network, data and seed.
+    file does not give come from that run's config.json: its network, data and seed
+    (not its folder, its validation split, nor a phase-2 run's phase-1 network).
     """
-    raw = read_json(search_file(path))
-    if not isinstance(raw, dict):
-        raise UserError(f"{search_file(path)}: the top level must be a JSON object")
+    raw = config_mod.read_json(search_file(path), "search file")
     if trained_path is not None:
-        saved = read_json(results.trained_config_file(Path(trained_path)))
-        raw = {**{k: v for k, v in saved.items() if k not in ("out_dir", "validation_size")}, **raw,
-               "trained_path": str(trained_path)}
-    elif raw.get("action") == READ_OUT:
+        saved = config_mod.read_json(results.trained_config_file(Path(trained_path)), "--trained_path config")
+        raw = {**{k: v for k, v in saved.items() if k not in ("out_dir", "validation_size", "pretrained_path")},
+               **raw, "trained_path": str(trained_path)}
+    elif raw.get("action") == config_mod.READ_OUT:
         raise UserError("this search reads out a trained network: give --trained_path RUN_DIR (a run folder of "
                         "python -m bp.main or ep.main)")
     for text in overrides:
@@ -462,7 +466,7 @@ class TrialReporter:
         pass  # the run's own header line; the search prints one line per epoch instead
 
     def start_progress(self, total: int, initial: int) -> None:
-        self.total = total
+        pass  # one line per epoch instead of a progress bar
 
     def stop_progress(self) -> None:
         pass
@@ -562,9 +566,13 @@ def rdb_url(url: str) -> str:
 
 
 def fail_dead_local_trials(study, echo) -> None:
-    """Journal storage has no heartbeat: fail the running trials of this machine whose process is gone."""
+    """Journal storage has no heartbeat: fail the running trials of this machine whose process is gone.
+    (An RDB storage fails a dead worker's trial by its heartbeat.)"""
+    from optuna.storages import JournalStorage
     from optuna.trial import TrialState
 
+    if not isinstance(study._storage, JournalStorage):
+        return
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         where = t.user_attrs.get("worker", "")
@@ -826,33 +834,68 @@ def summary_text(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A test-run claim older than this is taken over even when its worker cannot be checked (another machine): longer
+# than the test runs we make (the paper's largest configs train in a few hours on a GPU).
+TEST_CLAIM_TIMEOUT_S = 24 * 3600
+
+
 def test_best(rule: cli.Rule, study, search: Search, folder: Path, command, echo) -> None:
     """The test set, once: the best config without the hold-out (validation_size null: the validation examples
     back in the training set), trained into `folder/test`; its accuracies are kept with the study. One worker
-    does it (claimed in the study)."""
+    does it (claimed in the study); a run stopped on the way is continued from `folder/test` by the next one."""
     best = best_trial(study)
     if best is None or study.user_attrs.get("test"):
         return
-    me = worker_id()
-    claim = study.user_attrs.get("test_claimed_by")
-    if claim is None:
-        study.set_user_attr("test_claimed_by", me)
-        time.sleep(0.5)  # two workers finishing together: the last to write wins, the other sees it
-        claim = _fresh_attrs(study).get("test_claimed_by")
-    if claim != me:
-        echo(f"the test run is done by {claim}")
+    holder = claim_test(study)
+    if holder is not None:
+        echo(f"the test run is done by {holder}")
         return
     out = folder / "test"
     cfg = config_mod.replace(best_config(search, best), validation_size=None, out_dir=str(out))
     echo(f"test: trial {best.number}'s config without the hold-out (validation_size null), scored on the test set, "
          f"into {out}")
-    if (out / "summary.json").exists():
-        summary = json.loads((out / "summary.json").read_text())
-    else:
-        resume = (out / results.CHECKPOINT).exists()
-        summary = cli.run_one(rule, cfg, out if resume else None, command, resume=resume)
-    study.set_user_attr("test", {"trial": best.number, "folder": str(out), "worker": me,
-                                 "accuracy_percent": summary["accuracy_percent"], "metrics": summary["metrics"]})
+    try:
+        started = (out / "config.json").exists()  # a test run into this folder that stopped (or was not recorded)
+        if started and config_mod.read_json(out / "config.json", "test run config") != cfg.to_json():
+            raise UserError(f"{out} holds the run of another config than trial {best.number}'s; move it away")
+        if (out / "summary.json").exists():
+            summary = config_mod.read_json(out / "summary.json", "test run summary")
+        else:
+            summary = cli.run_one(rule, cfg, out if started else None, command, resume=started)
+        study.set_user_attr("test", {"trial": best.number, "folder": str(out), "worker": worker_id(),
+                                     "accuracy_percent": summary["accuracy_percent"], "metrics": summary["metrics"]})
+    except BaseException:  # stopped or failed: the next run of the command takes the test over
+        study.set_user_attr("test_claimed_by", None)
+        raise
+
+
+def claim_test(study) -> str | None:
+    """Claim the test run for this worker: None once it holds the claim, else the worker holding it.
+
+    A claim is taken over when its worker is gone: a dead process of this
+    machine, or a claim older than TEST_CLAIM_TIMEOUT_S. What remains racy:
+    two workers that find no live claim at nearly the same moment each write
+    theirs and read back the last one written half a second later, so only its
+    writer runs the test; but if one reads back before the other writes, both
+    run it (each into its own folder/test). A test run longer than the timeout
+    gets a second one beside it.
+    """
+    me = worker_id()
+    claim = _fresh_attrs(study).get("test_claimed_by")
+    if isinstance(claim, str):  # written by earlier code, without its time: taken as old
+        claim = {"worker": claim, "since": 0.0}
+    if claim is None or _claim_gone(claim):
+        study.set_user_attr("test_claimed_by", {"worker": me, "since": time.time()})
+        time.sleep(0.5)  # two workers claiming together: the last to write wins, the other sees it
+        claim = _fresh_attrs(study).get("test_claimed_by")
+    return None if claim and claim["worker"] == me else (claim or {}).get("worker", "another worker")
+
+
+def _claim_gone(claim: dict) -> bool:
+    host, _, pid = claim["worker"].rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return True
+    return time.time() - claim["since"] > TEST_CLAIM_TIMEOUT_S
 
 
 def _fresh_attrs(study) -> dict:
@@ -908,11 +951,12 @@ def main(rule: cli.Rule, argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (cli.UserInterrupt, KeyboardInterrupt):  # a trial, the test run or the outputs stopped by Ctrl-C
+        print("interrupted; run the same command again to resume the search", file=sys.stderr)
+        return 130
 
 
 def _main(rule: cli.Rule, args, command) -> int:
-    import optuna
-
     search, raw = load(args.json_path, rule, args.set, args.trained_path)
     if args.n_trials is not None:
         search = dataclasses.replace(search, n_trials=_positive_int("--n-trials", args.n_trials))
@@ -920,31 +964,59 @@ def _main(rule: cli.Rule, args, command) -> int:
         raise UserError(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     name = args.study_name or default_study_name(args.json_path, args.trained_path)
     folder = Path(args.out or Path("DATA-0") / "optuna" / name)
+    where = args.storage and masked(args.storage) or folder / "study.journal"
     if args.dry_run:
-        print(f"study {name} in {args.storage and masked(args.storage) or folder / 'study.journal'}: "
-              f"{search.n_trials} trials, {search.sampler} sampler, pruner {search.pruner['name']}, "
-              f"{search.direction} {search.metric} on {search.base.validation_size} validation examples")
+        print(f"study {name} in {where}: {search.n_trials} trials, {search.sampler} sampler, pruner "
+              f"{search.pruner['name']}, {search.direction} {search.metric} on {search.base.validation_size} "
+              f"validation examples")
         for p in search.params:
             print("  " + p.describe())
         return 0
-    folder.mkdir(parents=True, exist_ok=True)
-    log_file = folder / "search.log"
+    echo = logger(folder / "search.log")
+    # What no sampled value changes is refused once, not by every trial: the data files and sizes, the trained
+    # network of trained_path, the phase-1 network of pretrained_path.
+    cli.prepare(rule, search.base)
+    study, seed = set_up_study(search, args, name, folder, echo)
+    folder.mkdir(parents=True, exist_ok=True)  # every check passed
+    write_json_once(folder / "optuna_config.json", raw)
+    fail_dead_local_trials(study, echo)
+    if args.trained_path:
+        echo(hold_out_note(args.trained_path, search.base))
+    echo(f"study {name} ({where}), worker {worker_id()}, sampler {search.sampler} seed {seed}: "
+         f"{len(counted(study.get_trials(deepcopy=False)))} of {search.n_trials} trials there; scoring "
+         f"{search.metric} on {search.base.validation_size} validation examples")
+    optimise(rule, study, search, folder, echo)
+    if study_complete(study, search) and not args.no_test:
+        test_best(rule, study, search, folder, command, echo)
+    summary = write_outputs(study, search, folder)
+    echo(summary_text(summary).rstrip())
+    echo(f"outputs in {folder}: trials.csv, summary.txt, summary.json" +
+         (", history.png, importance.png, best/config.json" if summary.get("best") else ""))
+    return 0
 
+
+def logger(log_file: Path):
+    """echo(message): print a line and append it to the study's search.log (once the study folder exists)."""
     def echo(message: str) -> None:
         print(message, flush=True)
         with open(log_file, "a") as f:
             f.write(message + "\n")
+    return echo
 
+
+def set_up_study(search: Search, args, name: str, folder: Path, echo):
+    """Open the study (or create it) and refuse one made by another search or on another validation split;
+    this worker recorded in it. The default journal file's folder is the only one made. (study, sampler seed)."""
+    import optuna
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per epoch and per trial, printed here
+    validation = validation_record(search.base)
     storage = make_storage(args.storage, folder, args.heartbeat, echo)
-    me = worker_id()
     try:
         existing = len(optuna.load_study(study_name=name, storage=storage).trials)
     except KeyError:  # a new study
         existing = 0
     seed = worker_seed(search, args.worker, existing)
     study = open_study(search, name, storage, make_sampler(search, seed))
-    validation = validation_record(search.base)
     saved = study.user_attrs.get("validation")
     if saved is None:
         study.set_user_attr("validation", validation)
@@ -952,18 +1024,14 @@ def _main(rule: cli.Rule, args, command) -> int:
         raise UserError(f"study '{name}': this machine's {search.base.dataset} training set gives another "
                         f"validation split than the study's (indices sha256 {saved['indices'][:12]}); check "
                         f"the dataset files")
-    study.set_user_attr(f"worker {me}", {"sampler_seed": seed, "worker_index": args.worker,
-                                         "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    write_json_once(folder / "optuna_config.json", raw)
-    if not isinstance(storage, optuna.storages.RDBStorage):  # an RDB storage has its heartbeat
-        fail_dead_local_trials(study, echo)
-    if args.trained_path:
-        echo(hold_out_note(args.trained_path, search.base))
-    done = len(counted(study.get_trials(deepcopy=False)))
-    echo(f"study {name} ({args.storage and masked(args.storage) or folder / 'study.journal'}), worker {me}, "
-         f"sampler {search.sampler} seed {seed}: {done} of {search.n_trials} trials there; scoring "
-         f"{search.metric} on {search.base.validation_size} validation examples")
+    study.set_user_attr(f"worker {worker_id()}", {"sampler_seed": seed, "worker_index": args.worker,
+                                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return study, seed
 
+
+def optimise(rule: cli.Rule, study, search: Search, folder: Path, echo) -> None:
+    """This worker's trials, until the study holds n_trials; on Ctrl-C, trials.csv is brought up to date and the
+    KeyboardInterrupt goes on up."""
     def after_trial(study, trial) -> None:
         value = f"{search.metric} {trial.value:.4f}" if trial.values else (
             trial.user_attrs.get("fail_reason") or trial.user_attrs.get("pruned") or "")
@@ -973,38 +1041,50 @@ def _main(rule: cli.Rule, args, command) -> int:
              f"{len(counted(study.get_trials(deepcopy=False)))} of {search.n_trials} trials")
         write_outputs(study, search, folder, plots=False)
 
-    interrupted = False
-    if done < search.n_trials:
-        try:
-            study.optimize(objective(rule, search, me, echo, log_file), catch=(Exception,),
-                           callbacks=[after_trial, StopAfter(search.n_trials)], gc_after_trial=True)
-        except KeyboardInterrupt:
-            interrupted = True
+    if len(counted(study.get_trials(deepcopy=False))) >= search.n_trials:
+        return
+    try:
+        study.optimize(objective(rule, search, worker_id(), echo, folder / "search.log"), catch=(Exception,),
+                       callbacks=[after_trial, StopAfter(search.n_trials)], gc_after_trial=True)
+    except KeyboardInterrupt:
+        write_outputs(study, search, folder, plots=False)
+        raise
+
+
+def study_complete(study, search: Search) -> bool:
+    """Whether the study holds its n_trials and none is running (a dead worker's trial failed first)."""
+    import optuna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # a dead worker's trial, past its grace period (RDB storage)
-    complete = len(counted(study.get_trials(deepcopy=False))) >= search.n_trials and not any(
-        t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
-    if complete and not args.no_test and not interrupted:
-        test_best(rule, study, search, folder, command, echo)
-    summary = write_outputs(study, search, folder)
-    echo(summary_text(summary).rstrip())
-    echo(f"outputs in {folder}: trials.csv, summary.txt, summary.json" +
-         (", history.png, importance.png, best/config.json" if summary.get("best") else ""))
-    if interrupted:
-        echo(f"interrupted; run the same command again to continue study {name}")
-        return 130
-    return 0
+    trials = study.get_trials(deepcopy=False)
+    return len(counted(trials)) >= search.n_trials and not any(t.state.name == "RUNNING" for t in trials)
+
+
+# What the trained run's own training used of the validation images, by its kind (config.Config.target_kind).
+SEEN = {"unsupervised": "it may have seen the validation images (never their labels)",
+        "supervised": "it may have been trained on the validation images with their labels, which flatters the "
+                      "validation score",
+        "semi_supervised": "it may have been trained on the validation images, some of them with their labels, "
+                           "which flatters the validation score"}
 
 
 def hold_out_note(trained_path: str, cfg) -> str:
-    """Whether the read-out network was trained without the search's validation images."""
-    saved = read_json(results.trained_config_file(Path(trained_path)))
+    """Whether the read-out network was trained without the search's validation images, and if not what it may
+    have learnt of them (their labels too, for a supervised or semi-supervised run)."""
+    saved = config_mod.read_json(results.trained_config_file(Path(trained_path)), "--trained_path config")
     if saved.get("validation_size") == cfg.validation_size and saved.get("seed") == cfg.seed:
         return f"the network of {trained_path} was trained without these {cfg.validation_size} validation images"
-    return (f"note: the network of {trained_path} was trained with validation_size {saved.get('validation_size')} "
-            f"and seed {saved.get('seed')}: it may have seen the validation images (never their labels); train it "
-            f"with validation_size {cfg.validation_size} and seed {cfg.seed} for a clean hold-out")
+    action = saved.get("action")
+    if action == config_mod.READ_OUT:
+        if saved.get("trained_path") is None:
+            return f"the network of {trained_path} is untrained (action {action}): it has seen no image"
+        return (f"note: the network of {trained_path} is that of {saved['trained_path']} (action {action}); "
+                f"whether that one was trained without these validation images is not checked")
+    kind = "supervised" if action in ("bp", "ep") else str(action).rsplit("_", 1)[0]  # as Config.target_kind
+    return (f"note: the network of {trained_path} was trained ({action}) with validation_size "
+            f"{saved.get('validation_size')} and seed {saved.get('seed')}: {SEEN.get(kind, SEEN['supervised'])}; "
+            f"train it with validation_size {cfg.validation_size} and seed {cfg.seed} for a clean hold-out")
 
 
 def write_json_once(path: Path, obj) -> None:

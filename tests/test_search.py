@@ -8,8 +8,10 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import torch
 from bp.main import RULE as BP
 from ep.main import RULE as EP
 from funcs import cli, loop, search
+from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs.errors import UserError
 
@@ -109,6 +112,9 @@ ERRORS = [  # (change to the tiny search, the start of the one-line message)
     ({"n_trials": 0}, "optuna_config key 'n_trials': expected an integer >= 1"),
     ({"gamma": -1}, "config key 'gamma': -1.0 must be >= 0"),
     ({"search": {}, "nudge_max": None}, "optuna_config key 'search': nothing to search"),
+    ({"action": "train_class_layer", "trained_path": "run", "metric": "classifier_error", "nudge_max": None,
+      "search": {"activation_function": [None, {"choices": ["relu", "sigmoid"]}]}},
+     "search key 'activation_function': cannot be searched: the network is read from trained_path"),
 ]
 
 
@@ -129,6 +135,31 @@ def test_bad_search_through_the_command_line_is_one_line_and_exit_2_with_no_stud
     assert not (tmp_path / "study").exists()
     assert search.main(EP, ["--json_path", str(folder), "--dry-run"]) == 2  # a BP action under ep.optuna_optim
     assert "is run by python -m bp.main, not python -m ep.main" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset,bad", [
+    ("hyper_bp/classifier", ["--trained_path", str(REPO / "configFile/quickstart")]),  # a config, no network
+    ("hyper_bp/semi", ["--set", 'pretrained_path="no/such/run"'])])
+def test_bad_trained_or_pretrained_network_is_one_line_and_exit_2_before_any_trial_or_folder(preset, bad, tmp_path,
+                                                                                             capsys):
+    argv = ["--json_path", str(REPO / "configFile" / preset), *bad, "--set", "device=-1", "--out", str(tmp_path / "s")]
+    assert search.main(BP, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(("error: config key 'trained_path': ",
+                                                     "error: config key 'pretrained_path': ")), err
+    assert not (tmp_path / "s").exists()
+
+
+def test_storage_without_its_driver_is_one_line_and_leaves_no_folder(tiny, tmp_path, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if "psycopg" in name else real(name, *a))
+    folder = write(tmp_path / "cfg", tiny)
+    argv = ["--json_path", str(folder), "--storage", "postgresql://u@localhost/db", "--out", str(tmp_path / "s")]
+    assert search.main(BP, argv) == 2
+    err = capsys.readouterr().err.splitlines()  # after the data's lines: its checks come first
+    assert err[-1].startswith("error: --storage postgresql://u@localhost/db: no PostgreSQL driver")
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("rule,path", sorted(set(re.findall(r"python -m (bp|ep)\.optuna_optim --json_path (\S+?)[` ]",
@@ -305,3 +336,115 @@ def test_classifier_search_reads_out_a_trained_run_and_its_best_config_repeats_t
     again = json.loads((tmp_path / "again" / "summary.json").read_text())
     assert again["metrics"]["classifier_error"] == summary["best"]["value"]
     assert "may have seen the validation images" in (tmp_path / "study" / "search.log").read_text()
+
+
+def test_hold_out_note_says_what_the_trained_network_may_know_of_the_validation_images(tmp_path):
+    cfg = config_mod.from_dict({"validation_size": 300, "seed": 3})
+    notes = {}
+    for action in ("unsupervised_bp", "bp", "semi_supervised_ep"):
+        (tmp_path / action).mkdir()
+        (tmp_path / action / "config.json").write_text(json.dumps({"action": action, "validation_size": None,
+                                                                    "seed": 3}))
+        notes[action] = search.hold_out_note(str(tmp_path / action), cfg)
+    assert "may have seen the validation images (never their labels)" in notes["unsupervised_bp"]
+    assert "trained on the validation images with their labels" in notes["bp"]
+    assert "some of them with their labels" in notes["semi_supervised_ep"]
+    (tmp_path / "bp" / "config.json").write_text(json.dumps({"action": "bp", "validation_size": 300, "seed": 3}))
+    assert search.hold_out_note(str(tmp_path / "bp"), cfg).endswith("trained without these 300 validation images")
+
+
+# --- the test run's claim ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def finished(tiny, monkeypatch):
+    """An in-memory study of the tiny search with one complete trial, and a stand-in for cli.run_one that
+    records its calls (folder, resume) and writes the run's config.json, as the real one does first."""
+    import optuna
+    s = search.parse(tiny, BP)
+    study = optuna.create_study(direction="minimize")
+    study.optimize(lambda t: sum(p.suggest(t) for p in s.params), n_trials=1)
+    calls = []
+
+    def run_one(rule, cfg, folder, argv, resume=False):
+        calls.append((folder, resume))
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out_dir) / "config.json").write_text(json.dumps(cfg.to_json()))
+        if interrupt:  # a Ctrl-C asked for
+            interrupt.pop()
+            raise cli.UserInterrupt(Path(cfg.out_dir))
+        return {"accuracy_percent": {"direct": 90.0}, "metrics": {"error": 0.1}}
+
+    interrupt: list = []
+    monkeypatch.setattr(cli, "run_one", run_one)
+    monkeypatch.setattr(search.time, "sleep", lambda seconds: None)
+    return s, study, calls, interrupt
+
+
+def dead_pid() -> int:
+    done = subprocess.Popen([sys.executable, "-c", ""])
+    done.wait()
+    return done.pid
+
+
+def test_test_run_claimed_by_a_dead_worker_is_taken_over_and_a_stopped_one_resumes(finished, tmp_path):
+    s, study, calls, interrupt = finished
+    lines = []
+    host = socket.gethostname()
+    study.set_user_attr("test_claimed_by", {"worker": f"{host}:{dead_pid()}", "since": time.time()})
+    interrupt.append(True)
+    with pytest.raises(cli.UserInterrupt):
+        search.test_best(BP, study, s, tmp_path, [], lines.append)
+    assert calls == [(None, False)] and study.user_attrs["test_claimed_by"] is None  # the claim let go
+    search.test_best(BP, study, s, tmp_path, [], lines.append)  # the same command again: continues test/
+    assert calls[1] == (tmp_path / "test", True)
+    assert study.user_attrs["test"]["accuracy_percent"] == {"direct": 90.0}
+    search.test_best(BP, study, s, tmp_path, [], lines.append)  # done: not run again
+    assert len(calls) == 2
+
+
+def test_test_run_claimed_by_a_live_worker_waits_until_the_claim_times_out(finished, tmp_path):
+    s, study, calls, _ = finished
+    lines = []
+    live = f"{socket.gethostname()}:{os.getppid()}"
+    study.set_user_attr("test_claimed_by", {"worker": live, "since": time.time()})
+    search.test_best(BP, study, s, tmp_path, [], lines.append)
+    assert calls == [] and lines == [f"the test run is done by {live}"]
+    old = time.time() - search.TEST_CLAIM_TIMEOUT_S - 1
+    study.set_user_attr("test_claimed_by", {"worker": "elsewhere:1", "since": old})
+    search.test_best(BP, study, s, tmp_path, [], lines.append)
+    assert calls == [(None, False)] and study.user_attrs["test"]["worker"] == search.worker_id()
+
+
+def stopped_line(err: str) -> bool:
+    """The last line printed is the one about resuming, and no traceback came before it (the data's lines may)."""
+    return "Traceback" not in err and err.splitlines()[-1] == "interrupted; run the same command again to resume the search"
+
+
+def test_ctrl_c_in_a_trial_or_the_test_run_is_one_line_and_exit_130_and_the_study_goes_on(tiny, tmp_path, capsys,
+                                                                                          monkeypatch):
+    folder = write(tmp_path / "cfg", {**tiny, "n_trials": 1, "epochs": 1, "class_epoch": 0})
+    argv = ["--json_path", str(folder), "--out", str(tmp_path / "study"), "--study-name", "c"]
+    real = loop.train
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train", ctrl_c)
+    assert search.main(BP, argv) == 130
+    assert stopped_line(capsys.readouterr().err)
+    rows = read_csv(tmp_path / "study" / "trials.csv")
+    assert [(r["state"], r["reason"]) for r in rows] == [("FAIL", "interrupted (Ctrl-C)")]
+    monkeypatch.setattr(loop, "train", real)
+
+    def stopped(rule, cfg, folder, argv, resume=False):
+        raise cli.UserInterrupt(Path(cfg.out_dir))
+
+    monkeypatch.setattr(cli, "run_one", stopped)
+    assert search.main(BP, argv) == 130  # the interrupted trial made up, then Ctrl-C in the test run
+    assert stopped_line(capsys.readouterr().err)
+    assert [r["state"] for r in read_csv(tmp_path / "study" / "trials.csv")] == ["FAIL", "COMPLETE"]
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "study" / "study.journal")))
+    attrs = optuna.load_study(study_name="c", storage=journal).user_attrs
+    assert attrs["test_claimed_by"] is None and "test" not in attrs  # the next run makes the test run
