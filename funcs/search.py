@@ -927,7 +927,8 @@ def parse_args(rule: cli.Rule, argv):
                    help="RDB storage: heartbeat interval; a trial silent for twice this is failed (default 60)")
     p.add_argument("--no-test", action="store_true",
                    help="do not train the best config without the hold-out for its test score at the end")
-    p.add_argument("--dry-run", action="store_true", help="validate, print the search space and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the search file, print the search space and exit (reads no data or network)")
     return p.parse_args(argv)
 
 

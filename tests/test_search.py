@@ -417,7 +417,8 @@ def test_test_run_claimed_by_a_live_worker_waits_until_the_claim_times_out(finis
 
 def stopped_line(err: str) -> bool:
     """The last line printed is the one about resuming, and no traceback came before it (the data's lines may)."""
-    return "Traceback" not in err and err.splitlines()[-1] == "interrupted; run the same command again to resume the search"
+    last = err.splitlines()[-1]
+    return "Traceback" not in err and last == "interrupted; run the same command again to resume the search"
 
 
 def test_ctrl_c_in_a_trial_or_the_test_run_is_one_line_and_exit_130_and_the_study_goes_on(tiny, tmp_path, capsys,
