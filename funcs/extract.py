@@ -1,10 +1,13 @@
 """Small arrays that figures 6, 10 and 11 need, extracted from a trained run's model and written beside it.
 
-The network is built from the run's own config.json by its rule's learner
-factory (`bp.main.RULE.build`, `ep.main.RULE.build`) and loaded with the run's
-weights (`model_state_dict.pt`, or the half-precision `model_state_dict_fp16.pt`
-of simuResults/, or a semi-supervised run's phase-1 `pretrained.pt`). Each file
-is an NPZ well under 1 MB, so it is committed where the model (5+ MB) is not:
+The network is built from the run's own config.json by the learner factory of
+the run's rule (`bp.main.RULE`, `ep.main.RULE`: the caller passes them, as
+`python -m funcs.figures extract` does) and loaded with the run's weights
+(`results.read_trained`: `model_state_dict.pt` or the half-precision copy of
+simuResults/), or with a semi-supervised run's phase-1 network (`semi.PRETRAINED`).
+Each file is an NPZ well under 1 MB, so it is committed where the model (5+ MB)
+is not, and written to a temporary file first, so that an interrupted extraction
+leaves no truncated NPZ behind:
 
 - `max_activation.npz` (Figure 6): for the two most responsive output neurons
   of each class, the input in [0, 1] that maximises the neuron's drive, found
@@ -18,7 +21,7 @@ is an NPZ well under 1 MB, so it is committed where the model (5+ MB) is not:
 """
 from __future__ import annotations
 
-import importlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -29,10 +32,10 @@ from funcs import association
 from funcs import cli
 from funcs import config as config_mod
 from funcs import data as data_mod
-from funcs import results
+from funcs import results, semi
 from funcs.errors import UserError
+from funcs.loop import outputs
 
-PRETRAINED = "pretrained.pt"
 N_PER_CLASS = 2  # Figure 6: the two most responsive output neurons per class
 N_WEIGHTS = 20  # Figure 11: 20 neurons
 PICK_SEED = 0  # which 20 neurons Figure 11 shows
@@ -57,25 +60,34 @@ def load_config(folder: Path, data_dir: str | None = None):
     return config_mod.replace(cfg, compile=False, **({"data_dir": data_dir} if data_dir else {}))
 
 
-def load_learner(folder: Path, cfg, pretrained: bool = False):
-    """The run's learner (its rule's factory, on the CPU) holding the run's trained weights, in float32."""
+def load_learner(rule: cli.Rule, folder: Path, cfg, pretrained: bool = False):
+    """The run's learner, built by its rule on the CPU, holding the run's trained weights in float32.
+
+    rule: the run's learning rule (`bp.main.RULE` for a BP run); pretrained: the
+    phase-1 network of a semi-supervised run instead of its final one.
+    """
     if pretrained:
-        path = folder / PRETRAINED
-        if not path.is_file():
-            raise UserError(f"{folder}: no {PRETRAINED} (the phase-1 network of a semi-supervised run) there")
-        state = torch.load(path, weights_only=True, map_location="cpu")["model"]
-        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        if not (folder / semi.PRETRAINED).is_file():
+            raise UserError(f"{folder}: no {semi.PRETRAINED} (the phase-1 network of a semi-supervised run) there")
+        # this run's own phase-1 network, read and checked as a run reusing it would
+        state = semi.load_pretrained(config_mod.replace(cfg, pretrained_path=str(folder)))["model"]
     else:
-        state = results.read_trained(folder)[1]  # model_state_dict.pt or the fp16 copy, in float32
-    rule = importlib.import_module(f"{cfg.rule}.main").RULE
+        state = results.read_trained(folder)[1]
     learner = rule.build(cfg, torch.device("cpu"))
-    learner.load_state_dict({"model": state, "optimizer": learner.state_dict()["optimizer"]})
+    learner.load_state_dict({**learner.state_dict(), "model": state})
     return learner
 
 
-def outputs(learner, x: torch.Tensor, batch: int) -> torch.Tensor:
-    """The network's evaluation outputs (dropout off) for every row of x."""
-    return torch.cat([learner.infer(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
+def save_npz(path: Path, **arrays) -> Path:
+    """np.savez_compressed into a temporary file beside `path`, then renamed onto it: never a truncated file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:  # a file object: np.savez_compressed would append .npz to a name
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def most_responsive(train_out: torch.Tensor, labels: torch.Tensor, n_class: int, per_class: int = N_PER_CLASS):
@@ -135,35 +147,34 @@ def output_drive(learner) -> Callable[[torch.Tensor], torch.Tensor]:
     return model.net[:-1]  # everything but the output activation
 
 
-def max_activation(folder: Path, data_dir: str | None = None) -> Path:
-    """Figure 6's images for a trained BP run: `max_activation.npz` beside it."""
+def max_activation(rule: cli.Rule, folder: Path, data_dir: str | None = None) -> Path:
+    """Figure 6's images for a trained BP run (rule: bp.main.RULE): `max_activation.npz` beside it."""
     folder = run_folder(folder)
     cfg = load_config(folder, data_dir)
-    learner = load_learner(folder, cfg)
+    learner = load_learner(rule, folder, cfg)
+    drive = output_drive(learner)
     data = cli.shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir), cfg)
     neurons, classes = most_responsive(outputs(learner, data.train.x, cfg.test_batchSize), data.train.y,
                                        cfg.n_class)
     before = [p.detach().clone() for p in learner.model.parameters()]
-    images, drive = maximize_inputs(output_drive(learner), neurons, data.shape)
+    images, drive = maximize_inputs(drive, neurons, data.shape)
     assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters())), "weights moved"
-    path = folder / "max_activation.npz"
-    np.savez_compressed(path, images=images.numpy().astype(np.float16), neurons=neurons.numpy(),
-                        classes=classes.numpy(), drive=drive.numpy(), steps=ASCENT_STEPS, lr=ASCENT_LR)
-    return path
+    return save_npz(folder / "max_activation.npz", images=images.numpy().astype(np.float16),
+                    neurons=neurons.numpy(), classes=classes.numpy(), drive=drive.numpy(), steps=ASCENT_STEPS,
+                    lr=ASCENT_LR)
 
 
-def first_layer_weights(folder: Path, n: int = N_WEIGHTS, seed: int = PICK_SEED) -> Path:
+def first_layer_weights(rule: cli.Rule, folder: Path, n: int = N_WEIGHTS, seed: int = PICK_SEED) -> Path:
     """Figure 11: the first weight layer's rows of n neurons drawn at random (seeded): `first_layer_weights.npz`."""
     folder = run_folder(folder)
     cfg = load_config(folder)
-    learner = load_learner(folder, cfg)
+    learner = load_learner(rule, folder, cfg)
     weight = next((p for p in learner.state_dict()["model"].values() if p.ndim == 2), None)
     if weight is None or cfg.cnn:
         raise UserError(f"{folder}: first-layer weights are drawn for fully connected networks only")
     neurons = torch.randperm(weight.shape[0], generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    path = folder / "first_layer_weights.npz"
-    np.savez_compressed(path, weights=weight[neurons].numpy().astype(np.float16), neurons=neurons.numpy())
-    return path
+    return save_npz(folder / "first_layer_weights.npz", weights=weight[neurons].numpy().astype(np.float16),
+                    neurons=neurons.numpy())
 
 
 def umap_embedding(x: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -172,7 +183,7 @@ def umap_embedding(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return umap.UMAP(n_components=2, random_state=seed).fit_transform(x).astype(np.float32)
 
 
-def umap_outputs(folder: Path, data_dir: str | None = None, pretrained: bool = False,
+def umap_outputs(rule: cli.Rule, folder: Path, data_dir: str | None = None, pretrained: bool = False,
                  embed: Callable[[np.ndarray], np.ndarray] = umap_embedding) -> Path:
     """Figure 10: the test outputs of a (semi-supervised) network embedded in 2-D: `umap.npz` beside it.
 
@@ -181,17 +192,22 @@ def umap_outputs(folder: Path, data_dir: str | None = None, pretrained: bool = F
     """
     folder = run_folder(folder)
     cfg = load_config(folder, data_dir)
-    learner = load_learner(folder, cfg, pretrained)
+    learner = load_learner(rule, folder, cfg, pretrained)
     data = cli.shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir), cfg)
-    out = outputs(learner, data.test.x, cfg.test_batchSize).numpy()
-    path = folder / ("umap_pretrained.npz" if pretrained else "umap.npz")
-    np.savez_compressed(path, embedding=embed(out).astype(np.float16), labels=data.test.y.numpy().astype(np.uint8))
-    return path
+    embedding = embed(outputs(learner, data.test.x, cfg.test_batchSize).numpy())
+    return save_npz(folder / ("umap_pretrained.npz" if pretrained else "umap.npz"),
+                    embedding=embedding.astype(np.float16), labels=data.test.y.numpy().astype(np.uint8))
 
 
-def main(kind: str, folder: Path, data_dir: str | None = None, pretrained: bool = False) -> Path:
+def main(kind: str, folder: Path, rules: dict[str, cli.Rule], data_dir: str | None = None,
+         pretrained: bool = False) -> Path:
+    """One extraction (kind: max_activation, weights, umap) from a run folder, by the rule its config names.
+
+    rules: the learning rules by name ({"bp": bp.main.RULE, "ep": ep.main.RULE}).
+    """
+    rule = rules[load_config(run_folder(folder)).rule]
     if kind == "max_activation":
-        return max_activation(folder, data_dir)
+        return max_activation(rule, folder, data_dir)
     if kind == "weights":
-        return first_layer_weights(folder)
-    return umap_outputs(folder, data_dir, pretrained)
+        return first_layer_weights(rule, folder)
+    return umap_outputs(rule, folder, data_dir, pretrained)

@@ -10,8 +10,10 @@ below read run folders (single runs and `--seeds` roots), draw each figure into
 Nothing here trains. A run that is missing is left out of its figure and its
 command is printed (a figure with no data at all becomes a PNG that says which
 commands produce it); a shortened or unfinished run is labelled from what its
-own folder says ("108 of 200 epochs (unfinished), 1 seed"). The paper's
-numbers only ever appear as reference markers or columns marked "paper".
+own folder says ("108 of 200 epochs (unfinished), 1 seed"), a read-out from the
+epochs its trained run had done when read (its summary.json). A damaged
+extracted array counts as missing, in one line. The paper's numbers only ever
+appear as reference markers or columns marked "paper".
 
     python -m funcs.figures draw --results simuResults --out figuresPlot
     python -m funcs.figures tables --results simuResults
@@ -23,10 +25,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import re
 import sys
+import textwrap
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -241,8 +247,8 @@ N_OUT_PAPER = {"bp/10": Paper(60, note="about"), "ep/10": Paper(60, note="about"
 
 
 def _with_file(src: Source, file: str, kind: str) -> Source:
-    return Source(src.path, src.command, src.label, src.full_epochs, src.shorten, src.also, file,
-                  _EXTRACT.format(kind=kind), src.note)
+    """The source with an extracted array file the figure reads, and its extract command."""
+    return dataclasses.replace(src, file=file, extract=_EXTRACT.format(kind=kind))
 
 
 SUPERVISED_MLP = {
@@ -380,12 +386,16 @@ def _accuracies_from_rows(rows: list[dict]) -> dict[str, float]:
     return accuracies({k: v for k, v in last.items() if not math.isnan(v)})
 
 
-def _read_single(folder: Path, root: Path | None = None) -> Record | None:
-    """One run folder: summary.json's accuracies, or, unfinished, those of its last results.csv row."""
+def _read_single(folder: Path, root: Path | None = None, rows_read: int | None = None) -> Record | None:
+    """One run folder: summary.json's accuracies, or, unfinished, those of its last results.csv row.
+
+    rows_read: only the first rows of results.csv count: the epochs a read-out found done when it read
+    this (trained) run, which may have gone on since.
+    """
     if not (folder / "config.json").is_file():
         return None
     cfg = json.loads((folder / "config.json").read_text())
-    rows = _read_csv(folder / "results.csv")
+    rows = _read_csv(folder / "results.csv")[:rows_read]
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     acc = dict(summary["accuracy_percent"]) if summary else _accuracies_from_rows(rows)
@@ -394,10 +404,13 @@ def _read_single(folder: Path, root: Path | None = None) -> Record | None:
         phase_rows = (sum(r["phase"] == "1" for r in rows), sum(r["phase"] == "2" for r in rows))
     trained = None
     if cfg.get("action") == "train_class_layer" and cfg.get("trained_path"):
-        trained = read_run(_resolve(cfg["trained_path"], root))
+        # the trained run as the read-out found it (summary.json's trained_network; older read-outs: as it is now)
+        read = (summary or {}).get("trained_network") or {}
+        trained = _read_single(_resolve(cfg["trained_path"], root), root, read.get("epochs_done"))
     seed = summary["seed"] if summary else cfg.get("seed")
-    return Record(folder, cfg, acc, {k: 0.0 for k in acc}, [seed], len(rows) if rows or summary is None else None,
-                  _planned_epochs(cfg), summary is not None, phase_rows, trained)
+    epochs_run = len(rows) if rows or summary is None or rows_read is not None else None  # None: a read-out
+    return Record(folder, cfg, acc, {k: 0.0 for k in acc}, [seed], epochs_run, _planned_epochs(cfg),
+                  summary is not None, phase_rows, trained)
 
 
 def _resolve(path: str, root: Path | None) -> Path:
@@ -520,6 +533,20 @@ def _placeholder(entry: Entry, out: Path, missing: list[str]) -> Path:
     return _save(fig, out / f"{entry.name}.png", [])
 
 
+# What np.load and reading the arrays raise on a truncated, damaged or foreign file.
+NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def read_npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Every array of an extracted NPZ, read at once; raises one of NPZ_ERRORS if it is damaged or lacks `names`."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise KeyError(f"no array {missing[0]!r}")
+    return arrays
+
+
 class _Collector:
     """Reads an entry's sources under a root; remembers what is missing and how each run was shortened."""
 
@@ -530,13 +557,17 @@ class _Collector:
         self.remarks: list[str] = []  # about missing runs: printed, not drawn
         self._seen: set[Path] = set()
 
+    def _missing(self, command: str) -> None:
+        if command not in self.missing:
+            self.missing.append(command)
+
     def record(self, key: str) -> Record | None:
         src = self.entry.sources[key]
         rec = find(self.root, src)
         if rec is None:
-            for cmd in (src.produce(self.root), src.extract_command(self.root) if src.file else None):
-                if cmd and cmd not in self.missing:
-                    self.missing.append(cmd)
+            self._missing(src.produce(self.root))
+            if src.file:
+                self._missing(src.extract_command(self.root))
             if src.note and f"{src.path}: {src.note}" not in self.remarks:
                 self.remarks.append(f"{src.path}: {src.note}")
             return None
@@ -555,16 +586,42 @@ class _Collector:
             return None
         return Point(x, y, rec.std.get(metric, 0.0), rec.folder, metric)
 
-    def file(self, key: str) -> tuple[Record, Path] | None:
+    def file(self, key: str, names: tuple[str, ...]) -> tuple[Record, Path, dict[str, np.ndarray]] | None:
+        """The source's extracted arrays (which must hold `names`) with its record and file.
+
+        None when the run or the file is missing, or the file is damaged (an
+        interrupted extraction of older code, a foreign file): the source is then
+        left out, its extract command listed as missing and, if damaged, one
+        remark names the file and the error.
+        """
         src = self.entry.sources[key]
         rec = self.record(key)
         if rec is None:
             return None
         path = find_file(rec, src.file)
         if path is None:
-            self.missing.append(src.extract_command(self.root))
+            self._missing(src.extract_command(self.root))
             return None
-        return rec, path
+        try:
+            return rec, path, read_npz(path, names)
+        except NPZ_ERRORS as err:
+            self._missing(src.extract_command(self.root))
+            self.remarks.append(f"{path}: damaged ({err.__class__.__name__}: {err}); left out, rewrite it with "
+                                f"{src.extract_command(self.root)}")
+            return None
+
+
+def _figure(entry: Entry, c: _Collector, series: dict[str, list[Point]], out: Path, plot: Callable,
+            footnotes: bool = True) -> Drawn:
+    """What every figure returns: `plot(plt)` draws the series into a matplotlib figure, saved as
+    `<out>/<name>.png` (with the collector's notes on its folders as footnotes); without a single point,
+    the placeholder PNG listing the commands that produce the data."""
+    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
+    if drawn.has_data:
+        drawn.path = _save(plot(_plt()), out / f"{entry.name}.png", c.notes if footnotes else [])
+    else:
+        drawn.path = _placeholder(entry, out, c.missing)
+    return drawn
 
 
 # --- the figures ----------------------------------------------------------------------------
@@ -587,32 +644,29 @@ def draw_fig2(entry: Entry, root: Path, out: Path) -> Drawn:
             p = c.value(sup, "test", entry.sources[key].label)
             if p:
                 series["supervised"].append(p)
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
-    if not drawn.has_data:
-        drawn.path = _placeholder(entry, out, c.missing)
-        return drawn
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(11, 5))
-    labels = [entry.sources[k].label for k in groups]
-    xs = {label: i for i, label in enumerate(labels)}
-    width = 0.27
-    for j, (name, points) in enumerate(series.items()):
-        if points:
-            ax.bar([xs[p.x] + (j - 1) * width for p in points], [p.y for p in points], width,
-                   yerr=[p.std for p in points], label=f"ours: {name}", capsize=2)
-    for j, method in enumerate(("direct", "linear", "supervised")):
-        refs = [(xs[entry.sources[k].label], entry.paper.get(f"{k}/{method}")) for k in groups]
-        refs = [(x, p) for x, p in refs if p is not None]
-        ax.plot([x + (j - 1) * width for x, _ in refs], [p.mean for _, p in refs], "k_", markersize=18,
-                markeredgewidth=2, label="paper (Tables 3, 4), at its bar's place" if j == 0 else None)
-    ax.set_xticks(range(len(labels)), labels, rotation=15, fontsize=8)
-    values = [p.y for v in series.values() for p in v]
-    ax.set_ylim(max(0, min(values + [90]) - 5), 100)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(entry.title)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    drawn.path = _save(fig, out / f"{entry.name}.png", c.notes)
-    return drawn
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(11, 5))
+        labels = [entry.sources[k].label for k in groups]
+        xs = {label: i for i, label in enumerate(labels)}
+        width = 0.27
+        for j, (name, points) in enumerate(series.items()):
+            if points:
+                ax.bar([xs[p.x] + (j - 1) * width for p in points], [p.y for p in points], width,
+                       yerr=[p.std for p in points], label=f"ours: {name}", capsize=2)
+        for j, method in enumerate(("direct", "linear", "supervised")):
+            refs = [(xs[entry.sources[k].label], entry.paper.get(f"{k}/{method}")) for k in groups]
+            refs = [(x, p) for x, p in refs if p is not None]
+            ax.plot([x + (j - 1) * width for x, _ in refs], [p.mean for _, p in refs], "k_", markersize=18,
+                    markeredgewidth=2, label="paper (Tables 3, 4), at its bar's place" if j == 0 else None)
+        ax.set_xticks(range(len(labels)), labels, rotation=15, fontsize=8)
+        values = [p.y for v in series.values() for p in v]
+        ax.set_ylim(max(0, min(values + [90]) - 5), 100)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(entry.title)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return fig
+    return _figure(entry, c, series, out, plot)
 
 
 def _label_share_figure(entry: Entry, root: Path, out: Path, styles: dict[str, str]) -> Drawn:
@@ -624,29 +678,27 @@ def _label_share_figure(entry: Entry, root: Path, out: Path, styles: dict[str, s
         for net in networks:
             points = [c.value(f"{net}/{s}", METRICS[method], s) for s in SHARES]
             series[f"{method}: {LABEL_NETWORKS[net][3]}"] = [p for p in points if p]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
-    if not drawn.has_data:
-        drawn.path = _placeholder(entry, out, c.missing)
-        return drawn
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    pos = {s: i for i, s in enumerate(SHARES)}
-    for ax, method, title in zip(axes, ("direct", "linear"), ("(A) direct association", "(B) linear classifier")):
-        for net in networks:
-            points = series[f"{method}: {LABEL_NETWORKS[net][3]}"]
-            if points:
-                ax.errorbar([pos[p.x] for p in points], [p.y for p in points], yerr=[p.std for p in points],
-                            fmt=styles[net], capsize=3, label=f"ours: {LABEL_NETWORKS[net][3]}")
-            ref = entry.paper.get(f"{net}/100/{method}")
-            if ref is not None:
-                ax.plot([pos[100]], [ref.mean], "k_", markersize=14, markeredgewidth=2)
-        ax.plot([], [], "k_", markersize=14, markeredgewidth=2, label="paper, all labels (Table 3)")
-        ax.set_xticks(range(len(SHARES)), [str(s) for s in SHARES])
-        ax.set(xlabel="labels used for class association (%)", ylabel="test accuracy (%)", title=title)
-        ax.legend(fontsize=7)
-    fig.suptitle(entry.title)
-    drawn.path = _save(fig, out / f"{entry.name}.png", c.notes)
-    return drawn
+
+    def plot(plt):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+        pos = {s: i for i, s in enumerate(SHARES)}
+        for ax, method, title in zip(axes, ("direct", "linear"),
+                                     ("(A) direct association", "(B) linear classifier")):
+            for net in networks:
+                points = series[f"{method}: {LABEL_NETWORKS[net][3]}"]
+                if points:
+                    ax.errorbar([pos[p.x] for p in points], [p.y for p in points], yerr=[p.std for p in points],
+                                fmt=styles[net], capsize=3, label=f"ours: {LABEL_NETWORKS[net][3]}")
+                ref = entry.paper.get(f"{net}/100/{method}")
+                if ref is not None:
+                    ax.plot([pos[100]], [ref.mean], "k_", markersize=14, markeredgewidth=2)
+            ax.plot([], [], "k_", markersize=14, markeredgewidth=2, label="paper, all labels (Table 3)")
+            ax.set_xticks(range(len(SHARES)), [str(s) for s in SHARES])
+            ax.set(xlabel="labels used for class association (%)", ylabel="test accuracy (%)", title=title)
+            ax.legend(fontsize=7)
+        fig.suptitle(entry.title)
+        return fig
+    return _figure(entry, c, series, out, plot)
 
 
 def draw_fig4(entry: Entry, root: Path, out: Path) -> Drawn:
@@ -692,35 +744,25 @@ def montage(images: np.ndarray, columns: int = 10, signed: bool = False) -> np.n
 def _image_panels(entry: Entry, root: Path, out: Path, array: str, titles: dict[str, str], signed: bool) -> Drawn:
     """One panel of 20 images (2 x 10) per source, from its extracted NPZ; the series: neuron, mean |pixel|."""
     c = _Collector(entry, root)
-    found = {k: c.file(k) for k in entry.sources}
-    series, arrays = {}, {}
-    for key, hit in found.items():
-        if hit:
-            rec, path = hit
-            with np.load(path) as z:
-                arrays[key] = {k: z[k] for k in z.files}
-            series[key] = [Point(int(n), float(np.abs(img.astype(np.float32)).mean()), 0.0, rec.folder, path.name)
-                           for n, img in zip(arrays[key]["neurons"], arrays[key][array])]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
-    if not drawn.has_data:
-        drawn.path = _placeholder(entry, out, c.missing)
-        return drawn
-    plt = _plt()
-    fig, axes = plt.subplots(len(arrays), 1, figsize=(12, 2.9 * len(arrays) + 0.6), squeeze=False)
-    for ax, (key, z) in zip(axes[:, 0], arrays.items()):
-        ax.imshow(montage(z[array], signed=signed), cmap="bwr" if signed else "gray",
-                  vmin=-1 if signed else 0, vmax=1, interpolation="nearest")
-        ax.axis("off")
-        rec = found[key][0]
-        ax.set_title(f"{titles[key]}: {rec.describe(entry.sources[key].full_epochs)}", fontsize=9, pad=12)
-        h, w = _image(z[array][0]).shape[:2]
-        for i, neuron in enumerate(z["neurons"]):
-            label = f"n{neuron}" + (f" class {z['classes'][i]}" if "classes" in z else "")
-            ax.text((i % 10) * (w + 1), (i // 10) * (h + ROW_GAP) - 0.6, label, fontsize=6, va="bottom")
-    fig.suptitle(entry.title + ("\nweights of each neuron scaled to its largest |w|; red > 0, blue < 0"
-                                if signed else ""), fontsize=10)
-    drawn.path = _save(fig, out / f"{entry.name}.png", [])
-    return drawn
+    found = {k: hit for k in entry.sources if (hit := c.file(k, (array, "neurons")))}
+    series = {key: [Point(int(n), float(np.abs(img.astype(np.float32)).mean()), 0.0, rec.folder, path.name)
+                    for n, img in zip(z["neurons"], z[array])] for key, (rec, path, z) in found.items()}
+
+    def plot(plt):
+        fig, axes = plt.subplots(len(found), 1, figsize=(12, 2.9 * len(found) + 0.6), squeeze=False)
+        for ax, (key, (rec, _, z)) in zip(axes[:, 0], found.items()):
+            ax.imshow(montage(z[array], signed=signed), cmap="bwr" if signed else "gray",
+                      vmin=-1 if signed else 0, vmax=1, interpolation="nearest")
+            ax.axis("off")
+            ax.set_title(f"{titles[key]}: {rec.describe(entry.sources[key].full_epochs)}", fontsize=9, pad=12)
+            h, w = _image(z[array][0]).shape[:2]
+            for i, neuron in enumerate(z["neurons"]):
+                label = f"n{neuron}" + (f" class {z['classes'][i]}" if "classes" in z else "")
+                ax.text((i % 10) * (w + 1), (i // 10) * (h + ROW_GAP) - 0.6, label, fontsize=6, va="bottom")
+        fig.suptitle(entry.title + ("\nweights of each neuron scaled to its largest |w|; red > 0, blue < 0"
+                                    if signed else ""), fontsize=10)
+        return fig
+    return _figure(entry, c, series, out, plot, footnotes=False)  # each panel's title says its run
 
 
 def draw_fig6(entry: Entry, root: Path, out: Path) -> Drawn:
@@ -743,69 +785,56 @@ def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
         for variant, name in SEMI_VARIANTS.items():
             points = [c.value(f"{rule}/{n}/{variant}", SEMI_METRIC[variant], n) for n in SEMI_LABELS]
             series[f"{rule.upper()} {name}"] = [p for p in points if p]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
-    if not drawn.has_data:
-        drawn.path = _placeholder(entry, out, c.missing)
-        return drawn
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    pos = {n: i for i, n in enumerate(SEMI_LABELS)}
-    width = 0.27
-    for ax, rule in zip(axes, ("bp", "ep")):
-        for j, (variant, name) in enumerate(SEMI_VARIANTS.items()):
-            points = series[f"{rule.upper()} {name}"]
-            if points:
-                ax.bar([pos[p.x] + (j - 1) * width for p in points], [p.y for p in points], width,
-                       yerr=[p.std for p in points], capsize=2, label=f"ours: {name}")
-        refs = [(pos[n], entry.paper.get(f"{rule}/{n}/wta_homeostasis")) for n in SEMI_LABELS]
-        refs = [(x, p) for x, p in refs if p]
-        ax.plot([x + width for x, _ in refs], [p.mean for _, p in refs], "k_", markersize=16, markeredgewidth=2,
-                label="paper: + WTA + homeostasis (Table 5)")
-        values = [p.y for k, v in series.items() if k.startswith(rule.upper()) for p in v]
-        ax.set_ylim(max(0, min(values + [85]) - 3), 100)
-        ax.set_xticks(range(len(SEMI_LABELS)), [str(n) for n in SEMI_LABELS])
-        ax.set(xlabel="labeled examples", ylabel="test accuracy (%)",
-               title=f"({'A' if rule == 'bp' else 'B'}) semi-supervised {rule.upper()}")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(entry.title)
-    drawn.path = _save(fig, out / f"{entry.name}.png", c.notes)
-    return drawn
+
+    def plot(plt):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+        pos = {n: i for i, n in enumerate(SEMI_LABELS)}
+        width = 0.27
+        for ax, rule in zip(axes, ("bp", "ep")):
+            for j, (variant, name) in enumerate(SEMI_VARIANTS.items()):
+                points = series[f"{rule.upper()} {name}"]
+                if points:
+                    ax.bar([pos[p.x] + (j - 1) * width for p in points], [p.y for p in points], width,
+                           yerr=[p.std for p in points], capsize=2, label=f"ours: {name}")
+            refs = [(pos[n], entry.paper.get(f"{rule}/{n}/wta_homeostasis")) for n in SEMI_LABELS]
+            refs = [(x, p) for x, p in refs if p]
+            ax.plot([x + width for x, _ in refs], [p.mean for _, p in refs], "k_", markersize=16, markeredgewidth=2,
+                    label="paper: + WTA + homeostasis (Table 5)")
+            values = [p.y for k, v in series.items() if k.startswith(rule.upper()) for p in v]
+            ax.set_ylim(max(0, min(values + [85]) - 3), 100)
+            ax.set_xticks(range(len(SEMI_LABELS)), [str(n) for n in SEMI_LABELS])
+            ax.set(xlabel="labeled examples", ylabel="test accuracy (%)",
+                   title=f"({'A' if rule == 'bp' else 'B'}) semi-supervised {rule.upper()}")
+            ax.legend(fontsize=7, loc="lower right")
+        fig.suptitle(entry.title)
+        return fig
+    return _figure(entry, c, series, out, plot)
 
 
 def draw_fig10(entry: Entry, root: Path, out: Path) -> Drawn:
     """Three scatter plots of the 2-D UMAP embedding of the test outputs, coloured by class."""
     c = _Collector(entry, root)
-    found = {k: c.file(k) for k in entry.sources}
-    series = {}
-    for key, hit in found.items():
-        if hit:
-            rec, path = hit
-            with np.load(path) as z:
-                series[key] = [Point(float(a), float(b), 0.0, rec.folder, path.name)
-                               for a, b in z["embedding"].astype(np.float32)]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
-    if not drawn.has_data:
-        drawn.path = _placeholder(entry, out, c.missing)
-        return drawn
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
-    for ax, (key, name), letter in zip(axes, SEMI_VARIANTS.items(), "ABC"):
-        ax.set_title(f"({letter}) {name}", fontsize=9)
-        ax.set_xticks([]), ax.set_yticks([])
-        if not found[key]:
-            ax.text(0.5, 0.5, "no data yet", ha="center", transform=ax.transAxes)
-            continue
-        rec, path = found[key]
-        with np.load(path) as z:
-            emb, labels = z["embedding"], z["labels"]
-        sc = ax.scatter(emb[:, 0], emb[:, 1], c=labels, cmap="tab10", s=1, vmin=-0.5, vmax=9.5)
-        ax.set_xlabel(rec.describe(entry.sources[key].full_epochs), fontsize=7)
-    fig.colorbar(sc, ax=axes, ticks=range(10), label="class")
-    fig.suptitle(entry.title)
-    drawn.path = out / f"{entry.name}.png"
-    fig.savefig(drawn.path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return drawn
+    found = {k: hit for k in entry.sources if (hit := c.file(k, ("embedding", "labels")))}
+    series = {key: [Point(float(a), float(b), 0.0, rec.folder, path.name) for a, b in
+                    z["embedding"].astype(np.float32)] for key, (rec, path, z) in found.items()}
+
+    def plot(plt):
+        # the colour bar in its own narrow column, so that tight_layout places it like the panels
+        fig, axes = plt.subplots(1, 4, figsize=(15, 5), gridspec_kw={"width_ratios": (1, 1, 1, 0.04)})
+        for ax, (key, name), letter in zip(axes, SEMI_VARIANTS.items(), "ABC"):
+            ax.set_title(f"({letter}) {name}", fontsize=9)
+            ax.set_xticks([]), ax.set_yticks([])
+            if key not in found:
+                ax.text(0.5, 0.5, "no data yet", ha="center", transform=ax.transAxes)
+                continue
+            rec, _, z = found[key]
+            sc = ax.scatter(z["embedding"][:, 0], z["embedding"][:, 1], c=z["labels"], cmap="tab10", s=1,
+                            vmin=-0.5, vmax=9.5)
+            ax.set_xlabel(textwrap.fill(rec.describe(entry.sources[key].full_epochs), 70), fontsize=7)
+        fig.colorbar(sc, cax=axes[3], ticks=range(10), label="class")
+        fig.suptitle(entry.title)
+        return fig
+    return _figure(entry, c, series, out, plot, footnotes=False)  # each panel's label says its run
 
 
 def draw_fig12(entry: Entry, root: Path, out: Path) -> Drawn:
@@ -822,25 +851,22 @@ def draw_fig12(entry: Entry, root: Path, out: Path) -> Drawn:
         if curves and name in curves:
             series[key] = [Point(int(e), 100 - float(a), 0.0, folder, "error_mean")
                            for e, a in zip(curves["epoch"], curves[name])]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
-    if not drawn.has_data:
-        drawn.path = _placeholder(entry, out, c.missing)
-        return drawn
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    for ax, rule in zip(axes, ("bp", "ep")):
-        for key, points in series.items():
-            if key.startswith(rule):
-                _, layers, mode = key.split("/")
-                ax.plot([p.x for p in points], [p.y for p in points], "-" if mode == "sequential" else "--",
-                        color="C0" if layers == "1layer" else "C3", label=entry.sources[key].label)
-        ax.set(xlabel="epoch", ylabel="test error rate (%), direct association", yscale="log",
-               title=f"({'A' if rule == 'bp' else 'B'}) unsupervised {rule.upper()}")
-        if ax.lines:
-            ax.legend(fontsize=7)
-    fig.suptitle(entry.title + "\n" + entry.note, fontsize=9)
-    drawn.path = _save(fig, out / f"{entry.name}.png", c.notes)
-    return drawn
+
+    def plot(plt):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+        for ax, rule in zip(axes, ("bp", "ep")):
+            for key, points in series.items():
+                if key.startswith(rule):
+                    _, layers, mode = key.split("/")
+                    ax.plot([p.x for p in points], [p.y for p in points], "-" if mode == "sequential" else "--",
+                            color="C0" if layers == "1layer" else "C3", label=entry.sources[key].label)
+            ax.set(xlabel="epoch", ylabel="test error rate (%), direct association", yscale="log",
+                   title=f"({'A' if rule == 'bp' else 'B'}) unsupervised {rule.upper()}")
+            if ax.lines:
+                ax.legend(fontsize=7)
+        fig.suptitle(entry.title + "\n" + entry.note, fontsize=9)
+        return fig
+    return _figure(entry, c, series, out, plot)
 
 
 def draw_fig13(entry: Entry, root: Path, out: Path) -> Drawn:
@@ -850,27 +876,23 @@ def draw_fig13(entry: Entry, root: Path, out: Path) -> Drawn:
     for rule in ("bp", "ep"):
         points = [c.value(f"{rule}/{n}", METRICS["direct"], n) for n in N_OUT]
         series[rule.upper()] = [p for p in points if p]
-    drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
-    if not drawn.has_data:
-        drawn.path = _placeholder(entry, out, c.missing)
-        return drawn
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for rule, color in (("bp", "g"), ("ep", "b")):
-        points = series[rule.upper()]
-        if points:
-            ax.errorbar([p.x for p in points], [p.y for p in points], yerr=[p.std for p in points], fmt=f"{color}-o",
-                        capsize=3, label=f"ours: {rule.upper()}")
-        refs = [(n, entry.paper.get(f"{rule}/{n}")) for n in N_OUT]
-        refs = [(n, p) for n, p in refs if p]
-        ax.plot([n for n, _ in refs], [p.mean for _, p in refs], f"{color}x", markersize=9,
-                label=f"paper: {rule.upper()} (section 6.3; 10 outputs 'about 60')")
-    ax.set(xscale="log", xlabel="output neurons", ylabel="test accuracy (%), direct association, 2% of labels",
-           title=entry.title)
-    ax.set_title(entry.title, fontsize=9)
-    ax.legend(fontsize=7)
-    drawn.path = _save(fig, out / f"{entry.name}.png", c.notes)
-    return drawn
+
+    def plot(plt):
+        fig, ax = plt.subplots(figsize=(7, 5))
+        for rule, color in (("bp", "g"), ("ep", "b")):
+            points = series[rule.upper()]
+            if points:
+                ax.errorbar([p.x for p in points], [p.y for p in points], yerr=[p.std for p in points],
+                            fmt=f"{color}-o", capsize=3, label=f"ours: {rule.upper()}")
+            refs = [(n, entry.paper.get(f"{rule}/{n}")) for n in N_OUT]
+            refs = [(n, p) for n, p in refs if p]
+            ax.plot([n for n, _ in refs], [p.mean for _, p in refs], f"{color}x", markersize=9,
+                    label=f"paper: {rule.upper()} (section 6.3; 10 outputs 'about 60')")
+        ax.set(xscale="log", xlabel="output neurons", ylabel="test accuracy (%), direct association, 2% of labels")
+        ax.set_title(entry.title, fontsize=9)
+        ax.legend(fontsize=7)
+        return fig
+    return _figure(entry, c, series, out, plot)
 
 
 DRAW: dict[str, Callable[[Entry, Path, Path], Drawn]] = {
@@ -1058,10 +1080,14 @@ def main(argv=None) -> int:
     elif args.command == "notebook":
         _print_outputs(execute_notebook(NOTEBOOK, args.results, args.out, Path(args.save) if args.save else None))
     else:
+        # The entry point hands the learning rules to the extraction, which picks the run's by its config;
+        # nothing else under funcs/ imports bp or ep.
+        from bp.main import RULE as BP
+        from ep.main import RULE as EP
         from funcs import extract
         from funcs.errors import UserError
         try:
-            print(extract.main(args.kind, Path(args.run_dir), args.data_dir, args.pretrained))
+            print(extract.main(args.kind, Path(args.run_dir), {"bp": BP, "ep": EP}, args.data_dir, args.pretrained))
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -1,6 +1,6 @@
 """EP through the real entry point on real MNIST subsets: end to end, resume, and EP's config errors.
 
-Falls back to scikit-learn's 8x8 digits where MNIST cannot be provisioned, as tests/test_training.py.
+Falls back to scikit-learn's 8x8 digits where MNIST cannot be provisioned (the dataset fixture, tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 
 from ep.main import RULE
 from funcs import cli
-from funcs import data as data_mod
-from funcs.errors import UserError
 from tests.test_training import interrupt_then_resume, read_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,16 +26,6 @@ DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 E2E = {"mnist": (["--set", f"data_dir={DATA_DIR}", "--set", "train_size=6000", "--set", "test_size=2000"], 72),
        "digits": (["--set", "dataset=digits", "--set", "fcLayers=[64,500]"], 77.5)}
 QUICK = ["--set", "class_epoch=5", "--set", "test_batchSize=500"]
-
-
-@pytest.fixture(scope="module")
-def dataset() -> str:
-    try:
-        data_mod.provision("mnist", DATA_DIR)
-        return "mnist"
-    except UserError as err:
-        warnings.warn(f"MNIST could not be provisioned ({err}); EP training tests use scikit-learn's digits")
-        return "digits"
 
 
 def test_ep_cli_trains_unsupervised_network_above_its_untrained_baseline(tmp_path, dataset):

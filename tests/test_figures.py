@@ -4,7 +4,7 @@ A small results folder is made once per module by the registry's own commands
 (`python -m bp.main ...` lines, run through the entry point in-process) with
 tiny overrides: an MNIST subset (600 training, 500 test images), small layers,
 one or two epochs. Where MNIST cannot be provisioned the tests use
-scikit-learn's 8x8 digits, as tests/test_training.py.
+scikit-learn's 8x8 digits (the dataset fixture, tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import json
 import os
 import re
 import shlex
-import warnings
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,6 @@ from bp.main import RULE as BP
 from ep.main import RULE as EP
 from funcs import cli, extract, figures
 from funcs import config as config_mod
-from funcs import data as data_mod
-from funcs.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
@@ -58,16 +56,6 @@ def pca2(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def dataset() -> str:
-    try:
-        data_mod.provision("mnist", DATA_DIR)
-        return "mnist"
-    except UserError as err:
-        warnings.warn(f"MNIST could not be provisioned ({err}); figure tests use scikit-learn's digits")
-        return "digits"
-
-
-@pytest.fixture(scope="module")
 def results(tmp_path_factory, dataset) -> Path:
     """A results root with a run behind most figures, made by the registry's commands with tiny settings."""
     root = tmp_path_factory.mktemp("results")
@@ -96,13 +84,13 @@ def results(tmp_path_factory, dataset) -> Path:
         run_command(src.produce(root), extra)
     data_dir = None if dataset == "digits" else str(DATA_DIR)
     for key in ("bp_1layer", "bp_2layer"):
-        extract.max_activation(root / figures.MLP[key].path, data_dir)
-        extract.first_layer_weights(root / figures.MLP[key].path)
-    extract.first_layer_weights(root / figures.SUPERVISED_MLP["bp_1layer"].path)
+        extract.max_activation(BP, root / figures.MLP[key].path, data_dir)
+        extract.first_layer_weights(BP, root / figures.MLP[key].path)
+    extract.first_layer_weights(BP, root / figures.SUPERVISED_MLP["bp_1layer"].path)
     semi = root / figures.SEMI["bp/100/wta_homeostasis"].path
-    extract.umap_outputs(semi, data_dir, embed=pca2)
-    extract.umap_outputs(semi, data_dir, pretrained=True, embed=pca2)
-    extract.umap_outputs(root / figures.SEMI["bp/100/wta"].path, data_dir, embed=pca2)
+    extract.umap_outputs(BP, semi, data_dir, embed=pca2)
+    extract.umap_outputs(BP, semi, data_dir, pretrained=True, embed=pca2)
+    extract.umap_outputs(BP, root / figures.SEMI["bp/100/wta"].path, data_dir, embed=pca2)
     return root
 
 
@@ -212,6 +200,76 @@ def test_committed_unfinished_run_is_labelled_from_its_folder():
 def test_shortened_run_is_labelled_with_the_papers_epochs(results):
     rec = figures.read_run(results / figures.MLP["bp_2layer"].path)
     assert rec.describe(200).startswith("1 of 200 epochs (shortened)")
+
+
+def write_run(folder: Path, config: dict, rows: int, summary: dict | None = None) -> Path:
+    """A hand-made run folder: config.json, `rows` rows of results.csv, summary.json if given."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    if rows:
+        (folder / "results.csv").write_text("epoch,loss,error_mean\n" + "".join(f"{e},0.1,0.1\n"
+                                                                               for e in range(1, rows + 1)))
+    if summary is not None:
+        (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def test_read_out_is_labelled_with_the_epochs_its_trained_run_had_when_read(tmp_path, results):
+    """Read at epoch 108 of 200, the trained run at 150 since: the read-out says 108 (its summary.json)."""
+    trained = write_run(tmp_path / "trained", {"action": "unsupervised_bp", "epochs": 200, "seed": 1}, rows=150)
+    readout = {"action": "train_class_layer", "trained_path": str(trained), "epochs": 0, "seed": 1}
+    summary = {"seed": 1, "accuracy_percent": {"direct_association_mean": 90.0}}
+    now = write_run(tmp_path / "readout", readout, 0, {**summary, "trained_network": {
+        "folder": str(trained), "epochs_done": 108, "weights": "model_state_dict.pt", "weights_sha256": "0"}})
+    older = write_run(tmp_path / "older_readout", readout, 0, summary)  # written before trained_network existed
+    assert figures.read_run(now).describe(200) == "read-out of a network trained 108 of 200 epochs (unfinished), 1 seed"
+    assert figures.read_run(older).describe(200) == ("read-out of a network trained 150 of 200 epochs (unfinished), "
+                                                     "1 seed")
+    made = results / figures.REGISTRY["fig4_label_share_untrained"].sources["bp_1layer_trained/1"].path
+    read = json.loads((made / "summary.json").read_text())["trained_network"]  # as the CLI writes it
+    assert figures.read_run(made).trained.epochs_run == read["epochs_done"] == 2
+
+
+def test_extracted_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = extract.save_npz(tmp_path / "a.npz", x=np.arange(3))
+
+    def interrupted(f, **arrays):  # a write stopped halfway (Ctrl-C during a long extraction's write)
+        f.write(b"PK\x03\x04 half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extract.np, "savez_compressed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract.save_npz(path, x=np.arange(5))
+    with np.load(path) as z:
+        assert z["x"].tolist() == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+
+
+def test_damaged_extracted_file_is_left_out_with_one_line_naming_its_extract_command(results, tmp_path):
+    root = tmp_path / "results"
+    for key in ("bp_1layer", "bp_2layer"):
+        shutil.copytree(results / figures.MLP[key].path, root / figures.MLP[key].path)
+    npz = root / figures.MLP["bp_1layer"].path / figures.MAX_ACTIVATION
+    npz.write_bytes(npz.read_bytes()[:100])  # as an interrupted write of older code left it
+    drawn = figures.draw("fig6_max_activation", root, tmp_path / "png")
+    command = figures.REGISTRY["fig6_max_activation"].sources["bp_1layer"].extract_command(root)
+    assert set(drawn.series) == {"bp_2layer"} and drawn.path.is_file()
+    assert drawn.missing == [command]
+    damaged = [line for line in drawn.report().splitlines() if ": damaged (" in line]
+    assert len(damaged) == 1 and str(npz) in damaged[0] and "BadZipFile" in damaged[0] and command in damaged[0]
+
+
+def test_extract_command_builds_the_network_of_the_runs_own_rule(results, capsys):
+    """An EP run: its weights read through EP's learner (the raw file's rows); max activation refused."""
+    run = results / figures.MLP["ep_1layer"].path
+    assert figures.main(["extract", "weights", str(run)]) == 0
+    weight = next(v for v in torch.load(run / "model_state_dict.pt").values() if v.ndim == 2)
+    rows = torch.randperm(weight.shape[0], generator=torch.Generator().manual_seed(extract.PICK_SEED))[:20].sort()
+    with np.load(run / figures.FIRST_LAYER) as z:
+        assert z["neurons"].tolist() == rows.values.tolist()
+        assert np.array_equal(z["weights"], weight[rows.values].numpy().astype(np.float16))
+    assert figures.main(["extract", "max_activation", str(run)]) == 2
+    assert capsys.readouterr().err.startswith("error: maximum-activation images need a BP network")
 
 
 def test_figure_without_data_says_which_commands_produce_it(tmp_path):

@@ -12,7 +12,6 @@ import math
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,7 @@ import torch
 from bp.main import RULE
 from funcs import cli
 from funcs import config as config_mod
-from funcs import data as data_mod
 from funcs import results
-from funcs.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
@@ -47,16 +44,10 @@ SMALL: list[str] = []  # the chosen dataset's arguments plus quick settings, fil
 
 
 @pytest.fixture(scope="module", autouse=True)
-def dataset() -> str:
-    """MNIST provisioned by the project's own fetch chain (data dir, system locations, mirrors, npm)."""
-    try:
-        data_mod.provision("mnist", DATA_DIR)
-        name = "mnist"
-    except UserError as err:
-        warnings.warn(f"MNIST could not be provisioned ({err}); training tests use scikit-learn's digits")
-        name = "digits"
-    SMALL[:] = [*DATASET_ARGS[name], "--set", "test_batchSize=500", "--set", "class_epoch=3"]
-    return name
+def dataset(dataset) -> str:
+    """tests/conftest.py's dataset ('mnist', or 'digits' where MNIST cannot be had), with SMALL filled for it."""
+    SMALL[:] = [*DATASET_ARGS[dataset], "--set", "test_batchSize=500", "--set", "class_epoch=3"]
+    return dataset
 
 
 def label_counts() -> list[int]:

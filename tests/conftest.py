@@ -1,0 +1,26 @@
+"""Fixtures shared by the test modules."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+from funcs import data as data_mod
+from funcs.errors import UserError
+
+DATA_DIR = Path(os.environ.get("UT_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
+
+
+@pytest.fixture(scope="session")
+def dataset() -> str:
+    """'mnist', provisioned into UT_DATA_DIR (default data/) by the project's own fetch chain (data dir,
+    system locations, mirrors, npm); where it cannot be, 'digits' (scikit-learn's bundled 8x8 digits), said
+    in a warning: the tests that take this fixture then run on digits, with thresholds watched on it."""
+    try:
+        data_mod.provision("mnist", DATA_DIR)
+        return "mnist"
+    except UserError as err:
+        warnings.warn(f"MNIST could not be provisioned ({err}); the tests use scikit-learn's digits")
+        return "digits"
