@@ -81,6 +81,16 @@ class MLP(nn.Module):
     def forward(self, x):
         return self.net(x)
 
+    def drive(self, x):
+        """The output layer's drive (before the output activation), differentiable in x; never a learning step.
+
+        The Dense layers compute as plain nn.Linear here, even with `lr` set, so a
+        backward pass through it moves no weight (Figure 6 ascends it in the input).
+        """
+        for layer in self.net[:-1]:
+            x = nn.Linear.forward(layer, x) if isinstance(layer, Dense) else layer(x)
+        return x
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # State dicts written up to commit d4aabd8 also held each layer as linears.*:
         # the same tensors as net.*, so those entries are dropped.
@@ -162,6 +172,10 @@ class CNN(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+    def drive(self, x):
+        """The output layer's drive (before the output activation), differentiable in x."""
+        return self.net[:-1](x)
 
     def layer_parameters(self):
         """Parameters per layer (convolutions, then fully connected), for per-layer learning rates."""

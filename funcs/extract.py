@@ -135,16 +135,15 @@ def maximize_inputs(drive: Callable[[torch.Tensor], torch.Tensor], neurons: torc
 def output_drive(learner) -> Callable[[torch.Tensor], torch.Tensor]:
     """x -> the output layer's drive, before the output activation (a hard sigmoid saturates at 1 and 0).
 
-    BP networks only: their forward pass is differentiable in the input
-    (EP's output is a relaxed equilibrium). The network's own SGD-in-backward
-    steps are switched off (learning rate factor 0), so its weights do not move.
+    BP networks only (`model.drive`, bp/network.py): their forward pass is
+    differentiable in the input, where EP's output is a relaxed equilibrium.
+    The network is frozen (evaluation mode, no gradients for its weights).
     """
     model = getattr(learner, "model", None)
-    if model is None or not isinstance(getattr(model, "net", None), torch.nn.Sequential):
+    if not callable(getattr(model, "drive", None)):
         raise UserError("maximum-activation images need a BP network (the paper's Figure 6); this run is not one")
-    learner.set_lr_factor(0.0)
-    model.eval()
-    return model.net[:-1]  # everything but the output activation
+    model.eval().requires_grad_(False)
+    return model.drive
 
 
 def max_activation(rule: cli.Rule, folder: Path, data_dir: str | None = None) -> Path:

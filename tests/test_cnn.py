@@ -46,6 +46,17 @@ def test_two_fully_connected_layers_and_wta_activation():
     assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 2  # before each fc layer
 
 
+def test_drive_is_the_output_before_its_activation_and_moves_no_weight():
+    """Figure 6's gradient ascent: sigmoid(drive) is the output, and the gradient reaches the input only."""
+    cfg = from_dict({**MNIST_CNN, "activation_function": ["x", "relu", "relu", "sigmoid"]})
+    model = build(cfg, torch.device("cpu")).model.eval().requires_grad_(False)
+    x = torch.rand(3, 1, 28, 28, requires_grad=True)
+    drive = model.drive(x)
+    assert torch.allclose(torch.sigmoid(drive), model(x))
+    drive.sum().backward()
+    assert x.grad.abs().sum() > 0 and all(p.grad is None for p in model.parameters())
+
+
 def test_pruned_weights_stay_pruned_through_adam_steps_and_save_load():
     torch.manual_seed(0)
     cfg = from_dict(MNIST_CNN)
