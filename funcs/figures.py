@@ -226,7 +226,7 @@ def _homeostasis(rule: str, layers: str, mode: str) -> Source:
         sets += ["batchSize=1", "lr=[" + ",".join(f"{lr / batch:g}" for lr in lrs) + "]"]
     return Source(f"homeostasis/{rule}_{layers}_{mode}", _cmd(rule, preset, *sets),
                   f"{'one' if layers == '1layer' else 'two'}-layer {mode} mode", FULL_EPOCHS[rule],
-                  shorten="--set epochs=2")
+                  shorten="--set epochs=2 --set class_epoch=0")
 
 
 HOMEOSTASIS = {f"{rule}/{layers}/{mode}": _homeostasis(rule, layers, mode)
