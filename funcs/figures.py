@@ -252,8 +252,10 @@ def _with_file(src: Source, file: str, kind: str) -> Source:
 
 
 SUPERVISED_MLP = {
-    "bp_1layer": Source("supervised_bp_1layer", _cmd("bp", "supervised_bp/1layer"), "supervised BP 784-2000"),
-    "bp_2layer": Source("supervised_bp_2layer", _cmd("bp", "supervised_bp/2layer"), "supervised BP 784-2000-2000"),
+    "bp_1layer": Source("supervised_bp_1layer", _cmd("bp", "supervised_bp/1layer"), "supervised BP 784-2000", 100,
+                        shorten="--set epochs=20"),
+    "bp_2layer": Source("supervised_bp_2layer", _cmd("bp", "supervised_bp/2layer"), "supervised BP 784-2000-2000", 200,
+                        shorten="--set epochs=10"),
 }
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in (
