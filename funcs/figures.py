@@ -233,13 +233,22 @@ HOMEOSTASIS = {f"{rule}/{layers}/{mode}": _homeostasis(rule, layers, mode)
                for rule, layers in HOMEOSTASIS_NETS for mode in ("batch", "sequential")}
 
 # Figure 13: one unsupervised layer of 10 to 2,000 outputs, direct association with 2% of the labels
-# (class_label_percentage 0.02 is used at every epoch). k and gamma stay the 2,000-output presets'.
+# (class_label_percentage 0.02 is used at every epoch). gamma stays the 2,000-output presets'; k scales with
+# the number of outputs (paper section 6.1: more outputs, more winners), k = round(k_2000 * n / 2000), at
+# least 1; with as many outputs as classes the output has no dropout (paper section 2.3).
 N_OUT = (10, 100, 500, 1000, 2000)
-N_OUT_RUNS = {f"{rule}/{n}": Source(f"n_out/{rule}_{n}",
-                                    _cmd(rule, f"unsupervised_{rule}/1layer", f"fcLayers=[784,{n}]",
-                                         "class_label_percentage=0.02"),
-                                    f"{rule.upper()} 784-{n}", FULL_EPOCHS[rule], shorten="--set epochs=5")
-              for rule in ("bp", "ep") for n in N_OUT}
+N_OUT_PRESET = {"bp": (6, "[0.3,0]"), "ep": (5, "[0.3,0]")}  # k of the 2,000-output preset; dropProb at n = 10
+
+
+def _n_out(rule: str, n: int) -> Source:
+    k_2000, no_output_dropout = N_OUT_PRESET[rule]
+    sets = [f"fcLayers=[784,{n}]", f"nudge={max(1, math.floor(k_2000 * n / 2000 + 0.5))}",
+            "class_label_percentage=0.02"] + ([f"dropProb={no_output_dropout}"] if n == 10 else [])
+    return Source(f"n_out/{rule}_{n}", _cmd(rule, f"unsupervised_{rule}/1layer", *sets), f"{rule.upper()} 784-{n}",
+                  FULL_EPOCHS[rule], shorten="--set epochs=5")
+
+
+N_OUT_RUNS = {f"{rule}/{n}": _n_out(rule, n) for rule in ("bp", "ep") for n in N_OUT}
 # Paper section 6.3: about 60% with 10 outputs; 93.3 (BP) and 93.4 (EP) with 500, which is 2.5 and 2.4
 # points below the 2,000-output networks.
 N_OUT_PAPER = {"bp/10": Paper(60, note="about"), "ep/10": Paper(60, note="about"),
