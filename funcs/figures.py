@@ -806,7 +806,8 @@ def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
                 points = series[f"{rule.upper()} {name}"]
                 if points:
                     ax.bar([pos[p.x] + (j - 1) * width for p in points], [p.y for p in points], width,
-                           yerr=[p.std for p in points], capsize=2, label=f"ours: {name}")
+                           yerr=[p.std for p in points], capsize=2, label=f"ours: {name}",
+                           color=f"C{j}")  # one colour per variant in both panels
             refs = [(pos[n], entry.paper.get(f"{rule}/{n}/wta_homeostasis")) for n in SEMI_LABELS]
             refs = [(x, p) for x, p in refs if p]
             ax.plot([x + width for x, _ in refs], [p.mean for _, p in refs], "k_", markersize=16, markeredgewidth=2,
