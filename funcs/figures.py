@@ -865,6 +865,7 @@ def draw_fig12(entry: Entry, root: Path, out: Path) -> Drawn:
                            for e, a in zip(curves["epoch"], curves[name])]
 
     def plot(plt):
+        from matplotlib import ticker
         fig, axes = plt.subplots(1, 2, figsize=(12, 5))
         for ax, rule in zip(axes, ("bp", "ep")):
             for key, points in series.items():
@@ -874,6 +875,9 @@ def draw_fig12(entry: Entry, root: Path, out: Path) -> Drawn:
                             color="C0" if layers == "1layer" else "C3", label=entry.sources[key].label)
             ax.set(xlabel="epoch", ylabel="test error rate (%), direct association", yscale="log",
                    title=f"({'A' if rule == 'bp' else 'B'}) unsupervised {rule.upper()}")
+            ax.yaxis.set_major_formatter(ticker.ScalarFormatter())  # plain numbers on the log axis
+            ax.yaxis.set_minor_formatter(ticker.ScalarFormatter())
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
             if ax.lines:
                 ax.legend(fontsize=7)
         fig.suptitle(entry.title + "\n" + entry.note, fontsize=9)
