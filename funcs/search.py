@@ -987,6 +987,8 @@ def _main(rule: cli.Rule, args, command) -> int:
          f"{len(counted(study.get_trials(deepcopy=False)))} of {search.n_trials} trials there; scoring "
          f"{search.metric} on {search.base.validation_size} validation examples")
     optimise(rule, study, search, folder, echo)
+    if args.storage and "://" in args.storage:
+        settle(study, args.heartbeat)
     if study_complete(study, search) and not args.no_test:
         test_best(rule, study, search, folder, command, echo)
     summary = write_outputs(study, search, folder)
@@ -1052,12 +1054,35 @@ def optimise(rule: cli.Rule, study, search: Search, folder: Path, echo) -> None:
         raise
 
 
-def study_complete(study, search: Search) -> bool:
-    """Whether the study holds its n_trials and none is running (a dead worker's trial failed first)."""
+def fail_stale(study) -> None:
+    """Fail a dead worker's trial once its heartbeat is past the grace period (RDB storage; else nothing)."""
     import optuna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trial, past its grace period (RDB storage)
+        optuna.storages.fail_stale_trials(study)
+
+
+def running(study) -> bool:
+    return any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+
+
+def settle(study, heartbeat: int) -> None:
+    """Wait up to three heartbeat intervals for trials still running elsewhere to end.
+
+    A worker killed mid-trial leaves its trial RUNNING until some worker fails it, two
+    heartbeats later; the last worker standing waits for that, so that its outputs
+    show the trial failed rather than running. Live workers' trials that run longer
+    are left to them.
+    """
+    deadline = time.monotonic() + 3 * heartbeat
+    while running(study) and time.monotonic() < deadline:
+        time.sleep(min(1.0, heartbeat / 2))
+        fail_stale(study)
+
+
+def study_complete(study, search: Search) -> bool:
+    """Whether the study holds its n_trials and none is running (a dead worker's trial failed first)."""
+    fail_stale(study)
     trials = study.get_trials(deepcopy=False)
     return len(counted(trials)) >= search.n_trials and not any(t.state.name == "RUNNING" for t in trials)
 
