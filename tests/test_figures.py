@@ -189,12 +189,15 @@ def test_table_rows_equal_their_folders(results, root):
     assert found >= (3 if root == "made" else 4)
 
 
-def test_committed_unfinished_run_is_labelled_from_its_folder():
+def test_committed_runs_are_labelled_from_their_folders():
     rec = figures.find(REPO / "simuResults", figures.MLP["bp_2layer"])
     cfg = json.loads((rec.folder / "config.json").read_text())
     rows = sum(1 for _ in open(rec.folder / "results.csv")) - 1
-    assert rows < cfg["epochs"]
-    assert rec.describe(200) == f"{rows} of {cfg['epochs']} epochs (unfinished), 1 seed"
+    assert rec.describe(200) == f"{rows} of {cfg['epochs']} epochs" + (" (unfinished)" * (rows < cfg["epochs"])) + \
+        ", 1 seed"
+    semi = figures.read_run(REPO / "simuResults/semi_bp_600_partial")  # phase 2 stopped after 53 of 400 epochs
+    phase2 = [r for r in csv.DictReader(open(semi.folder / "results.csv")) if r["phase"] == "2"]
+    assert f"phase 2: {len(phase2)} of 400 epochs (unfinished)" in semi.describe(600)
 
 
 def test_shortened_run_is_labelled_with_the_papers_epochs(results):
