@@ -236,14 +236,19 @@ HOMEOSTASIS = {f"{rule}/{layers}/{mode}": _homeostasis(rule, layers, mode)
 # (class_label_percentage 0.02 is used at every epoch). gamma stays the 2,000-output presets'; k scales with
 # the number of outputs (paper section 6.1: more outputs, more winners), k = round(k_2000 * n / 2000), at
 # least 1; with as many outputs as classes the output has no dropout (paper section 2.3).
+# BP's learning rate scales as n / 2000 too: its MSE loss is a mean over the outputs, so the gradient of each
+# neuron's weights shrinks as 1 / n, and the preset's lr (tuned for 2,000 outputs) is n / 2000 times the same
+# per-neuron step. Unscaled, 784-10 collapsed onto one class (24.75% after 5 epochs). EP's nudge is per neuron.
 N_OUT = (10, 100, 500, 1000, 2000)
-N_OUT_PRESET = {"bp": (6, "[0.3,0]"), "ep": (5, "[0.3,0]")}  # k of the 2,000-output preset; dropProb at n = 10
+N_OUT_PRESET = {"bp": (6, "[0.3,0]", 8.0), "ep": (5, "[0.3,0]", None)}  # k, dropProb at n = 10, lr at n = 2000
 
 
 def _n_out(rule: str, n: int) -> Source:
-    k_2000, no_output_dropout = N_OUT_PRESET[rule]
+    k_2000, no_output_dropout, lr_2000 = N_OUT_PRESET[rule]
     sets = [f"fcLayers=[784,{n}]", f"nudge={max(1, math.floor(k_2000 * n / 2000 + 0.5))}",
             "class_label_percentage=0.02"] + ([f"dropProb={no_output_dropout}"] if n == 10 else [])
+    if lr_2000 is not None and n != 2000:
+        sets.append(f"lr=[{lr_2000 * n / 2000:g}]")
     return Source(f"n_out/{rule}_{n}", _cmd(rule, f"unsupervised_{rule}/1layer", *sets), f"{rule.upper()} 784-{n}",
                   FULL_EPOCHS[rule], shorten="--set epochs=5")
 
@@ -904,7 +909,7 @@ def draw_fig13(entry: Entry, root: Path, out: Path) -> Drawn:
             refs = [(n, p) for n, p in refs if p]
             ax.plot([n for n, _ in refs], [p.mean for _, p in refs], f"{color}x", markersize=9,
                     label=f"paper: {rule.upper()} (section 6.3; 10 outputs 'about 60')")
-        ax.set(xscale="log", xlabel="output neurons", ylabel="test accuracy (%), direct association, 2% of labels")
+        ax.set(xscale="log", xlabel="output neurons", ylabel="test accuracy (%)\ndirect association, 2% of labels")
         ax.set_title(entry.title, fontsize=9)
         ax.legend(fontsize=7)
         return fig
