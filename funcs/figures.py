@@ -186,16 +186,20 @@ SEMI_VARIANTS = {"supervised": "supervised only", "wta": "+ WTA", "wta_homeostas
 def _semi(rule: str, labels: int, variant: str) -> Source:
     base = f"semi_{rule}_{labels}"
     preset = _cmd(rule, f"semi_{rule}/{labels}", "semi_seed=1")
-    extract = _EXTRACT.format(kind="umap")
     if variant == "wta":
         return Source(f"{base}_wta", preset + f" --set gamma=0 --set pretrained_path={ROOT}/{base}",
-                      SEMI_VARIANTS[variant], SEMI_EPOCHS[rule][1], file=UMAP, shorten=SEMI_SHORTEN,
-                      extract=extract, also=(f"{base}_wta_partial",),
+                      SEMI_VARIANTS[variant], SEMI_EPOCHS[rule][1], shorten=SEMI_SHORTEN,
+                      also=(f"{base}_wta_partial",),
                       note=f"phase 2 only, from the phase-1 network of {base} (its pretrained.pt)")
-    file = UMAP_PRETRAINED if variant == "supervised" else UMAP
-    return Source(base, preset, SEMI_VARIANTS[variant], sum(SEMI_EPOCHS[rule]), also=(f"{base}_partial",), file=file,
-                  shorten=SEMI_SHORTEN,
-                  extract=extract + (" --pretrained" if variant == "supervised" else ""))
+    return Source(base, preset, SEMI_VARIANTS[variant], sum(SEMI_EPOCHS[rule]), also=(f"{base}_partial",),
+                  shorten=SEMI_SHORTEN)
+
+
+def _with_umap(src: Source, variant: str) -> Source:
+    """Figure 10's source: the UMAP of the run's test outputs (of its phase-1 network for "supervised only")."""
+    if variant == "supervised":
+        return dataclasses.replace(src, file=UMAP_PRETRAINED, extract=_EXTRACT.format(kind="umap") + " --pretrained")
+    return _with_file(src, UMAP, "umap")
 
 
 SEMI = {f"{rule}/{labels}/{variant}": _semi(rule, labels, variant)
@@ -293,7 +297,7 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     Entry("fig9_semi_supervised", "Figure 9: semi-supervised test accuracy by number of labels", SEMI,
           {f"{k}/wta_homeostasis": v for k, v in TABLE5_PAPER.items()}),
     Entry("fig10_umap", "Figure 10: UMAP of the semi-supervised network's test outputs, 100 labels (BP)",
-          {v: SEMI[f"bp/100/{v}"] for v in SEMI_VARIANTS}),
+          {v: _with_umap(SEMI[f"bp/100/{v}"], v) for v in SEMI_VARIANTS}),
     Entry("fig11_first_layer_weights", "Figure 11: first-layer weights of 20 neurons, BP",
           {"supervised_1layer": _with_file(SUPERVISED_MLP["bp_1layer"], FIRST_LAYER, "weights"),
            "unsupervised_1layer": _with_file(MLP["bp_1layer"], FIRST_LAYER, "weights"),
