@@ -238,7 +238,7 @@ HOMEOSTASIS = {f"{rule}/{layers}/{mode}": _homeostasis(rule, layers, mode)
 
 # Figure 13: one unsupervised layer of 10 to 2,000 outputs, direct association with 2% of the labels
 # (class_label_percentage 0.02 is used at every epoch). gamma stays the 2,000-output presets'; k scales with
-# the number of outputs (paper section 6.1: more outputs, more winners), k = round(k_2000 * n / 2000), at
+# the number of outputs (paper section 6.1: more outputs, more winners), k = round(k_2000 * n / 2000) half up, at
 # least 1; with as many outputs as classes the output has no dropout (paper section 2.3).
 # BP's learning rate scales as n / 2000 too: its MSE loss is a mean over the outputs, so the gradient of each
 # neuron's weights shrinks as 1 / n, and the preset's lr (tuned for 2,000 outputs) is n / 2000 times the same

@@ -333,3 +333,24 @@ def test_readme_figures_section_shows_registry_commands_and_drawn_pngs():
     assert len(named) >= 8 and set(named) <= set(figures.commands("simuResults"))
     images = re.findall(r"\]\((figuresPlot/[^)]+\.png)\)", section)
     assert images and all((REPO / png).is_file() and Path(png).stem in figures.DRAW for png in images)
+
+
+def _config_of(src: figures.Source):
+    """The Config a figure's command trains (its --json_path and --set arguments, read by the real loader)."""
+    words = src.command.split()
+    sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+    return config_mod.load(REPO / words[words.index("--json_path") + 1], sets)
+
+
+def test_figure13_keeps_the_2000_output_presets_step_per_neuron():
+    """BP's MSE is a mean over n outputs, so lr / n (and k / n, rounded, at least 1) stay the 2,000-output
+    preset's; EP's nudge is per neuron, so its lr stays the preset's."""
+    bp_2000, ep_2000 = _config_of(figures.N_OUT_RUNS["bp/2000"]), _config_of(figures.N_OUT_RUNS["ep/2000"])
+    for n in figures.N_OUT:
+        bp, ep = _config_of(figures.N_OUT_RUNS[f"bp/{n}"]), _config_of(figures.N_OUT_RUNS[f"ep/{n}"])
+        assert bp.fcLayers[-1] == ep.fcLayers[-1] == n
+        assert bp.lr[0] / n == pytest.approx(bp_2000.lr[0] / 2000)
+        assert ep.lr == ep_2000.lr
+        assert bp.nudge == max(1, int(bp_2000.nudge * n / 2000 + 0.5))  # rounded half up: 2.5 -> 3
+        assert ep.nudge == max(1, int(ep_2000.nudge * n / 2000 + 0.5))
+    assert _config_of(figures.N_OUT_RUNS["bp/10"]).lr == (0.04,)
