@@ -241,8 +241,9 @@ HOMEOSTASIS = {f"{rule}/{layers}/{mode}": _homeostasis(rule, layers, mode)
 # the number of outputs (paper section 6.1: more outputs, more winners), k = round(k_2000 * n / 2000) half up, at
 # least 1; with as many outputs as classes the output has no dropout (paper section 2.3).
 # BP's learning rate scales as n / 2000 too: its MSE loss is a mean over the outputs, so the gradient of each
-# neuron's weights shrinks as 1 / n, and the preset's lr (tuned for 2,000 outputs) is n / 2000 times the same
-# per-neuron step. Unscaled, 784-10 collapsed onto one class (24.75% after 5 epochs). EP's nudge is per neuron.
+# neuron's weights shrinks as 1 / n, and the preset's lr (tuned for 2,000 outputs) would take a 2000 / n times
+# larger per-neuron step. Unscaled, 784-10 collapsed: after 5 epochs the max rule sent every test image to one
+# class (9.8%; mean rule 24.75%). EP's nudge is per neuron, so its lr stays.
 N_OUT = (10, 100, 500, 1000, 2000)
 N_OUT_PRESET = {"bp": (6, "[0.3,0]", 8.0), "ep": (5, "[0.3,0]", None)}  # k, dropProb at n = 10, lr at n = 2000
 

@@ -345,7 +345,8 @@ def _config_of(src: figures.Source):
 def test_figure13_keeps_the_2000_output_presets_step_per_neuron():
     """BP's MSE is a mean over n outputs, so lr / n (and k / n, rounded, at least 1) stay the 2,000-output
     preset's; EP's nudge is per neuron, so its lr stays the preset's."""
-    bp_2000, ep_2000 = _config_of(figures.N_OUT_RUNS["bp/2000"]), _config_of(figures.N_OUT_RUNS["ep/2000"])
+    bp_2000, ep_2000 = (config_mod.load(REPO / f"configFile/unsupervised_{rule}/1layer") for rule in ("bp", "ep"))
+    assert bp_2000.fcLayers[-1] == ep_2000.fcLayers[-1] == 2000
     for n in figures.N_OUT:
         bp, ep = _config_of(figures.N_OUT_RUNS[f"bp/{n}"]), _config_of(figures.N_OUT_RUNS[f"ep/{n}"])
         assert bp.fcLayers[-1] == ep.fcLayers[-1] == n
