@@ -823,11 +823,13 @@ def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
             ax.plot([x + width for x, _ in refs], [p.mean for _, p in refs], "k_", markersize=16, markeredgewidth=2,
                     label="paper: + WTA + homeostasis (Table 5)")
             values = [p.y for k, v in series.items() if k.startswith(rule.upper()) for p in v]
-            ax.set_ylim(max(0, min(values + [85]) - 3), 100)
+            low = max(0, min(values + [85]) - 3)
+            ax.set_ylim(low, 100 + 0.3 * (100 - low))  # a band above 100 % for the legend, clear of the bars
+            ax.set_yticks([t for t in ax.get_yticks() if low <= t <= 100])
             ax.set_xticks(range(len(SEMI_LABELS)), [str(n) for n in SEMI_LABELS])
             ax.set(xlabel="labeled examples", ylabel="test accuracy (%)",
                    title=f"({'A' if rule == 'bp' else 'B'}) semi-supervised {rule.upper()}")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper center", ncol=2)
         fig.suptitle(entry.title)
         return fig
     return _figure(entry, c, series, out, plot)
