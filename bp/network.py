@@ -38,12 +38,15 @@ class _LinearSGDStep(torch.autograd.Function):
 
 
 class Dense(nn.Linear):
-    """nn.Linear that, with `lr` set, takes its plain-SGD step during the backward pass (see _LinearSGDStep)."""
+    """nn.Linear that, with `lr` set, takes its plain-SGD step during the backward pass (see _LinearSGDStep).
+
+    A frozen layer (`requires_grad_(False)`) takes no step, as a frozen layer under an optimizer would not.
+    """
 
     lr: float | None = None
 
     def forward(self, x):
-        if self.lr is not None and torch.is_grad_enabled():
+        if self.lr is not None and torch.is_grad_enabled() and self.weight.requires_grad:
             return _LinearSGDStep.apply(x, self.weight, self.bias, self)
         return super().forward(x)
 
@@ -82,14 +85,12 @@ class MLP(nn.Module):
         return self.net(x)
 
     def drive(self, x):
-        """The output layer's drive (before the output activation), differentiable in x; never a learning step.
+        """The output layer's drive (before the output activation), differentiable in x.
 
-        The Dense layers compute as plain nn.Linear here, even with `lr` set, so a
-        backward pass through it moves no weight (Figure 6 ascends it in the input).
+        Freeze the network (`requires_grad_(False)`) before backpropagating into x, as
+        Figure 6's ascent does: a Dense layer with `lr` set otherwise steps in the backward.
         """
-        for layer in self.net[:-1]:
-            x = nn.Linear.forward(layer, x) if isinstance(layer, Dense) else layer(x)
-        return x
+        return self.net[:-1](x)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # State dicts written up to commit d4aabd8 also held each layer as linears.*:

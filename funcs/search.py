@@ -1083,8 +1083,7 @@ def settle(study, heartbeat: int) -> None:
 def study_complete(study, search: Search) -> bool:
     """Whether the study holds its n_trials and none is running (a dead worker's trial failed first)."""
     fail_stale(study)
-    trials = study.get_trials(deepcopy=False)
-    return len(counted(trials)) >= search.n_trials and not any(t.state.name == "RUNNING" for t in trials)
+    return len(counted(study.get_trials(deepcopy=False))) >= search.n_trials and not running(study)
 
 
 # What the trained run's own training used of the validation images, by its kind (config.Config.target_kind).
