@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= data
 
-.PHONY: run test data bench figures postgres clean-venv
+.PHONY: run test data bench figures reproduce postgres clean-venv
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer needed; use make PYTHON=python3.11 ...")'
@@ -42,6 +42,11 @@ test: $(VENV)/.installed-test postgres
 # The paper's figures and tables from simuResults/ (reproduce_figures.ipynb, headless): PNGs into figuresPlot/.
 figures: $(VENV)/.installed
 	$(PY) -m funcs.figures notebook
+
+# The experiments behind every figure and table at full length (funcs/reproduce.py), resumable: each call continues
+# where the last stopped. Options through ARGS, e.g. make reproduce ARGS="--dry-run" or ARGS="--only 'semi_*' --jobs 2".
+reproduce: data
+	$(PY) -m funcs.reproduce $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.bp_throughput --data_dir $(DATA_DIR)

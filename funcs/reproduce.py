@@ -1,0 +1,646 @@
+"""Run the experiments behind every figure and table at their full length: `python -m funcs.reproduce`.
+
+The registry of funcs/figures.py names every run folder and the command that
+writes it; this runs those commands (the paper's full runs, never the CPU
+shortenings) into ROOT/<source path>, N jobs at a time with T threads each.
+
+A folder with summary.json is skipped; one with config.json and checkpoint.pt is
+resumed (`python -m bp.main --resume FOLDER`); one with neither a checkpoint nor
+a summary (killed before its first epoch ended) is removed and started again.
+A finished folder is never rerun, even one shortened for a CPU as in simuResults/
+(--dry-run says which): reproduce into another --root for the full runs. A folder
+that another process is training (its --out or --resume, seen in /proc) is left alone.
+A source with `seeds` > 1 is one job per seed in <path>/S-<seed>/ (command with
+`--set seed=S`); when all its seeds have finished, <path>/seeds_summary.json is
+written as `--seeds` writes it.
+
+Order: Table 5's semi-supervised runs (+ WTA + homeostasis) first, then Table 3's
+seeds, then every other source in registry order. A job waits for what it reads:
+a `_wta` variant for its base run's pretrained.pt (written when phase 1 ends), a
+read-out (`--trained_path`) for its trained run's summary.json, an extraction
+(`Source.extract`) for its own run's summary.json. Each job's output goes to
+ROOT/<path>.log, beside its folder (the CLI wants a new run folder empty).
+
+    python -m funcs.reproduce --dry-run                      # what it would run, with time estimates
+    python -m funcs.reproduce --only 'semi_*' --jobs 2 --threads 1
+    python -m funcs.reproduce --root R --print              # one resumable shell line per job group
+    python -m funcs.reproduce --only semi_bp_100 --device 0 --jobs 8 --deadline 480
+
+Exit code: 0 everything asked for is finished; 1 a job failed or cannot start;
+2 bad input; 3 work left without a failure (stopped at --deadline, or a folder
+is being trained by another process): the same command continues it.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from funcs import config as config_mod
+from funcs import plots, results
+from funcs.errors import UserError
+from funcs.figures import REGISTRY, REPO, ROOT, Source, _planned_epochs
+
+BENCH = REPO / "bench" / "results"
+POLL_S = 0.2  # how often running jobs are looked at
+PROGRESS_S = 60  # a progress line per running job this often
+GRACE_S = 30  # after SIGINT, how long a job may take to stop before it is killed
+SETTLE_S = 5  # semi.save_pretrained writes pretrained.pt in place: only read it once it is this old
+# Bench files named for the code they measured before a speed-up: older numbers than their siblings of the same day.
+OLD_CODE_MARKERS = ("before-", "first-version")
+# Extraction kinds that need a package the requirements leave optional.
+EXTRACT_MODULES = {"umap": "umap"}
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
+def registry_sources() -> list[Source]:
+    """Every source of the registry, Table 5's first, then Table 3's seeds, then the rest (duplicates kept)."""
+    table5 = list(REGISTRY["table5"].sources.values())
+    seeds = [s for s in REGISTRY["table3"].sources.values() if s.seeds > 1]
+    return table5 + seeds + [s for e in REGISTRY.values() for s in e.sources.values()]
+
+
+@dataclass
+class Job:
+    """One training run (fresh, resumed or finished) or one extraction, and the files it waits for."""
+    name: str  # path under the root; <path>/S-<seed> for a seed, <path>:<file stem> for an extraction
+    source: Source
+    folder: Path  # the run folder it writes (an extraction: the run folder it reads)
+    action: str  # "skip", "resume", "fresh" or "extract"
+    argv: list[str]  # the fresh command (an extraction's command)
+    cfg: dict | None  # the config a fresh run gets (None: an extraction)
+    needs: list[Path]
+    done_file: Path  # there when the job is finished
+    log: Path
+
+    @property
+    def is_run(self) -> bool:
+        return self.action != "extract"
+
+
+def shown(path: Path) -> str:
+    """A path as commands name it: relative to the repository (where every job runs) when inside it."""
+    try:
+        return str(Path(path).relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def folder_state(folder: Path) -> str:
+    """'skip' (summary.json), 'resume' (config.json and checkpoint.pt) or 'fresh' (nothing, or a dead start)."""
+    if (folder / "summary.json").is_file():
+        return "skip"
+    if (folder / "config.json").is_file() and (folder / results.CHECKPOINT).is_file():
+        return "resume"
+    return "fresh"
+
+
+def _words(command: str) -> list[str]:
+    """A registry command as an argument list run by this interpreter."""
+    words = shlex.split(command)
+    assert words[0] == "python", command  # the registry's commands are `python -m ...`
+    return [sys.executable, *words[1:]]
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def _sets(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, w in enumerate(argv) if w == "--set"]
+
+
+def planned_config(argv: list[str]) -> dict:
+    """The keys a training command runs with: defaults, its preset, its --set values (unvalidated: the run checks
+    them and says so in its log); a read-out (--trained_path) is marked as the CLI marks it."""
+    cfg = {**config_mod.Config().to_json(),
+           **config_mod.read_json(config_mod.config_file(REPO / _option(argv, "--json_path")))}
+    cfg.update(config_mod.parse_override(text) for text in _sets(argv))
+    if _option(argv, "--trained_path"):
+        cfg["action"] = config_mod.READ_OUT
+    return cfg
+
+
+def needs_of(argv: list[str]) -> list[Path]:
+    """Files a command reads from other runs: a phase-1 network (pretrained_path), a trained run (--trained_path)."""
+    out = []
+    for key, value in map(config_mod.parse_override, _sets(argv)):
+        if key == "pretrained_path":
+            path = REPO / value  # a run folder, or its pretrained.pt
+            out.append(path if path.suffix == ".pt" else path / "pretrained.pt")
+    if _option(argv, "--trained_path"):
+        out.append(REPO / _option(argv, "--trained_path") / "summary.json")
+    return out
+
+
+def _run_job(name: str, src: Source, folder: Path, argv: list[str], root: Path, extra: list[str]) -> Job:
+    """A training job: its fresh command (+ device, data_dir, --out), state, needs and log."""
+    argv = [*argv, *extra, "--out", shown(folder)]
+    return Job(name, src, folder, folder_state(folder), argv, planned_config(argv), needs_of(argv),
+               folder / "summary.json", root / f"{name}.log")
+
+
+def _extract_job(src: Source, root: Path, root_text: str, data_dir: str | None) -> Job:
+    """The extraction of a source's array file, once its run has finished."""
+    folder = root / src.path
+    argv = _words(src.extract_command(root_text))
+    if data_dir is not None and "--data_dir" in argv:
+        argv[argv.index("--data_dir") + 1] = data_dir
+    name = f"{src.path}:{Path(src.file).stem}"
+    return Job(name, src, folder, "extract", argv, None, [folder / "summary.json"], folder / src.file,
+               root / f"{src.path}.{Path(src.file).stem}.log")
+
+
+def plan(sources: list[Source], root: Path, device: int | None = None, data_dir: str | None = None) -> list[Job]:
+    """Every job of the sources under `root`, in their order; a path met again adds only its extraction."""
+    root_text = shown(root)
+    extra = [*(["--set", f"device={device}"] if device is not None else []),
+             *(["--set", f"data_dir={json.dumps(data_dir)}"] if data_dir is not None else [])]
+    jobs, paths, extractions = [], set(), set()
+    for src in sources:
+        if src.path not in paths:
+            paths.add(src.path)
+            argv = _words(src.command.replace(ROOT, root_text))
+            if src.seeds == 1:
+                jobs.append(_run_job(src.path, src, root / src.path, argv, root, extra))
+            else:  # seeds from the preset's, as --seeds counts them
+                first = planned_config(argv)["seed"]
+                for seed in range(first, first + src.seeds):
+                    name = f"{src.path}/S-{seed}"
+                    jobs.append(_run_job(name, src, root / name, [*argv, "--set", f"seed={seed}"], root, extra))
+        if src.file and (src.path, src.file) not in extractions:
+            extractions.add((src.path, src.file))
+            jobs.append(_extract_job(src, root, root_text, data_dir))
+    return jobs
+
+
+def select(jobs: list[Job], patterns: list[str]) -> list[Job]:
+    """The jobs whose source path or job name matches one of the patterns (fnmatch); each pattern must match."""
+    if not patterns:
+        return jobs
+    for pattern in patterns:
+        if not any(_matches(job, pattern) for job in jobs):
+            raise UserError(f"--only {pattern!r} matches no source path (python -m funcs.reproduce --dry-run "
+                            f"lists them)")
+    return [job for job in jobs if any(_matches(job, p) for p in patterns)]
+
+
+def _matches(job: Job, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(job.source.path, pattern) or fnmatch.fnmatchcase(job.name, pattern)
+
+
+def producer(jobs: list[Job], need: Path) -> Job | None:
+    """The run job of this plan that writes a needed file (into its own folder)."""
+    return next((j for j in jobs if j.is_run and j.folder == need.parent), None)
+
+
+def is_ready(need: Path) -> bool:
+    """Whether a needed file is there (a phase-1 network: and finished writing)."""
+    if need.name == "pretrained.pt":
+        return need.is_file() and time.time() - need.stat().st_mtime > SETTLE_S
+    return need.is_file()
+
+
+def is_done(job: Job) -> bool:
+    """Whether the job's output is there: summary.json, or the extracted array."""
+    return job.done_file.is_file()
+
+
+def has_work(job: Job) -> bool:
+    """A run not finished when planned, or an extraction whose file is not there."""
+    return job.action != "skip" and not (job.action == "extract" and is_done(job))
+
+
+# --- what is left, and how long it takes ------------------------------------------------------------
+
+def read_rows(folder: Path) -> list[dict]:
+    """The rows of a run folder's results.csv, one per epoch done ([] before the first)."""
+    path = folder / "results.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def epochs_left(cfg: dict, rows: list[dict]) -> tuple[int, int] | None:
+    """Epochs still to train: (phase 1, the rest); None for a read-out, which trains no network."""
+    planned = _planned_epochs(cfg)
+    if planned is None:
+        return None
+    if cfg.get("action", "").startswith("semi_supervised") and not cfg.get("pretrained_path"):
+        p1 = sum(r.get("phase") == "1" for r in rows)
+        return max(0, cfg["pre_epochs"] - p1), max(0, planned - cfg["pre_epochs"] - (len(rows) - p1))
+    return 0, max(0, planned - len(rows))
+
+
+def _bench_files(threads: int, bench: Path) -> list[tuple[Path, dict]]:
+    """bench/results/*.json, most fitting first: same threads, newest date (the name's prefix), newest code."""
+    files = []
+    for path in bench.glob("*.json"):
+        try:
+            files.append((path, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return sorted(files, reverse=True, key=lambda f: (f[1].get("machine", {}).get("threads") == threads,
+                                                      f[0].name[:10],
+                                                      not any(m in f[0].name for m in OLD_CODE_MARKERS)))
+
+
+def estimate(cfg: dict, preset: str, left: tuple[int, int], threads: int,
+             bench: Path = BENCH) -> tuple[float, Path] | None:
+    """Seconds for the epochs left, from the first bench result of the same preset, shape and device kind."""
+    gpu = cfg.get("device", -1) >= 0 and torch.cuda.is_available()  # the CLI falls back to the CPU
+    for path, data in _bench_files(threads, bench):
+        if ("gpu" in data.get("machine", {})) != gpu:  # bench/throughput.py names no GPU: CPU measurements
+            continue
+        for r in data.get("results", []):
+            if r.get("preset") != preset or r.get("variant", "default") != "default" or \
+                    r.get("fcLayers", cfg["fcLayers"]) != cfg["fcLayers"] or \
+                    r.get("batchSize", cfg["batchSize"]) != cfg["batchSize"]:
+                continue
+            if "seconds_per_phase2_epoch" in r:  # bench/semi_throughput.py; a phase-1 epoch: one supervised
+                p1 = r["supervised_seconds"] + r["evaluation_seconds"] / 2  # epoch and one test evaluation
+                return left[0] * p1 + left[1] * r["seconds_per_phase2_epoch"], path
+            if "seconds_per_epoch" in r:
+                return (left[0] + left[1]) * r["seconds_per_epoch"], path
+    return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 60 else \
+        f"{seconds:.0f} s"
+
+
+def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | None]:
+    """One dry-run line (action, name, epochs left, time estimate, what it waits for) and the estimate in seconds."""
+    if job.action == "extract":
+        module = EXTRACT_MODULES.get(job.argv[4])
+        text = "finished" if is_done(job) else f"after {job.source.path}" + \
+            ("" if (job.folder / "summary.json").is_file() else " finishes") + \
+            (f"; needs the python module {module}, not installed here"
+             if module and importlib.util.find_spec(module) is None else "")
+        return f"extract  {job.name}  {text}", None
+    if job.action == "skip":
+        cfg = json.loads((job.folder / "config.json").read_text())
+        planned, full = _planned_epochs(cfg), job.source.full_epochs
+        short = f" (shortened: {planned} of the paper's {full} epochs; another --root reruns it in full)" \
+            if planned is not None and full is not None and planned < full else ""
+        return f"skip     {job.name}  finished{short}", None
+    cfg = json.loads((job.folder / "config.json").read_text()) if job.action == "resume" else job.cfg
+    left = epochs_left(cfg, read_rows(job.folder) if job.action == "resume" else [])
+    found = None
+    if left is None:
+        text = "read-out, no estimate"
+    else:
+        found = estimate(cfg, _option(job.argv, "--json_path").removeprefix("configFile/"), left, threads, bench)
+        text = f"{sum(left)} of {_planned_epochs(cfg)} epochs left, " + \
+            (f"~{_duration(found[0])} ({shown(found[1])})" if found else "no estimate")
+    waits = [shown(n) for n in job.needs if not is_ready(n)]
+    text += f"; waits for {', '.join(waits)}" if waits else ""
+    pid = live_process(job.folder)
+    text += f"; process {pid} is training it now" if pid else ""
+    return f"{job.action:7}  {job.name}  {text}", found[0] if found else None
+
+
+def dry_run(jobs: list[Job], threads: int, bench: Path = BENCH) -> str:
+    """The dry-run's lines and a total: jobs by action, estimated hours of work (bench: where the JSONs are)."""
+    lines, seconds = zip(*(describe(j, threads, bench) for j in jobs)) if jobs else ((), ())
+    count = {a: sum(j.action == a for j in jobs) for a in ("fresh", "resume", "skip", "extract")}
+    known = [s for s in seconds if s is not None]
+    work = f"~{_duration(sum(known))} of work for the {len(known)} with an estimate, at {threads} thread(s) each" \
+        if known else "no estimates"
+    return "\n".join([*lines, f"{len(jobs)} jobs: " + ", ".join(f"{n} {a}" for a, n in count.items()) + "; " + work])
+
+
+# --- printing lines for a job array --------------------------------------------------------------------
+
+def groups(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs tied by what they wait for, each group in plan order: one resumable line runs one group."""
+    group = {id(j): [j] for j in jobs}
+    for job in jobs:
+        for other in [producer(jobs, n) for n in job.needs]:
+            if other is not None and group[id(other)] is not group[id(job)]:
+                merged = group[id(other)] + group[id(job)]
+                for j in merged:
+                    group[id(j)] = merged
+    seen, out = set(), []
+    for job in jobs:
+        if id(group[id(job)]) not in seen:
+            seen.add(id(group[id(job)]))
+            out.append(sorted(group[id(job)], key=jobs.index))
+    return out
+
+
+def print_lines(jobs: list[Job], args) -> list[str]:
+    """`python -m funcs.reproduce ... --only ...` per group with work left; each resumes on its own."""
+    lines = []
+    for group in groups(jobs):
+        if not any(map(has_work, group)):
+            continue
+        names = dict.fromkeys(j.name if j.source.seeds > 1 else j.source.path for j in group)
+        words = ["python", "-m", "funcs.reproduce", "--root", shown(Path(args.root).resolve()),
+                 *[w for n in names for w in ("--only", n)], "--jobs", "1", "--threads", str(args.threads)]
+        words += ["--device", str(args.device)] if args.device is not None else []
+        words += ["--data_dir", args.data_dir] if args.data_dir is not None else []
+        lines.append(shlex.join(words))
+    return lines
+
+
+# --- running ------------------------------------------------------------------------------------------
+
+def say(message: str) -> None:
+    """A progress line, with the time."""
+    print(time.strftime("%H:%M:%S ") + message, flush=True)
+
+
+def live_process(folder: Path) -> int | None:
+    """The pid of another process training this folder (--out or --resume names it), read from /proc."""
+    target = folder.resolve()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            continue
+        words = [w.decode(errors="replace") for w in argv]
+        for flag in ("--out", "--resume"):
+            if flag in words[:-1] and (cwd / words[words.index(flag) + 1]).resolve() == target \
+                    and int(proc.name) != os.getpid():
+                return int(proc.name)
+    return None
+
+
+def clear_dead_start(folder: Path) -> None:
+    """Remove a run folder killed before its first epoch ended (no checkpoint, no summary) so it starts again."""
+    if not folder.exists():
+        return
+    if not folder.is_dir() or any(p.is_dir() for p in folder.iterdir()):
+        raise UserError(f"{folder} is not a run folder killed before its first epoch; move it away")
+    shutil.rmtree(folder)
+
+
+def command_for(job: Job) -> list[str] | None:
+    """What to run now, from the folder as it is now (another process may have gone on); None: finished."""
+    if job.action == "extract":
+        return None if is_done(job) else job.argv
+    state = folder_state(job.folder)
+    if state == "skip":
+        return None
+    if state == "resume":
+        return [sys.executable, "-m", job.argv[2], "--resume", shown(job.folder)]
+    clear_dead_start(job.folder)
+    return job.argv
+
+
+def start(job: Job, argv: list[str], threads: int) -> subprocess.Popen:
+    """The job as a child process in its own session (so that only we interrupt it), output to its log."""
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with open(job.log, "a") as log:
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} funcs.reproduce: {shlex.join(argv)}\n")
+        log.flush()
+        return subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log: what a failed job said last."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.is_file() else []
+    return lines[-1].strip() if lines else "(empty log)"
+
+
+def epoch_text(job: Job) -> str:
+    """'epoch 37 of 600', from the folder's config.json and its results.csv rows."""
+    if job.action == "extract" or not (job.folder / "config.json").is_file():
+        return "its start"
+    planned = _planned_epochs(json.loads((job.folder / "config.json").read_text()))
+    return f"epoch {len(read_rows(job.folder))} of {planned}" if planned is not None else "reading out"
+
+
+def finished_text(job: Job) -> str:
+    """What a finished job made: its accuracies (%), or the array file it wrote."""
+    if job.action == "extract":
+        return f"wrote {shown(job.done_file)}"
+    acc = json.loads(job.done_file.read_text()).get("accuracy_percent", {})
+    return "accuracy (%) " + ", ".join(f"{k} {v}" for k, v in acc.items())
+
+
+def summarize_seeds(src: Source, root: Path) -> None:
+    """Write <path>/seeds_summary.json and its curves once every seed has finished, as `--seeds` does."""
+    folder = root / src.path
+    done = sorted((d for d in folder.glob("S-*") if (d / "summary.json").is_file()), key=lambda d: int(d.name[2:]))
+    summaries = [json.loads((d / "summary.json").read_text()) for d in done]
+    stats_path = folder / "seeds_summary.json"
+    if len(done) < src.seeds or (stats_path.is_file() and
+                                 json.loads(stats_path.read_text())["seeds"] == [s["seed"] for s in summaries]):
+        return
+    stats = results.seeds_summary(summaries)
+    results.write_json(stats_path, stats)
+    plots.plot_seeds(folder, done)
+    say(f"{src.path}: over seeds {stats['seeds']}: " +
+        ", ".join(f"{k} {stats['mean'][k]} ({stats['std'][k]})" for k in stats["mean"]))
+
+
+def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callable[[], bool]) -> int:
+    """Run the jobs, n_jobs at a time, each once what it needs is there, until done or `stop()`; the exit code."""
+    pending = [j for j in jobs if has_work(j)]
+    running: dict[int, tuple[Job, subprocess.Popen, float]] = {}
+    ended: list[tuple[Job, str, str]] = []  # (job, "failed" or "left", why)
+    for src in {j.source.path: j.source for j in jobs if j.source.seeds > 1}.values():
+        summarize_seeds(src, root)
+    last_progress, interrupted = time.monotonic(), False
+    try:
+        while (pending or running) and not stop():
+            for job in [j for j in pending if all(is_ready(n) for n in j.needs)][:n_jobs - len(running)]:
+                pending.remove(job)
+                ended += try_start(job, running, threads)
+            ended += reap(running, root)
+            if not running and pending and not any(all(n.is_file() for n in j.needs) for j in pending):
+                ended += [blocked(j, jobs, ended) for j in pending]  # each waits for a file that will not come
+                pending = []
+            if time.monotonic() - last_progress >= PROGRESS_S:
+                last_progress = time.monotonic()
+                for job, _, _ in running.values():
+                    say(f"{job.name}: {epoch_text(job)}")
+            time.sleep(POLL_S if running or pending else 0)
+    except KeyboardInterrupt:  # our children run in their own sessions: interrupt them ourselves
+        interrupted = True
+    reason = "interrupted" if interrupted else "time is up"
+    ended += interrupt(running, reason) + [(j, "left", f"not started: {reason}") for j in pending]
+    finished = sum(1 for j in jobs if is_done(j))
+    say(f"{finished} of {len(jobs)} jobs finished, {sum(o == 'failed' for _, o, _ in ended)} failed, "
+        f"{sum(o == 'left' for _, o, _ in ended)} left")
+    for job, outcome, why in ended:
+        say(f"  {job.name}: {why}")
+    return 130 if interrupted else 1 if any(o == "failed" for _, o, _ in ended) else 3 if ended else 0
+
+
+def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str]]:
+    """Start a job; [] when started (or found finished), else [(job, "failed" or "left", why)]."""
+    module = EXTRACT_MODULES.get(job.argv[4]) if job.action == "extract" else None
+    if module and importlib.util.find_spec(module) is None:
+        return [(job, "left", f"not run: needs the python module {module}, not installed here")]
+    pid = live_process(job.folder) if job.is_run else None
+    if pid is not None:
+        return [(job, "left", f"not started: process {pid} is training {shown(job.folder)}")]
+    try:
+        argv = command_for(job)
+    except UserError as err:
+        return [(job, "failed", str(err))]
+    if argv is None:
+        say(f"{job.name}: finished already")
+        return []
+    proc = start(job, argv, threads)
+    running[proc.pid] = (job, proc, time.monotonic())
+    how = f"resumed ({epoch_text(job)} done)" if "--resume" in argv else "started"
+    say(f"{job.name}: {how}, log {shown(job.log)}")
+    return []
+
+
+def reap(running: dict, root: Path) -> list[tuple[Job, str, str]]:
+    """Jobs that have ended: said finished (with their accuracy) or failed (exit code, last line of the log)."""
+    out = []
+    for pid, (job, proc, t0) in list(running.items()):
+        if proc.poll() is None:
+            continue
+        del running[pid]
+        if proc.returncode == 0 and is_done(job):
+            say(f"{job.name}: finished in {_duration(time.monotonic() - t0)}, {finished_text(job)}")
+            if job.source.seeds > 1:
+                summarize_seeds(job.source, root)
+        else:
+            out.append((job, "failed", f"failed (exit {proc.returncode}): {last_line(job.log)}"))
+            say(f"{job.name}: {out[-1][2]}")
+    return out
+
+
+def interrupt(running: dict, reason: str) -> list[tuple[Job, str, str]]:
+    """SIGINT every running job (each checkpoints every epoch), wait GRACE_S, then kill what is left."""
+    for job, proc, _ in running.values():
+        proc.send_signal(signal.SIGINT)
+    end = time.monotonic() + GRACE_S
+    for job, proc, _ in running.values():
+        try:
+            proc.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return [(job, "left", f"{reason}: stopped at {epoch_text(job)}; the same command resumes it")
+            for job, _, _ in running.values()]
+
+
+def blocked(job: Job, jobs: list[Job], ended: list[tuple[Job, str, str]]) -> tuple[Job, str, str]:
+    """A job that cannot start: the file it needs, and why that file is not coming."""
+    need = next(n for n in job.needs if not is_ready(n))
+    maker = producer(jobs, need)
+    if maker is None:
+        return job, "failed", f"not started: needs {shown(need)}, which no selected job writes (add it to --only)"
+    outcome = next((o for j, o, _ in ended if j is maker), "failed")  # a maker left for later: so is this one
+    return job, outcome, f"not started: needs {shown(need)}, not written by {maker.name}"
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line, exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def parse_args(argv):
+    """The command line; --help shows the module's docstring."""
+    p = _Parser(prog="python -m funcs.reproduce", description=__doc__.split("\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="\n".join(__doc__.split("\n")[2:]))
+    p.add_argument("--root", default="simuResults", help="results root; each run goes to ROOT/<source path>")
+    p.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                   help="only sources whose path (or job name, e.g. PATH/S-2) matches (fnmatch; repeatable)")
+    p.add_argument("--jobs", type=int, default=1, help="jobs at a time (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="threads per job (OMP_NUM_THREADS, MKL_NUM_THREADS)")
+    p.add_argument("--device", type=int, help="appends --set device=D to fresh runs (-1: the CPU)")
+    p.add_argument("--data_dir", help="appends --set data_dir=DIR to fresh runs (and to extractions)")
+    p.add_argument("--deadline", type=float, metavar="SECONDS",
+                   help="after this long, start nothing more and interrupt the running jobs (they resume later)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--dry-run", action="store_true", help="say what would run, with time estimates, and exit")
+    what.add_argument("--print", action="store_true", help="print one resumable shell command per job group")
+    return p.parse_args(argv)
+
+
+def kept_settings(jobs: list[Job], device: int | None, data_dir: str | None) -> list[str]:
+    """Resumed runs saved with another device or data_dir than asked for: they keep theirs."""
+    out = []
+    for job in (j for j in jobs if j.action == "resume"):
+        saved = json.loads((job.folder / "config.json").read_text())
+        if (device is not None and saved.get("device") != device) or \
+                (data_dir is not None and saved.get("data_dir") != data_dir):
+            out.append(job.name)
+    return out
+
+
+def check_args(args) -> Path:
+    """The results root, absolute; UserError on bad input."""
+    if args.jobs < 1 or args.threads < 1:
+        raise UserError(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
+    if args.deadline is not None and args.deadline <= 0:
+        raise UserError(f"--deadline must be a positive number of seconds, got {args.deadline:g}")
+    root = Path(args.root).resolve()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--root {args.root}: exists and is not a folder")
+    return root
+
+
+def main(argv=None, sources: list[Source] | None = None, stop: Callable[[], bool] | None = None) -> int:
+    """sources: in place of the registry's (tests); stop: in place of --deadline's clock (tests)."""
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as done:
+        return done.code
+    try:
+        root = check_args(args)
+        jobs = select(plan(registry_sources() if sources is None else sources, root, args.device, args.data_dir),
+                      args.only)
+        kept = kept_settings(jobs, args.device, args.data_dir)
+        if kept:
+            print(f"note: resumed with the device and data_dir they started with (--resume takes no --set): "
+                  f"{', '.join(kept)}")
+        if args.dry_run:
+            print(dry_run(jobs, args.threads))
+            return 0
+        if args.print:
+            print("\n".join(print_lines(jobs, args)))
+            return 0
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--root {args.root}: cannot be created ({err.strerror or err})")
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if stop is None:
+        end = time.monotonic() + (args.deadline if args.deadline is not None else float("inf"))
+        stop = lambda: time.monotonic() >= end  # noqa: E731
+    todo = sum(map(has_work, jobs))
+    say(f"reproduce into {shown(root)}: {todo} jobs to run, {len(jobs) - todo} finished; "
+        f"{args.jobs} at a time, {args.threads} thread(s) each")
+    return execute(jobs, args.jobs, args.threads, root, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

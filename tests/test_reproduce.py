@@ -1,0 +1,222 @@
+"""funcs.reproduce: the job plan on fake folders, --print, --dry-run estimates, bad input, and real tiny jobs
+through the real CLI (one interrupted and continued by the next call, a read-out waiting for its trained run).
+
+Sources are passed to `reproduce.main` as a parameter, in place of the registry's; every command is a
+quickstart network on an MNIST subset (scikit-learn's digits where MNIST cannot be had, tests/conftest.py).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from funcs import figures, reproduce
+from funcs.figures import Source
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
+EPOCHS = 20  # of the interrupted run: long enough (seconds) that the interruption lands before its end
+
+
+def tiny(dataset: str, epochs: int, *more: str) -> str:
+    """A quickstart command on a small subset (0.1 to 0.2 s per epoch on a laptop CPU), one thread, CPU."""
+    data = ["dataset=digits", "fcLayers=[64,500]"] if dataset == "digits" else \
+        [f"data_dir={DATA_DIR}", "train_size=2000", "test_size=200"]
+    sets = [*data, f"epochs={epochs}", "class_epoch=0", "device=-1", *more]
+    return "python -m bp.main --json_path configFile/quickstart" + "".join(f" --set {s}" for s in sets)
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    """A fake run folder: file name -> text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def rows_csv(n: int) -> str:
+    return "epoch,loss\n" + "".join(f"{i},0.1\n" for i in range(1, n + 1))
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+QUICK = "python -m bp.main --json_path configFile/quickstart"
+SEMI = "python -m bp.main --json_path configFile/semi_bp/100"
+
+
+# --- the plan ------------------------------------------------------------------------------------------
+
+def test_plan_skips_finished_resumes_checkpointed_restarts_dead_and_makes_the_wta_wait_for_its_base(tmp_path):
+    root = tmp_path / "r"
+    write(root / "done", {"config.json": "{}", "summary.json": "{}"})
+    write(root / "half", {"config.json": "{}", "checkpoint.pt": "", "results.csv": rows_csv(2)})
+    write(root / "dead", {"config.json": "{}", "results.csv": rows_csv(1)})  # killed before its first checkpoint
+    (root / "empty").mkdir(parents=True)
+    sources = [Source(name, QUICK, name) for name in ("done", "half", "dead", "empty", "new")]
+    sources += [Source("semi_wta", SEMI + " --set pretrained_path={root}/semi", "wta"),
+                Source("semi", SEMI, "base"),
+                Source("readout", QUICK + " --trained_path {root}/done", "read-out")]
+    jobs = {j.name: j for j in reproduce.plan(sources, root)}
+
+    assert {n: j.action for n, j in jobs.items()} == {"done": "skip", "half": "resume", "dead": "fresh",
+                                                      "empty": "fresh", "new": "fresh", "semi_wta": "fresh",
+                                                      "semi": "fresh", "readout": "fresh"}
+    assert jobs["semi_wta"].needs == [root / "semi" / "pretrained.pt"]
+    assert reproduce.producer(list(jobs.values()), jobs["semi_wta"].needs[0]) is jobs["semi"]
+    assert jobs["readout"].needs == [root / "done" / "summary.json"] and reproduce.is_ready(jobs["readout"].needs[0])
+    # what each runs when started: --resume for the checkpointed one; the dead one's folder is removed first
+    assert reproduce.command_for(jobs["half"])[1:] == ["-m", "bp.main", "--resume", str(root / "half")]
+    assert reproduce.command_for(jobs["dead"])[-2:] == ["--out", str(root / "dead")]
+    assert not (root / "dead").exists()
+    assert reproduce.command_for(jobs["done"]) is None
+
+
+def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_folder_once(tmp_path):
+    jobs = reproduce.plan(reproduce.registry_sources(), tmp_path)
+    runs = [j.name for j in jobs if j.is_run]
+    table5 = [f"semi_{r}_{n}" for r in ("bp", "ep") for n in (100, 600, 1000, 3000)]
+    seeds = [f"unsupervised_{net}_seeds/S-{s}" for net, n in (("bp_1layer", 5), ("ep_1layer", 5), ("bp_2layer", 3))
+             for s in range(1, n + 1)]
+    assert runs[:8] == table5 and runs[8:21] == seeds
+    registry = {s.path for e in figures.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
+    assert sorted(runs[21:]) == sorted(registry - set(table5))  # each folder once
+    # every seed of a seeds root runs the base command with its seed, into <path>/S-<seed>
+    s3 = next(j for j in jobs if j.name == "unsupervised_bp_1layer_seeds/S-3")
+    assert s3.argv[-4:] == ["--set", "seed=3", "--out", str(tmp_path / "unsupervised_bp_1layer_seeds/S-3")]
+    assert s3.cfg["seed"] == 3 and s3.cfg["epochs"] == 200
+
+
+def test_table3_reads_the_seeds_root_where_it_exists_else_the_single_run(tmp_path):
+    root = tmp_path / "r"
+    single = write(root / "unsupervised_bp_1layer", {
+        "config.json": '{"epochs": 200}',
+        "summary.json": '{"seed": 1, "accuracy_percent": {"direct_association_mean": 95.0}}'})
+    src = figures.REGISTRY["table3"].sources["bp_1layer"]
+    assert figures.find(root, src).folder == single
+    for seed, acc in ((1, 95.5), (2, 96.0)):
+        write(root / f"{src.path}/S-{seed}", {
+            "config.json": '{"epochs": 200}', "results.csv": rows_csv(200),
+            "summary.json": json.dumps({"seed": seed, "accuracy_percent": {"direct_association_mean": acc}})})
+    rec = figures.find(root, src)
+    assert rec.folder == root / src.path and rec.seeds == [1, 2]
+    assert rec.value("direct_association_mean") == pytest.approx(np.mean([95.5, 96.0]))
+
+
+def test_print_gives_one_resumable_line_per_group_with_work_left(tmp_path, capsys):
+    root = tmp_path / "r"
+    write(root / "done", {"config.json": "{}", "summary.json": "{}"})
+    sources = [Source("semi", SEMI, "base"), Source("seeds", QUICK, "seeds", seeds=2), Source("done", QUICK, "x"),
+               Source("semi_wta", SEMI + " --set pretrained_path={root}/semi", "wta")]
+    assert reproduce.main(["--root", str(root), "--print", "--threads", "2"], sources) == 0
+    lines = capsys.readouterr().out.splitlines()
+    tail = ["--jobs", "1", "--threads", "2"]
+    head = ["python", "-m", "funcs.reproduce", "--root", str(root)]
+    assert [shlex.split(line) for line in lines] == [[*head, "--only", "semi", "--only", "semi_wta", *tail],
+                                                    [*head, "--only", "seeds/S-1", *tail],
+                                                    [*head, "--only", "seeds/S-2", *tail]]
+    for line, names in zip(lines, (["semi", "semi_wta"], ["seeds/S-1"], ["seeds/S-2"])):
+        assert reproduce.main([*shlex.split(line)[3:], "--dry-run"], sources) == 0
+        assert [out.split()[1] for out in capsys.readouterr().out.splitlines()[:-1]] == names
+
+
+def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_path):
+    root, bench = tmp_path / "r", tmp_path / "bench"
+    saved = {"action": "unsupervised_bp", "epochs": 10, "fcLayers": [784, 500], "batchSize": 16, "device": -1}
+    write(root / "half", {"config.json": json.dumps(saved), "checkpoint.pt": "", "results.csv": rows_csv(4)})
+    entry = {"preset": "quickstart", "fcLayers": [784, 500], "batchSize": 16}
+    semi = {"preset": "semi_bp/100", "fcLayers": [784, 5000, 10], "supervised_seconds": 0.5,
+            "evaluation_seconds": 3.0, "seconds_per_phase2_epoch": 20.0}
+    for name, threads, seconds in (("2026-01-01_old.json", 1, 99.0), ("2026-02-01_new.json", 1, 12.5),
+                                   ("2026-03-01_two-threads.json", 2, 7.0),
+                                   ("2026-02-01_new_before-speedup.json", 1, 50.0)):
+        write(bench, {name: json.dumps({"machine": {"threads": threads},
+                                        "results": [{**entry, "seconds_per_epoch": seconds}, semi]})})
+    sources = [Source("half", QUICK + " --set epochs=10", "x"),
+               Source("wide", QUICK + " --set fcLayers=[784,300]", "x"), Source("semi", SEMI, "x")]
+    jobs = reproduce.plan(sources, root)
+    lines = {j.name: reproduce.describe(j, threads=1, bench=bench) for j in jobs}
+    assert lines["half"][1] == 6 * 12.5  # 10 epochs, 4 done
+    assert lines["half"][0].startswith("resume   half  6 of 10 epochs left, ~1 min (")
+    assert lines["half"][0].endswith("2026-02-01_new.json)")
+    assert lines["wide"] == ("fresh    wide  3 of 3 epochs left, no estimate", None)
+    cfg = json.loads((REPO / "configFile/semi_bp/100/config.json").read_text())
+    assert lines["semi"][1] == pytest.approx(cfg["pre_epochs"] * (0.5 + 3.0 / 2) + cfg["epochs"] * 20.0)
+    assert reproduce.describe(jobs[0], threads=2, bench=bench)[1] == 6 * 7.0
+    total = reproduce.dry_run(jobs, 1, bench).splitlines()[-1]
+    assert total.startswith("3 jobs: 2 fresh, 1 resume, 0 skip, 0 extract;")
+
+
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys):
+    sources = [Source("a", QUICK, "a")]
+    (tmp_path / "file").write_text("")
+    for argv in (["--only", "nothing*"], ["--root", str(tmp_path / "file")], ["--jobs", "0"], ["--deadline", "-1"]):
+        assert reproduce.main(["--root", str(tmp_path / "r"), *argv], sources) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_wta_without_its_base_selected_does_not_start_and_says_why(tmp_path, capsys):
+    sources = [Source("semi", SEMI, "base"), Source("semi_wta", SEMI + " --set pretrained_path={root}/semi", "wta")]
+    assert reproduce.main(["--root", str(tmp_path), "--only", "semi_wta"], sources) == 1
+    out = capsys.readouterr().out
+    assert f"semi_wta: not started: needs {tmp_path}/semi/pretrained.pt, which no selected job writes" in out
+    assert not (tmp_path / "semi_wta").exists()
+
+
+# --- real jobs ---------------------------------------------------------------------------------------------
+
+def test_interrupted_job_is_resumed_by_the_next_call_and_ends_with_the_rows_of_a_straight_run(tmp_path, dataset,
+                                                                                             capsys):
+    src = Source("tiny", tiny(dataset, EPOCHS), "tiny")
+    straight = tmp_path / "straight"
+    subprocess.run([sys.executable, *shlex.split(src.command)[1:], "--out", str(straight)], cwd=REPO, check=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True)
+    root = tmp_path / "r"
+    folder = root / "tiny"
+
+    # --deadline: interrupted while it starts (or in its first epochs); the next call cleans up or resumes
+    assert reproduce.main(["--root", str(root), "--deadline", "0.5"], [src]) == 3
+    assert "tiny: time is up: stopped at" in capsys.readouterr().out
+    # interrupted once an epoch is done, as at a deadline: SIGINT, the job exits, the checkpoint stays
+    assert reproduce.main(["--root", str(root)], [src], stop=lambda: len(reproduce.read_rows(folder)) >= 1) == 3
+    done = len(read_rows(folder / "results.csv"))
+    assert 1 <= done < EPOCHS and (folder / "checkpoint.pt").is_file() and not (folder / "summary.json").exists()
+    assert "--resume" in (root / "tiny.log").read_text().splitlines()[-1]  # the CLI's "continue with" line
+    capsys.readouterr()
+
+    assert reproduce.main(["--root", str(root)], [src]) == 0
+    out = capsys.readouterr().out
+    assert f"tiny: resumed (epoch {done} of {EPOCHS} done)" in out and "tiny: finished in" in out
+    same = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert same(read_rows(folder / "results.csv")) == same(read_rows(straight / "results.csv"))
+    assert reproduce.main(["--root", str(root)], [src]) == 0  # finished: nothing to do
+    assert "0 jobs to run, 1 finished" in capsys.readouterr().out
+
+
+def test_readout_waits_for_its_trained_seed_and_seeds_summary_holds_mean_and_std(tmp_path, dataset, capsys):
+    sources = [Source("readout", tiny(dataset, 0) + " --trained_path {root}/seeds/S-1", "read-out"),
+               Source("seeds", tiny(dataset, 1), "seeds", seeds=2)]
+    assert reproduce.main(["--root", str(tmp_path), "--jobs", "2"], sources) == 0
+    out = capsys.readouterr().out
+    assert out.index("seeds/S-1: finished") < out.index("readout: started")  # listed first, started after
+    per_seed = [json.loads((tmp_path / f"seeds/S-{s}/summary.json").read_text())["accuracy_percent"] for s in (1, 2)]
+    stats = json.loads((tmp_path / "seeds/seeds_summary.json").read_text())
+    assert stats["seeds"] == [1, 2]
+    for key in per_seed[0]:
+        values = [p[key] for p in per_seed]
+        assert stats["mean"][key] == pytest.approx(np.mean(values), abs=1e-3)
+        assert stats["std"][key] == pytest.approx(np.std(values, ddof=1), abs=1e-3)
+    readout = json.loads((tmp_path / "readout/summary.json").read_text())
+    assert readout["trained_network"]["folder"] == str(tmp_path / "seeds/S-1")
+    assert (tmp_path / "seeds/S-1.log").is_file() and (tmp_path / "readout.log").is_file()
