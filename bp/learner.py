@@ -4,9 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bp.network import CNN, MLP, conv_output_size
-from funcs.data import spec as data_spec
-from funcs.errors import UserError
+from funcs import networks
 from funcs.optim import loss_function, make_optimizer, set_lr_factor
 from funcs.target import dropout_mask
 
@@ -14,25 +12,22 @@ from funcs.target import dropout_mask
 class BPLearner:
     """Produces the output with a forward pass and learns towards a target with one gradient step.
 
-    With plain SGD on an MLP the step happens inside the backward pass (bp.network.Dense):
-    same update, less memory traffic. Adam goes through torch.optim as usual.
+    With plain SGD on an MLP the step is taken inside the backward pass
+    (funcs.networks.sgd_in_backward): the same update, less memory traffic.
+    Adam, and any CNN, go through torch.optim as usual.
     """
 
     def __init__(self, model: nn.Module, lrs, optimizer: str, loss: str, p_out: float = 0.0):
         self.model, self.p_out, self.optimizer_name, self.loss_name = model, p_out, optimizer, loss
         self.base_lrs = tuple(lrs)
-        sgd_in_backward = optimizer == "SGD" and isinstance(model, MLP)
-        self.optimizer = None if sgd_in_backward else make_optimizer(model.layer_parameters(), lrs, optimizer)
+        self.sgd_in_backward = optimizer == "SGD" and isinstance(model, networks.MLP)
+        self.optimizer = None if self.sgd_in_backward else make_optimizer(model.layer_parameters(), lrs, optimizer)
         self.loss_fn = loss_function(loss)
         self._y = None
         self.set_lr_factor(1.0)
 
     def sibling(self, lrs) -> "BPLearner":
-        """A learner of the same network with its own optimizer and rates (semi-supervised phases).
-
-        With plain SGD the rates live on the shared layers (Dense.lr): call
-        `set_lr_factor` before training with a sibling, as funcs.semi does.
-        """
+        """A learner of the same network with its own optimizer and rates (semi-supervised phases)."""
         return BPLearner(self.model, lrs, self.optimizer_name, self.loss_name, self.p_out)
 
     def output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -46,8 +41,9 @@ class BPLearner:
     def learn(self, d: torch.Tensor) -> torch.Tensor:
         """One step on loss(y * mask, d): dropped output neurons neither win nor learn."""
         loss = self.loss_fn(self._y, d)
-        if self.optimizer is None:
-            loss.backward()  # the Dense layers apply their SGD step here
+        if self.sgd_in_backward:
+            with networks.sgd_in_backward(self.model.linears, self.lrs):
+                loss.backward()
         else:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -63,10 +59,8 @@ class BPLearner:
 
     def set_lr_factor(self, factor: float) -> None:
         """Scale every layer's learning rate to factor x its configured value."""
-        if self.optimizer is None:
-            for layer, lr in zip(self.model.linears, self.base_lrs):
-                layer.lr = lr * factor
-        else:
+        self.lrs = tuple(lr * factor for lr in self.base_lrs)
+        if self.optimizer is not None:
             set_lr_factor(self.optimizer, factor)
 
     def state_dict(self) -> dict:
@@ -79,25 +73,6 @@ class BPLearner:
             self.optimizer.load_state_dict(state["optimizer"])
 
 
-def check(cfg, shape) -> None:
-    """A CNN against the input shape (C, H, W): its channels, and a map that does not vanish."""
-    if not cfg.cnn:
-        return
-    if cfg.C_list and cfg.C_list[0] != shape[0]:
-        raise UserError(f"config key 'C_list': {cfg.C_list[0]} input channels, but {cfg.dataset} images have "
-                        f"{shape[0]}")
-    side = shape[1]
-    for kernel, padding in zip(cfg.kernel_sizes, cfg.paddings):
-        side = conv_output_size(side, kernel, padding, cfg.pool_size, cfg.pool_stride, cfg.pool_padding)
-        if side < 1:
-            raise UserError(f"config key 'kernel_sizes': the {shape[1]}x{shape[2]} input shrinks to nothing "
-                            f"through the convolutions and poolings")
-
-
 def build(cfg, device) -> BPLearner:
     """The BP learner a config asks for, on `device`."""
-    if cfg.cnn:
-        model = CNN.from_config(cfg, data_spec(cfg.dataset).shape).to(device)
-    else:
-        model = MLP.from_config(cfg).to(device)
-    return BPLearner(model, cfg.lr, cfg.optimizer, cfg.loss, p_out=cfg.drop_probs[-1])
+    return BPLearner(networks.build(cfg).to(device), cfg.lr, cfg.optimizer, cfg.loss, p_out=cfg.drop_probs[-1])

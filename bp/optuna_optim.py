@@ -1,7 +1,7 @@
 """`python -m bp.optuna_optim --json_path configFile/hyper_bp/unsupervised`: search BP's hyperparameters."""
 import sys
 
-from bp.main import RULE
+from bp.rule import RULE
 from funcs.search import main
 
 if __name__ == "__main__":

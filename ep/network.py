@@ -1,4 +1,4 @@
-"""A layered network with symmetric connections that relaxes to an equilibrium: the system EP trains.
+"""A layered network with symmetric connections that relaxes to an equilibrium: the chain EP trains.
 
 Entries follow fcLayers, input first: `layers[j]` (an nn.Linear, weight of shape
 (n_{j+1}, n_j)) connects entry j to entry j + 1 both ways, bottom-up through W
@@ -24,6 +24,11 @@ part of the dynamics: the output is softmax(W_L rho(s_last) + b_L), the cost is
 the cross-entropy, whose force nudges the last hidden layer, and W_L learns from
 the exact gradient of that cost at the free state.
 
+`energy` and `cost` below define the network (ep.energy derives the dynamics
+and EP's gradient from them by autograd, for any topology); `step` and
+`ep_gradients` here are the same derivatives written out by hand for this
+chain, the fast path, held to the autograd one by tests/test_ep.py.
+
 States are plain tensors in a list, updated in place. Two shortcuts make a step
 cheap, each switchable for the benchmark: the input's drive of the first layer
 is computed once per batch (the input is clamped, W does not move within a
@@ -32,24 +37,16 @@ rho'(s) = 1, so the step is a linear blend with no activation to evaluate.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from ep.energy import ClampedInput, EnergyModel
 from funcs.activations import ENERGY_ACTIVATIONS
 
 XAVIER_GAIN = 0.5  # initialisation of the original code (as BP's); biases start at zero
 
 
-@dataclass(frozen=True)
-class ClampedInput:
-    """A mini-batch's input x (dropout applied) and W_0 rho(x) + b_0, computed once for both phases."""
-    x: torch.Tensor
-    drive: torch.Tensor | None
-
-
-class EPNetwork(nn.Module):
+class EPNetwork(EnergyModel):
     """The layers (input first, as fcLayers) and the dynamics of the module docstring; states live outside."""
 
     def __init__(self, sizes, activation: str = "hardsigm", dt: float = 0.2, clamped: bool = True,
@@ -76,11 +73,35 @@ class EPNetwork(nn.Module):
         """Number of dynamic layers (all but the input, and but the read-out if there is one)."""
         return len(self.sizes) - 1 - self.softmax_readout
 
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return self.sizes[1:1 + self.n_states]
+
     def layer_parameters(self):
         """Weight and bias of each layer, input first: one group per learning rate."""
         return [list(layer.parameters()) for layer in self.layers]
 
-    # --- dynamics ---------------------------------------------------------------------------
+    # --- the energy: what defines the network -------------------------------------------------
+
+    def energy(self, s, x, d=None, beta: float = 0.0) -> torch.Tensor:
+        """F = sum_i ||s_i||^2 / 2 - sum_j rho(s_{j+1}) . (W_j rho(s_j) + b_j) + beta C(s, d), per example.
+
+        s_0 = x is the clamped input; with a softmax read-out the last layer is in C, not in E.
+        """
+        x = x.x if isinstance(x, ClampedInput) else x
+        below = [self.rho(x)] + [self.rho(si) for si in s[:-1]]
+        e = sum(0.5 * (si * si).sum(1) for si in s)
+        for j, si in enumerate(s):
+            e = e - (self.rho(si) * self.layers[j](below[j])).sum(1)
+        return e if d is None else e + beta * self.cost(s, d)
+
+    def cost(self, s, d) -> torch.Tensor:
+        """C per example: ||d - s_out||^2 / 2, or the read-out's cross-entropy -sum d log softmax."""
+        if self.softmax_readout:
+            return -(d * torch.log_softmax(self.layers[-1](self.rho(s[-1])), dim=1)).sum(1)
+        return 0.5 * ((d - s[-1]) ** 2).sum(1)
+
+    # --- dynamics: the fast path ---------------------------------------------------------------
 
     def act(self, s: torch.Tensor) -> torch.Tensor:
         return s if self.box else self.rho(s)
@@ -118,7 +139,9 @@ class EPNetwork(nn.Module):
         return drives, r
 
     def step(self, s, x, masks=None, d=None, beta=0.0) -> None:
-        """One step of the dynamics, in place on the states s; nudged towards d with strength beta if given."""
+        """One step of the dynamics, in place on the states s; nudged towards d with strength beta if given.
+
+        -dF/ds of `energy` written out for this chain (EnergyModel.autograd_step is the reference)."""
         inp = self.clamp_input(x)
         drives, r = self._drives(s, inp)
         last = len(s) - 1
@@ -142,33 +165,13 @@ class EPNetwork(nn.Module):
             if masks is not None and masks[i] is not None:
                 si.mul_(masks[i])
 
-    def relax(self, s, x, steps: int, masks=None, d=None, beta=0.0) -> list[torch.Tensor]:
-        """`steps` steps from state s (in place); x (a tensor or a ClampedInput) is clamped throughout."""
-        inp = self.clamp_input(x)
-        for _ in range(steps):
-            self.step(s, inp, masks, d, beta)
-        return s
-
-    def zero_state(self, x: torch.Tensor) -> list[torch.Tensor]:
-        n = self.n_states
-        return [x.new_zeros(x.shape[0], size) for size in self.sizes[1:1 + n]]
-
-    @torch.no_grad()
-    def free_phase(self, x, steps: int, masks=None) -> list[torch.Tensor]:
-        inp = self.clamp_input(x)
-        return self.relax(self.zero_state(inp.x), inp, steps, masks)
-
-    @torch.no_grad()
-    def nudged_phase(self, free, x, d, beta: float, steps: int, masks=None) -> list[torch.Tensor]:
-        """`steps` nudged steps from a copy of the free state."""
-        return self.relax([si.clone() for si in free], x, steps, masks, d, beta)
-
-    # --- learning ---------------------------------------------------------------------------
+    # --- learning: the fast path ---------------------------------------------------------------
 
     @torch.no_grad()
     def ep_gradients(self, x, plus, minus, beta_gap: float, free=None, d=None) -> list[torch.Tensor]:
         """Estimated loss gradients of every parameter (layers in order: weight, bias), as EP measures them.
 
+        EnergyModel.autograd_ep_gradients written out for this chain.
         plus, minus: the states at nudging strengths beta_+ and beta_- with
         beta_gap = beta_+ - beta_- (one-sided: the nudged and the free state,
         gap beta; symmetric: +beta and -beta, gap 2 beta). The estimate of

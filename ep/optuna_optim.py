@@ -1,7 +1,7 @@
 """`python -m ep.optuna_optim --json_path configFile/hyper_ep/unsupervised`: search EP's hyperparameters."""
 import sys
 
-from ep.main import RULE
+from ep.rule import RULE
 from funcs.search import main
 
 if __name__ == "__main__":

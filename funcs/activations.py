@@ -69,5 +69,5 @@ ENERGY_ACTIVATIONS = {
     "hardsigm": (lambda s: s.clamp(0, 1), _hardsigm_prime),
     "sigmoid": (torch.sigmoid, _sigmoid_prime),
     "tanh": (_half_tanh, _half_tanh_prime),
-    "relu": (torch.relu, _relu_prime),
+    "relu": (lambda s: s.clamp(min=0), _relu_prime),  # clamp: its autograd derivative at 0 is 1, as _relu_prime
 }

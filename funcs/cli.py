@@ -1,4 +1,4 @@
-"""The command line both entry points share: `python -m bp.main` and `python -m ep.main` differ only in their rule.
+"""The command line every learning rule shares: `python -m <rule>.main` differ only in their rule (funcs.rules).
 
 config -> data -> learner -> run folder -> loop.train -> summary.json, each
 step one call. Everything that can fail on user input fails before a run
@@ -10,26 +10,15 @@ import argparse
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from funcs import config as config_mod
 from funcs import data as data_mod
-from funcs import loop, plots, results, semi
+from funcs import loop, plots, results, rules, semi
 from funcs.errors import UserError
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What a learning rule plugs into the shared CLI: its name, the actions it trains, its learner factory."""
-    name: str
-    actions: tuple[str, ...]
-    build: Callable  # (cfg, device) -> Learner
-    default_config: str
-    check: Callable | None = None  # (cfg, input shape) -> None: the rule's own checks; raises UserError
+from funcs.rules import Rule
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,8 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(rule: Rule, argv):
-    p = _Parser(prog=f"python -m {rule.name}.main",
-                                description=f"Train a network with {rule.name.upper()} and the self-defined target.")
+    p = _Parser(prog=rule.command, description=f"Train a network with {rule.title} and the self-defined target.")
     p.add_argument("--json_path", help=f"folder holding config.json, or a .json file (default: {rule.default_config})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; VALUE is JSON (e.g. --set epochs=2 --set fcLayers=[784,100])")
@@ -68,11 +56,10 @@ def resolve_device(index: int) -> torch.device:
 
 def check(rule: Rule, cfg) -> None:
     """Checks of a valid Config against this entry point and the dataset's spec; no file is read."""
-    if cfg.action not in rule.actions or cfg.rule != rule.name:
-        network = {"bp": " of a BP network", "ep": " of an EP network"}[cfg.rule]
-        what = f"'{cfg.action}'" + (network if cfg.action == config_mod.READ_OUT else "")
-        raise UserError(f"config key 'action': {what} is run by python -m {cfg.rule}.main, "
-                        f"not python -m {rule.name}.main")
+    if cfg.rule != rule.name:
+        what = f"'{cfg.action}'" + (f" of a {cfg.rule} network" if cfg.action == config_mod.READ_OUT else "")
+        raise UserError(f"config key 'action': {what} is run by {rules.get(cfg.rule).command}, "
+                        f"not {rule.command}")
     spec = data_mod.spec(cfg.dataset)
     if cfg.n_class != spec.n_class:
         raise UserError(f"config key 'n_class': {cfg.n_class}, but {cfg.dataset} has {spec.n_class} classes")
@@ -80,8 +67,7 @@ def check(rule: Rule, cfg) -> None:
     if not cfg.cnn and cfg.fcLayers[0] != n_in:
         raise UserError(f"config key 'fcLayers': input size {cfg.fcLayers[0]}, but {cfg.dataset} images have "
                         f"{n_in} pixels")
-    if rule.check is not None:
-        rule.check(cfg, spec.shape)
+    rule.check_input(cfg, spec.shape)
 
 
 def prepare(rule: Rule, cfg):
@@ -102,14 +88,13 @@ def prepare(rule: Rule, cfg):
 # The keys that make a network compute what it computed when it was trained.
 NETWORK_KEYS = ("dataset", "cnn", "fcLayers", "activation_function")
 NETWORK_KEYS_CNN = ("C_list", "kernel_sizes", "paddings", "pool_type", "pool_size", "pool_stride", "pool_padding")
-NETWORK_KEYS_EP = ("loss", "dt", "T", "clamped")
 
 
 def load_trained(cfg, learner) -> None:
     """Load the weights of the run folder `trained_path` into a learner built from this config."""
     folder = Path(cfg.trained_path)
     trained_cfg, weights = results.read_trained(folder)
-    keys = NETWORK_KEYS + NETWORK_KEYS_CNN * cfg.cnn + NETWORK_KEYS_EP * (cfg.rule == "ep")
+    keys = NETWORK_KEYS + NETWORK_KEYS_CNN * cfg.cnn + rules.get(cfg.rule).network_keys
     for key in keys:
         if key in trained_cfg and trained_cfg[key] != cfg.to_json()[key]:  # absent: written by older code
             raise UserError(f"config key 'trained_path': {folder} was trained with {key} "
@@ -230,18 +215,18 @@ def resume(rule: Rule, args, command) -> None:
     results.Run.open(folder)  # says so when the folder is not a run
     if (folder / "summary.json").exists():
         raise UserError(f"--resume {folder}: this run has finished (summary.json is there); nothing to continue")
-    run_one(rule, config_mod.load(folder / "config.json"), folder, command, resume=True)
+    run_one(rule, config_mod.load(folder / "config.json", default_rule=rule.name), folder, command, resume=True)
 
 
 def load_config(rule: Rule, args):
     """The config of --json_path (or the default) with --set applied; with --trained_path, a read-out of that run."""
     if not args.trained_path:
-        return config_mod.load(args.json_path or rule.default_config, args.set)
+        return config_mod.load(args.json_path or rule.default_config, args.set, default_rule=rule.name)
     overrides = [f"action={json.dumps(config_mod.READ_OUT)}", f"trained_path={json.dumps(args.trained_path)}"]
     if not args.json_path:  # the trained run's own config: its network, seed and association settings
         overrides += ["out_dir=null", "pretrained_path=null"]  # its folder; a phase-2 run's phase-1 network
     return config_mod.load(args.json_path or results.trained_config_file(Path(args.trained_path)),
-                           overrides + args.set)
+                           overrides + args.set, default_rule=rule.name)
 
 
 def main(rule: Rule, argv=None) -> int:
@@ -250,7 +235,7 @@ def main(rule: Rule, argv=None) -> int:
         args = parse_args(rule, argv)
     except SystemExit as done:  # --help, or a malformed command line (one line printed already)
         return done.code
-    command = [f"python -m {rule.name}.main", *argv]
+    command = [rule.command, *argv]
     try:
         if args.resume:
             resume(rule, args, command)
@@ -272,7 +257,7 @@ def main(rule: Rule, argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except UserInterrupt as stop:
-        print(f"interrupted; continue with: python -m {rule.name}.main --resume {stop.folder}", file=sys.stderr)
+        print(f"interrupted; continue with: {rule.command} --resume {stop.folder}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from funcs import activations
+from funcs import activations, rules
 from funcs.errors import UserError
+from funcs.rules import READ_OUT
 
-ACTIONS = ("bp", "unsupervised_bp", "semi_supervised_bp", "ep", "unsupervised_ep", "semi_supervised_ep",
-           "train_class_layer")
 ACTIVATIONS = tuple(activations.ACTIVATIONS)
-READ_OUT = "train_class_layer"  # the original code's name for "read out a network, train nothing"
 DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits")
+TARGET_KINDS = ("supervised", "unsupervised", "semi_supervised")
 
 
 def _key(default, doc: str, kind: str, **check):
@@ -46,10 +45,13 @@ class Config:
     device: int = _key(-1, "execution device: -1 for the CPU, N for GPU number N", "int", lo=-1)
     dataset: str = _key("mnist", "dataset name", "str", choices=DATASETS)
     n_class: int = _key(10, "number of classes in the dataset", "int", lo=2)
-    action: str = _key("unsupervised_bp", "the rule (bp, ep) and where the target comes from (supervised, "
-                       "unsupervised_, semi_supervised_); train_class_layer: no training (epochs is taken as "
-                       "0), only the association and the linear classifier on `trained_path`'s network",
-                       "str", choices=ACTIONS)
+    action: str = _key("unsupervised_bp", "what to train, as the original code names it: each rule's actions "
+                       "(say the rule and where the target comes from: supervised, unsupervised, "
+                       "semi-supervised); train_class_layer: no training (epochs is taken as 0), only the "
+                       "association and the linear classifier on `trained_path`'s network", "str")
+    rule: str | None = _key(None, "the learning rule (a name in rules.json); null: the rule owning `action` (for "
+                            "train_class_layer: the trained run's, else the entry point's); written into every "
+                            "run's config.json", "str?")
     seed: int = _key(1, "random seed of the run (weights, shuffling, dropout, label subsets)", "int", lo=0)
     data_dir: str = _key("data", "directory where datasets are looked for and stored", "str")
     out_dir: str | None = _key(None, "run folder; null for DATA-0/<date>/<action>-<n>/", "str?")
@@ -67,12 +69,11 @@ class Config:
     fcLayers: tuple[int, ...] = _key([784, 2000], "fully connected layer sizes: input, hidden..., output "
                                      "(n_out); with cnn, the sizes after the convolutions", "ints", lo=1)
     activation_function: tuple[str, ...] | str = _key(
-        ["x", "hardsigm"], "BP: one activation per entry of fcLayers (the first acts on the input); "
-        "EP: one name for every layer", "names", choices=ACTIVATIONS)
+        ["x", "hardsigm"], "one activation per entry of fcLayers (the first acts on the input), or one name for "
+        "every layer where the rule takes one", "names", choices=ACTIVATIONS)
     dropProb: tuple[float, ...] = _key([0.0, 0.0], "dropout probability per entry of fcLayers: input, "
                                        "hidden..., output (the output mask hides neurons from the target)",
                                        "floats", lo=0, hi=1, hi_open=True)
-    dropout: bool = _key(True, "EP: enable the dropout of dropProb (BP always uses dropProb)", "bool")
     pool_type: str = _key("max", "CNN: pooling, 'max' or 'av'", "str", choices=("max", "av"))
     C_list: tuple[int, ...] | None = _key(None, "CNN: channels of the input and of each convolution", "ints?",
                                           lo=1)
@@ -106,17 +107,6 @@ class Config:
                       "float", lo=0, hi=1, lo_open=True)
     smooth: bool = _key(False, "label smoothing of the target", "bool")
 
-    # --- equilibrium propagation ------------------------------------------------------
-    dt: float = _key(0.2, "EP: discretisation step of the dynamics", "float", lo=0, lo_open=True)
-    T: int = _key(40, "EP: free phase steps", "int", lo=1)
-    Kmax: int = _key(10, "EP: nudged phase steps", "int", lo=1)
-    beta: float = _key(0.2, "EP: nudging strength", "float", lo=0, lo_open=True)
-    clamped: bool = _key(True, "EP: clamp neuron states to [0, 1]", "bool")
-    error_estimate: str = _key("one-sided", "EP: 'one-sided' or 'symmetric' nudging", "str",
-                               choices=("one-sided", "symmetric"))
-    compile: bool = _key(False, "EP: run the relaxation through torch.compile (about 10% faster on a CPU, "
-                                "bench/ep_compile; compiling costs a minute or two at the start)", "bool")
-
     # --- semi-supervised --------------------------------------------------------------
     semi_seed: int = _key(13, "seed of the class-balanced labeled subset; -1 draws a fresh one, recorded in "
                           "summary.json and run.log", "int", lo=-1)
@@ -147,6 +137,17 @@ class Config:
                                "'linear' (1 to 0.5, after EP), 'step' (halvings, CNN), or 'auto' to pick as "
                                "the paper did", "str", choices=("auto", "exponential", "linear", "step"))
 
+    # The rule's own keys (Rule.fields), resolved: read as attributes (cfg.T), written flat by to_json.
+    rule_values: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+
+    def __getattr__(self, name: str):
+        # Only reached when `name` is no shared field: the rule's own keys.
+        if not name.startswith("__"):
+            for key, value in object.__getattribute__(self, "rule_values"):
+                if key == name:
+                    return value
+        raise AttributeError(f"config has no key '{name}' (rule {object.__getattribute__(self, 'rule')})")
+
     # --- derived views ---------------------------------------------------------------
     @property
     def n_out(self) -> int:
@@ -154,22 +155,9 @@ class Config:
         return self.fcLayers[-1]
 
     @property
-    def rule(self) -> str:
-        """The learning rule named by the action: 'bp' or 'ep'.
-
-        train_class_layer names none: the network keys tell, since EP takes one
-        activation name for every layer and BP a list.
-        """
-        if self.action == READ_OUT:
-            return "ep" if isinstance(self.activation_function, str) else "bp"
-        return "ep" if self.action.endswith("ep") else "bp"
-
-    @property
     def drop_probs(self) -> tuple[float, ...]:
-        """Dropout probability of each entry of fcLayers as trained: EP's `dropout: false` turns them all off."""
-        if self.rule == "ep" and not self.dropout:
-            return (0.0,) * len(self.dropProb)
-        return self.dropProb
+        """Dropout probability of each entry of fcLayers as trained (a rule may switch them off)."""
+        return rules.get(self.rule).drop_probs(self)
 
     @property
     def target_kind(self) -> str:
@@ -179,21 +167,24 @@ class Config:
         """
         if self.action == READ_OUT:
             return "unsupervised"
-        return self.action.rsplit("_", 1)[0] if "_" in self.action else "supervised"
+        return rules.get(self.rule).actions[self.action]
 
     def to_json(self) -> dict[str, Any]:
-        """The config as plain JSON, in the original key names; `load` of it gives back an equal Config."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """The config as plain JSON, in the original key names (the rule's own keys flat among them);
+        `load` of it gives back an equal Config."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name in FIELDS}
+        return {**out, **{k: _plain(v) for k, v in self.rule_values}}
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name != "rule_values"}  # the shared keys
 
 
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _fail(key: str, problem: str):
+def fail(key: str, problem: str):
+    """One UserError line naming the config key and the problem."""
     raise UserError(f"config key '{key}': {problem}")
 
 
@@ -203,51 +194,50 @@ def _scalar(key: str, value, kind: str):
         # The original EP configs write `"clamped": 1`, so 0 and 1 count as booleans.
         if isinstance(value, bool) or (type(value) is int and value in (0, 1)):
             return bool(value)
-        _fail(key, f"expected true or false, got {value!r}")
+        fail(key, f"expected true or false, got {value!r}")
     if kind == "int":
         if type(value) is int:
             return value
         if type(value) is float and value.is_integer():
             return int(value)
-        _fail(key, f"expected an integer, got {value!r}")
+        fail(key, f"expected an integer, got {value!r}")
     if kind == "float":
         if type(value) in (int, float) and math.isfinite(value):
             return float(value)
-        _fail(key, f"expected a finite number, got {value!r}")
+        fail(key, f"expected a finite number, got {value!r}")
     if isinstance(value, str):
         return value
-    _fail(key, f"expected a string, got {value!r}")
+    fail(key, f"expected a string, got {value!r}")
 
 
 def _check_value(key: str, value, meta) -> None:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        _fail(key, f"{value!r} is not one of {', '.join(choices)}{did_you_mean(str(value), choices)}")
+        fail(key, f"{value!r} is not one of {', '.join(choices)}{did_you_mean(str(value), choices)}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and (value <= lo if meta.get("lo_open") else value < lo):
-        _fail(key, f"{value} must be {'>' if meta.get('lo_open') else '>='} {lo}")
+        fail(key, f"{value} must be {'>' if meta.get('lo_open') else '>='} {lo}")
     if hi is not None and (value >= hi if meta.get("hi_open") else value > hi):
-        _fail(key, f"{value} must be {'<' if meta.get('hi_open') else '<='} {hi}")
+        fail(key, f"{value} must be {'<' if meta.get('hi_open') else '<='} {hi}")
 
 
 _ITEM_KIND = {"ints": "int", "ints?": "int", "floats": "float", "names": "str"}  # list kinds
 
 
-def _coerce(key: str, value):
-    """Turn one JSON value into the field's type, with the field's checks applied."""
-    meta = FIELDS[key].metadata
+def _coerce(key: str, value, meta):
+    """Turn one JSON value into the key's type, with the key's checks applied (meta: doc, kind, checks)."""
     kind = meta["kind"]
     if value is None:
         if kind.endswith("?"):
             return None
-        _fail(key, "must not be null")
-    if kind == "names" and isinstance(value, str):  # EP style: one activation for every layer
+        fail(key, "must not be null")
+    if kind == "names" and isinstance(value, str):  # one activation for every layer (EP style)
         kind = "str"
     if kind in _ITEM_KIND:
         if not isinstance(value, list):
-            _fail(key, f"expected a list, got {value!r}")
+            fail(key, f"expected a list, got {value!r}")
         if not value:
-            _fail(key, "must not be empty")
+            fail(key, "must not be empty")
         items = tuple(_scalar(key, v, _ITEM_KIND[kind]) for v in value)
         for item in items:
             _check_value(key, item, meta)
@@ -257,102 +247,126 @@ def _coerce(key: str, value):
     return out
 
 
-def _cross_check(cfg: Config) -> None:
-    """Checks that involve several keys (list lengths against fcLayers, k against n_out)."""
+def _cross_check(cfg: Config, rule) -> None:
+    """Checks that involve several keys (list lengths against fcLayers, k against n_out), then the rule's own."""
     n_layers = len(cfg.fcLayers)
     if not cfg.cnn:
         if n_layers < 2:
-            _fail("fcLayers", f"an MLP needs an input and an output size, got {list(cfg.fcLayers)}")
+            fail("fcLayers", f"an MLP needs an input and an output size, got {list(cfg.fcLayers)}")
         if len(cfg.lr) != n_layers - 1:
-            _fail("lr", f"{len(cfg.lr)} rates given but fcLayers {list(cfg.fcLayers)} has {n_layers - 1} "
+            fail("lr", f"{len(cfg.lr)} rates given but fcLayers {list(cfg.fcLayers)} has {n_layers - 1} "
                         f"weight layers")
         if len(cfg.dropProb) != n_layers:
-            _fail("dropProb", f"{len(cfg.dropProb)} values given but fcLayers {list(cfg.fcLayers)} has "
+            fail("dropProb", f"{len(cfg.dropProb)} values given but fcLayers {list(cfg.fcLayers)} has "
                               f"{n_layers} entries (input, hidden..., output)")
-        if cfg.rule == "bp" and isinstance(cfg.activation_function, str):
-            _fail("activation_function", "BP needs a list with one name per entry of fcLayers")
-        if cfg.rule == "ep":
-            _check_ep(cfg)
         if isinstance(cfg.activation_function, tuple) and len(cfg.activation_function) != n_layers:
-            _fail("activation_function", f"{len(cfg.activation_function)} names given but fcLayers "
+            fail("activation_function", f"{len(cfg.activation_function)} names given but fcLayers "
                                          f"{list(cfg.fcLayers)} has {n_layers} entries")
     if cfg.cnn:
-        _check_cnn(cfg)
+        _check_cnn(cfg, rule)
     names = (cfg.activation_function,) if isinstance(cfg.activation_function, str) else cfg.activation_function
     if not cfg.cnn and "wta" in names:
-        _fail("activation_function", "'wta' (triangle WTA) acts on convolution maps; it needs \"cnn\": true")
+        fail("activation_function", "'wta' (triangle WTA) acts on convolution maps; it needs \"cnn\": true")
     if cfg.class_activation == "wta":
-        _fail("class_activation", "'wta' acts on convolution maps, not on the classifier's output")
+        fail("class_activation", "'wta' acts on convolution maps, not on the classifier's output")
     if len(cfg.class_lr) != 1:
-        _fail("class_lr", f"the linear classifier has one learning rate, got {list(cfg.class_lr)}")
+        fail("class_lr", f"the linear classifier has one learning rate, got {list(cfg.class_lr)}")
     if cfg.nudge > cfg.n_out:
-        _fail("nudge", f"{cfg.nudge} winners but the output layer has only {cfg.n_out} neurons")
+        fail("nudge", f"{cfg.nudge} winners but the output layer has only {cfg.n_out} neurons")
     if cfg.target_kind != "unsupervised" and cfg.n_out % cfg.n_class:
-        _fail("fcLayers", f"supervised training needs n_out ({cfg.n_out}) to be a multiple of "
+        fail("fcLayers", f"supervised training needs n_out ({cfg.n_out}) to be a multiple of "
                           f"n_class ({cfg.n_class}): each class owns n_out / n_class neurons")
     if cfg.target_kind == "semi_supervised":
         if len(cfg.pre_lr) != len(cfg.lr):
-            _fail("pre_lr", f"{len(cfg.pre_lr)} rates given but the network has {len(cfg.lr)} weight layers")
+            fail("pre_lr", f"{len(cfg.pre_lr)} rates given but the network has {len(cfg.lr)} weight layers")
         if cfg.train_label_number % cfg.n_class:
-            _fail("train_label_number", f"{cfg.train_label_number} labels cannot be split equally over "
+            fail("train_label_number", f"{cfg.train_label_number} labels cannot be split equally over "
                                         f"{cfg.n_class} classes")
     elif cfg.pretrained_path is not None:
-        _fail("pretrained_path", "only semi-supervised actions start from a pre-trained phase-1 network")
+        fail("pretrained_path", "only semi-supervised actions start from a pre-trained phase-1 network")
     if cfg.trained_path is not None and cfg.action != READ_OUT:
-        _fail("trained_path", f"only the action {READ_OUT} reads out a trained network; "
+        fail("trained_path", f"only the action {READ_OUT} reads out a trained network; "
                               f"'{cfg.action}' trains its own")
+    rule.check(cfg)
 
 
-def _check_cnn(cfg: Config) -> None:
+def _check_cnn(cfg: Config, rule) -> None:
     """List lengths of a CNN: convolutions (C_list, kernel_sizes, paddings), then the fully connected part."""
-    if cfg.rule != "bp":
-        _fail("cnn", "convolutional networks are trained by BP (python -m bp.main) only")
+    if not rule.cnn:
+        trains = [r.name for r in rules.all_rules() if r.cnn]
+        fail("cnn", f"the rule {rule.name} trains MLPs only; convolutional networks: {', '.join(trains)}")
     n_conv = len(cfg.C_list) - 1 if cfg.C_list else len(cfg.kernel_sizes)
     if n_conv < 1:
-        _fail("C_list", f"{list(cfg.C_list)} has no convolution: give the input channels and at least one more")
+        fail("C_list", f"{list(cfg.C_list)} has no convolution: give the input channels and at least one more")
     for key in ("kernel_sizes", "paddings"):
         if len(getattr(cfg, key)) != n_conv:
-            _fail(key, f"{len(getattr(cfg, key))} values for {n_conv} convolutions")
+            fail(key, f"{len(getattr(cfg, key))} values for {n_conv} convolutions")
     n_fc = len(cfg.fcLayers)
     if len(cfg.lr) != n_conv + n_fc:
-        _fail("lr", f"{len(cfg.lr)} rates given but the CNN has {n_conv} convolutions and {n_fc} fully "
+        fail("lr", f"{len(cfg.lr)} rates given but the CNN has {n_conv} convolutions and {n_fc} fully "
                     f"connected layers")
     if isinstance(cfg.activation_function, str) or len(cfg.activation_function) != 1 + n_conv + n_fc:
-        _fail("activation_function", f"a CNN needs {1 + n_conv + n_fc} names: the input, each convolution, "
+        fail("activation_function", f"a CNN needs {1 + n_conv + n_fc} names: the input, each convolution, "
                                      f"each fully connected layer")
     if len(cfg.dropProb) != n_fc + 1:
-        _fail("dropProb", f"a CNN needs {n_fc + 1} values: before each fully connected layer, then the output")
+        fail("dropProb", f"a CNN needs {n_fc + 1} values: before each fully connected layer, then the output")
 
 
-def _check_ep(cfg: Config) -> None:
-    """EP's network: one activation with a known derivative for every layer; a read-out needs a hidden layer."""
-    name = cfg.activation_function
+def resolve_rule(raw: dict[str, Any], default: str | None = None):
+    """The rule of a raw config: its `rule` key, else the owner of its action, else `default` (the entry point's,
+    for a train_class_layer config that names none)."""
+    action = raw.get("action", FIELDS["action"].default)
+    if not isinstance(action, str):
+        fail("action", f"expected a string, got {action!r}")
+    owner = rules.owner(action)
+    name = raw.get("rule") or (owner.name if owner else default)
+    if name is None:
+        fail("rule", f"action {READ_OUT} without a trained_path needs the rule to read out with: one of "
+                      f"{', '.join(rules.names())}")
     if not isinstance(name, str):
-        _fail("activation_function", "EP uses one activation for every layer: give one name such as "
-                                     "\"hardsigm\", not a list")
-    if name not in activations.ENERGY_ACTIVATIONS:
-        _fail("activation_function", f"EP needs an activation with a derivative for its dynamics: "
-                                     f"{', '.join(activations.ENERGY_ACTIVATIONS)}; got '{name}'")
-    if cfg.loss == "Cross-entropy" and len(cfg.fcLayers) < 3:
-        _fail("loss", "EP with cross-entropy uses a softmax read-out of the last hidden layer: fcLayers needs "
-                      "at least one hidden layer")
-    if cfg.loss == "Cross-entropy" and cfg.drop_probs[-1] > 0:
-        _fail("dropProb", "EP's softmax read-out (loss Cross-entropy) has no dropout: set the last entry to 0")
+        fail("rule", f"expected a rule's name, got {name!r}")
+    rule = rules.get(name)
+    if owner is not None and owner.name != rule.name:
+        fail("action", f"'{action}' is trained by the rule {owner.name} ({owner.command}), not by {rule.name}; "
+                        f"{rule.name}'s actions: {', '.join(rule.actions)}")
+    return rule
 
 
-def from_dict(raw: dict[str, Any]) -> Config:
-    """Validate a mapping of config keys into a Config; raises UserError on the first problem."""
+def _foreign_key(key: str, value, rule) -> bool:
+    """A key another rule declares, left at that rule's default (run folders written before the rule seam hold
+    every rule's keys): True to drop it; an error if it was set, since this rule would ignore it."""
+    for other in rules.all_rules():
+        if other.name != rule.name and key in other.fields:
+            if _plain(_coerce(key, value, other.fields[key].meta)) == _plain(other.fields[key].default):
+                return True
+            fail(key, f"a key of the rule {other.name}; this config's rule is {rule.name}, which would ignore it")
+    return False
+
+
+def from_dict(raw: dict[str, Any], default_rule: str | None = None) -> Config:
+    """Validate a mapping of config keys into a Config; raises UserError on the first problem.
+
+    default_rule: the rule of a train_class_layer config that names none (the entry point's)."""
     if not isinstance(raw, dict):
         raise UserError("config: the top level must be a JSON object of key: value pairs")
-    values = {}
+    rule = resolve_rule(raw, default_rule)
+    values, own = {}, {}
     for key, value in raw.items():
-        if key not in FIELDS:
-            _fail(key, f"unknown key{did_you_mean(key, FIELDS)}")
-        values[key] = _coerce(key, value)
+        if key in FIELDS:
+            values[key] = _coerce(key, value, FIELDS[key].metadata)
+        elif key in rule.fields:
+            own[key] = _coerce(key, value, rule.fields[key].meta)
+        elif not _foreign_key(key, value, rule):
+            fail(key, f"unknown key{did_you_mean(key, [*FIELDS, *rule.fields])}")
+    if values.get("action") not in (None, READ_OUT) and values["action"] not in rule.actions:
+        fail("action", f"'{values['action']}' is not an action of the rule {rule.name}: "
+                        f"{', '.join(rule.actions)}, or {READ_OUT}")
     if values.get("action") == READ_OUT:
         values["epochs"] = 0  # reads out, trains nothing (the original's configs keep their epochs key)
-    cfg = Config(**values)
-    _cross_check(cfg)
+    values["rule"] = rule.name
+    rule_values = tuple((k, own.get(k, spec.default)) for k, spec in rule.fields.items())
+    cfg = Config(**values, rule_values=rule_values)
+    _cross_check(cfg, rule)
     return cfg
 
 
@@ -396,17 +410,64 @@ def did_you_mean(name: str, names) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read `path` (a folder with config.json, or a .json file), apply `--set` overrides, validate."""
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = (), default_rule: str | None = None) -> Config:
+    """Read `path` (a folder with config.json, or a .json file), apply `--set` overrides, validate.
+
+    A train_class_layer config that names no rule takes its trained run's (`trained_path`), else default_rule."""
     raw = read_json(config_file(path))
     for text in overrides:
         key, value = parse_override(text)
         raw[key] = value
     if raw.get("action") == READ_OUT and raw.get("epochs", 0) != 0:
         print(f"note: action {READ_OUT} trains nothing; epochs {raw['epochs']} is taken as 0", file=sys.stderr)
-    return from_dict(raw)
+    if raw.get("action") == READ_OUT and not raw.get("rule") and isinstance(raw.get("trained_path"), str):
+        default_rule = trained_rule(Path(raw["trained_path"]))
+    return from_dict(raw, default_rule)
+
+
+def trained_rule(folder: Path) -> str:
+    """The rule a run folder was trained with: its config's `rule`, or the owner of its action (older runs)."""
+    file = Path(folder) / "config.json"
+    if not file.is_file():
+        fail("trained_path", f"{folder} is not a run folder (no config.json)")
+    saved = read_json(file, "--trained_path config")
+    if saved.get("rule"):
+        return saved["rule"]
+    owner = rules.owner(saved.get("action", FIELDS["action"].default))
+    if owner is None:
+        fail("trained_path", f"{folder} is itself a read-out that names no rule; give `rule`")
+    return owner.name
 
 
 def replace(cfg: Config, **changes) -> Config:
     """A new Config with some keys changed, validated like a loaded one."""
     return from_dict({**cfg.to_json(), **changes})
+
+
+def schema() -> list[tuple[str, str, dict]]:
+    """Every config key: (owner, name, meta with the default): 'shared' for the core's, else the rule's name."""
+    rows = [("shared", f.name, {**f.metadata, "default": _plain(f.default if f.default is not dataclasses.MISSING
+                                                                  else f.default_factory())})
+            for f in FIELDS.values()]
+    return rows + [(rule.name, name, {**spec.meta, "default": _plain(spec.default)})
+                   for rule in rules.all_rules() for name, spec in rule.fields.items()]
+
+
+def keys_markdown() -> str:
+    """The config-key table of docs/config-keys.md, generated from the schema (`python -m funcs.config keys`)."""
+    lines = ["# Config keys", "", "Generated by `python -m funcs.config keys > docs/config-keys.md` from the schema "
+             "(funcs/config.py for the shared keys, each rule's `fields`); a test checks this copy is current.", ""]
+    owner_seen = None
+    for owner, name, meta in schema():
+        if owner != owner_seen:
+            title = "Shared keys (every rule)" if owner == "shared" else f"Keys of the rule `{owner}`"
+            lines += ["", f"## {title}", "", "| key | default | doc |", "|---|---|---|"]
+            owner_seen = owner
+        lines.append(f"| `{name}` | `{json.dumps(meta['default'])}` | {meta['doc']} |")
+    return "\n".join(lines[:4] + lines[5:]) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["keys"]:
+        sys.exit("usage: python -m funcs.config keys   (prints the config-key table, docs/config-keys.md)")
+    print(keys_markdown(), end="")

@@ -1,8 +1,7 @@
 """Small arrays that figures 6, 10 and 11 need, extracted from a trained run's model and written beside it.
 
 The network is built from the run's own config.json by the learner factory of
-the run's rule (`bp.main.RULE`, `ep.main.RULE`: the caller passes them, as
-`python -m funcs.figures extract` does) and loaded with the run's weights
+the run's rule (funcs.rules, by the config's `rule`) and loaded with the run's weights
 (`results.read_trained`: `model_state_dict.pt` or the half-precision copy of
 simuResults/), or with a semi-supervised run's phase-1 network (`semi.PRETRAINED`).
 Each file is an NPZ well under 1 MB, so it is committed where the model (5+ MB)
@@ -31,6 +30,7 @@ import torch
 from funcs import association
 from funcs import cli
 from funcs import config as config_mod
+from funcs import rules
 from funcs import data as data_mod
 from funcs import results, semi
 from funcs.errors import UserError
@@ -55,15 +55,15 @@ def run_folder(folder: Path) -> Path:
 
 
 def load_config(folder: Path, data_dir: str | None = None):
-    """The run's Config (compilation off: extraction runs the network a few times only)."""
+    """The run's Config, with the data looked for in data_dir if given."""
     cfg = config_mod.load(folder / "config.json")
-    return config_mod.replace(cfg, compile=False, **({"data_dir": data_dir} if data_dir else {}))
+    return config_mod.replace(cfg, data_dir=data_dir) if data_dir else cfg
 
 
-def load_learner(rule: cli.Rule, folder: Path, cfg, pretrained: bool = False):
+def load_learner(rule: rules.Rule, folder: Path, cfg, pretrained: bool = False):
     """The run's learner, built by its rule on the CPU, holding the run's trained weights in float32.
 
-    rule: the run's learning rule (`bp.main.RULE` for a BP run); pretrained: the
+    rule: the run's learning rule (funcs.rules); pretrained: the
     phase-1 network of a semi-supervised run instead of its final one.
     """
     if pretrained:
@@ -146,8 +146,8 @@ def output_drive(learner) -> Callable[[torch.Tensor], torch.Tensor]:
     return model.drive
 
 
-def max_activation(rule: cli.Rule, folder: Path, data_dir: str | None = None) -> Path:
-    """Figure 6's images for a trained BP run (rule: bp.main.RULE): `max_activation.npz` beside it."""
+def max_activation(rule: rules.Rule, folder: Path, data_dir: str | None = None) -> Path:
+    """Figure 6's images for a trained run of a feed-forward network: `max_activation.npz` beside it."""
     folder = run_folder(folder)
     cfg = load_config(folder, data_dir)
     learner = load_learner(rule, folder, cfg)
@@ -163,7 +163,7 @@ def max_activation(rule: cli.Rule, folder: Path, data_dir: str | None = None) ->
                     lr=ASCENT_LR)
 
 
-def first_layer_weights(rule: cli.Rule, folder: Path, n: int = N_WEIGHTS, seed: int = PICK_SEED) -> Path:
+def first_layer_weights(rule: rules.Rule, folder: Path, n: int = N_WEIGHTS, seed: int = PICK_SEED) -> Path:
     """Figure 11: the first weight layer's rows of n neurons drawn at random (seeded): `first_layer_weights.npz`."""
     folder = run_folder(folder)
     cfg = load_config(folder)
@@ -182,7 +182,7 @@ def umap_embedding(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return umap.UMAP(n_components=2, random_state=seed).fit_transform(x).astype(np.float32)
 
 
-def umap_outputs(rule: cli.Rule, folder: Path, data_dir: str | None = None, pretrained: bool = False,
+def umap_outputs(rule: rules.Rule, folder: Path, data_dir: str | None = None, pretrained: bool = False,
                  embed: Callable[[np.ndarray], np.ndarray] = umap_embedding) -> Path:
     """Figure 10: the test outputs of a (semi-supervised) network embedded in 2-D: `umap.npz` beside it.
 
@@ -198,13 +198,9 @@ def umap_outputs(rule: cli.Rule, folder: Path, data_dir: str | None = None, pret
                     embedding=embedding.astype(np.float16), labels=data.test.y.numpy().astype(np.uint8))
 
 
-def main(kind: str, folder: Path, rules: dict[str, cli.Rule], data_dir: str | None = None,
-         pretrained: bool = False) -> Path:
-    """One extraction (kind: max_activation, weights, umap) from a run folder, by the rule its config names.
-
-    rules: the learning rules by name ({"bp": bp.main.RULE, "ep": ep.main.RULE}).
-    """
-    rule = rules[load_config(run_folder(folder)).rule]
+def main(kind: str, folder: Path, data_dir: str | None = None, pretrained: bool = False) -> Path:
+    """One extraction (kind: max_activation, weights, umap) from a run folder, by the rule its config names."""
+    rule = rules.of(load_config(run_folder(folder)))
     if kind == "max_activation":
         return max_activation(rule, folder, data_dir)
     if kind == "weights":

@@ -1117,14 +1117,10 @@ def main(argv=None) -> int:
     elif args.command == "notebook":
         _print_outputs(execute_notebook(NOTEBOOK, args.results, args.out, Path(args.save) if args.save else None))
     else:
-        # The entry point hands the learning rules to the extraction, which picks the run's by its config;
-        # nothing else under funcs/ imports bp or ep.
-        from bp.main import RULE as BP
-        from ep.main import RULE as EP
-        from funcs import extract
+        from funcs import extract  # torch and the rules: only for an extraction
         from funcs.errors import UserError
         try:
-            print(extract.main(args.kind, Path(args.run_dir), {"bp": BP, "ep": EP}, args.data_dir, args.pretrained))
+            print(extract.main(args.kind, Path(args.run_dir), args.data_dir, args.pretrained))
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from funcs import association
+from funcs import association, rules
 from funcs.errors import UserError
 from funcs.target import Target, class_of_neuron
 
@@ -172,10 +172,11 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
 
 
 def classifier_schedule(cfg) -> str:
-    """'auto' picks the paper's classifier schedule: halvings after a CNN, linear after EP, x0.9 after BP."""
+    """'auto' picks the paper's classifier schedule: halvings after a CNN, else the rule's (x0.9 per epoch after
+    BP, linear after EP)."""
     if cfg.class_schedule != "auto":
         return cfg.class_schedule
-    return "step" if cfg.cnn else ("linear" if cfg.rule == "ep" else "exponential")
+    return "step" if cfg.cnn else rules.get(cfg.rule).classifier_schedule
 
 
 def linear_classifier(cfg, data, learner: Learner, labeled, run=None) -> float:

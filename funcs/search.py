@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from funcs import cli, results, semi
+from funcs import cli, results, rules, semi
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs.errors import UserError
@@ -321,7 +321,7 @@ def _pruner(value) -> dict:
     return out
 
 
-def parse(raw: dict, rule: cli.Rule) -> Search:
+def parse(raw: dict, rule: rules.Rule) -> Search:
     """Validate optuna_config.json's content into a Search; raises UserError naming the key on the first problem."""
     if not isinstance(raw, dict):
         raise UserError("optuna_config: the top level must be a JSON object of key: value pairs")
@@ -346,7 +346,7 @@ def parse(raw: dict, rule: cli.Rule) -> Search:
                   mode=mode, nudge_max=nudge_max)
 
 
-def _base_config(raw: dict, rule: cli.Rule, mode: str | None) -> config_mod.Config:
+def _base_config(raw: dict, rule: rules.Rule, mode: str | None) -> config_mod.Config:
     """The config every trial starts from: the run keys of optuna_config.json, checked as bp.main checks them,
     with a validation split and the batch size of `mode`."""
     run = {k: v for k, v in raw.items() if k not in SEARCH_KEYS}
@@ -355,7 +355,7 @@ def _base_config(raw: dict, rule: cli.Rule, mode: str | None) -> config_mod.Conf
             _fail("optuna_config key 'mode'", f"'sequential' trains one example at a time (batchSize 1), but "
                                               f"batchSize is {run['batchSize']}; remove it or use mode 'batch'")
         run["batchSize"] = 1
-    base = config_mod.from_dict(run)
+    base = config_mod.from_dict(run, default_rule=rule.name)
     cli.check(rule, base)
     if base.validation_size is None:
         _fail("optuna_config key 'validation_size'", "missing: trials are scored on a validation split carved "
@@ -425,7 +425,7 @@ def search_file(path) -> Path:
     return config_mod.config_file(path / "optuna_config.json" if path.is_dir() else path)
 
 
-def load(path, rule: cli.Rule, overrides=(), trained_path: str | None = None) -> tuple[Search, dict]:
+def load(path, rule: rules.Rule, overrides=(), trained_path: str | None = None) -> tuple[Search, dict]:
     """Read optuna_config.json, apply `--set` overrides (search keys too), validate; (Search, raw JSON).
 
     With trained_path (a run folder, for the classifier searches), the keys the
@@ -439,7 +439,7 @@ def load(path, rule: cli.Rule, overrides=(), trained_path: str | None = None) ->
                **raw, "trained_path": str(trained_path)}
     elif raw.get("action") == config_mod.READ_OUT:
         raise UserError("this search reads out a trained network: give --trained_path RUN_DIR (a run folder of "
-                        "python -m bp.main or ep.main)")
+                        "a training run)")
     for text in overrides:
         key, value = config_mod.parse_override(text)
         raw[key] = value
@@ -659,7 +659,7 @@ def open_study(search: Search, name: str, storage, sampler):
 
 # --- the objective ------------------------------------------------------------------------------------
 
-def objective(rule: cli.Rule, search: Search, worker: str, echo, log_file: Path):
+def objective(rule: rules.Rule, search: Search, worker: str, echo, log_file: Path):
     """optuna's objective: one trial's config trained as bp.main would, scored on the validation split."""
     import optuna
 
@@ -800,7 +800,7 @@ def write_outputs(study, search: Search, folder: Path, plots: bool = True) -> di
                "best": None, "test": study.user_attrs.get("test"),
                "trial_seconds": round(sum(float(r["seconds"] or 0) for r in rows), 1)}
     if best is not None:
-        summary["repeat"] = f"python -m {search.base.rule}.main --json_path {folder / 'best'}"
+        summary["repeat"] = f"{rules.get(search.base.rule).command} --json_path {folder / 'best'}"
         summary["best"] = {"trial": best.number, "value": best.value, "params": best.params,
                            "metrics": best.user_attrs.get("metrics"), "config": "best/config.json"}
         summary.update(write_plots(study, folder, search.metric))
@@ -839,7 +839,7 @@ def summary_text(s: dict) -> str:
 TEST_CLAIM_TIMEOUT_S = 24 * 3600
 
 
-def test_best(rule: cli.Rule, study, search: Search, folder: Path, command, echo) -> None:
+def test_best(rule: rules.Rule, study, search: Search, folder: Path, command, echo) -> None:
     """The test set, once: the best config without the hold-out (validation_size null: the validation examples
     back in the training set), trained into `folder/test`; its accuracies are kept with the study. One worker
     does it (claimed in the study); a run stopped on the way is continued from `folder/test` by the next one."""
@@ -904,9 +904,9 @@ def _fresh_attrs(study) -> dict:
 
 # --- the command line ---------------------------------------------------------------------------------
 
-def parse_args(rule: cli.Rule, argv):
-    p = cli._Parser(prog=f"python -m {rule.name}.optuna_optim",
-                    description=f"Random (or TPE) search of {rule.name.upper()} hyperparameters with optuna, "
+def parse_args(rule: rules.Rule, argv):
+    p = cli._Parser(prog=f"python -m {rule.search}",
+                    description=f"Random (or TPE) search of {rule.title} hyperparameters with optuna, "
                                 f"scored on a validation split of the training set.")
     p.add_argument("--json_path", default=f"configFile/hyper_{rule.name}/unsupervised",
                    help="folder holding optuna_config.json, or a .json file (default: %(default)s)")
@@ -940,13 +940,13 @@ def default_study_name(json_path: str, trained_path: str | None = None) -> str:
     return f"{path.parent.name}-{path.name}" + (f"-{Path(trained_path).resolve().name}" if trained_path else "")
 
 
-def main(rule: cli.Rule, argv=None) -> int:
+def main(rule: rules.Rule, argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parse_args(rule, argv)
     except SystemExit as done:
         return done.code
-    command = [f"python -m {rule.name}.optuna_optim", *argv]
+    command = [f"python -m {rule.search}", *argv]
     try:
         return _main(rule, args, command)
     except UserError as err:
@@ -957,7 +957,7 @@ def main(rule: cli.Rule, argv=None) -> int:
         return 130
 
 
-def _main(rule: cli.Rule, args, command) -> int:
+def _main(rule: rules.Rule, args, command) -> int:
     search, raw = load(args.json_path, rule, args.set, args.trained_path)
     if args.n_trials is not None:
         search = dataclasses.replace(search, n_trials=_positive_int("--n-trials", args.n_trials))
@@ -1032,7 +1032,7 @@ def set_up_study(search: Search, args, name: str, folder: Path, echo):
     return study, seed
 
 
-def optimise(rule: cli.Rule, study, search: Search, folder: Path, echo) -> None:
+def optimise(rule: rules.Rule, study, search: Search, folder: Path, echo) -> None:
     """This worker's trials, until the study holds n_trials; on Ctrl-C, trials.csv is brought up to date and the
     KeyboardInterrupt goes on up."""
     def after_trial(study, trial) -> None:
@@ -1106,7 +1106,8 @@ def hold_out_note(trained_path: str, cfg) -> str:
             return f"the network of {trained_path} is untrained (action {action}): it has seen no image"
         return (f"note: the network of {trained_path} is that of {saved['trained_path']} (action {action}); "
                 f"whether that one was trained without these validation images is not checked")
-    kind = "supervised" if action in ("bp", "ep") else str(action).rsplit("_", 1)[0]  # as Config.target_kind
+    owner = rules.owner(action) if isinstance(action, str) else None
+    kind = owner.actions[action] if owner else "supervised"  # as Config.target_kind
     return (f"note: the network of {trained_path} was trained ({action}) with validation_size "
             f"{saved.get('validation_size')} and seed {saved.get('seed')}: {SEEN.get(kind, SEEN['supervised'])}; "
             f"train it with validation_size {cfg.validation_size} and seed {cfg.seed} for a clean hold-out")

@@ -18,33 +18,16 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from funcs import association, loop
+from funcs import association, loop, rules
 from funcs.errors import UserError
+from funcs.rules import Schedules
 from funcs.target import Target
 
 PRETRAINED = "pretrained.pt"  # the phase-1 network, written into the run folder
-
-
-@dataclass(frozen=True)
-class Schedules:
-    """Learning-rate factors of the two phases (factors of `pre_lr` and `lr`)."""
-    pre_decay: float  # phase 1: pre_decay ** epoch
-    unsupervised: tuple[float, float]  # phase 2, unsupervised half: linear from start to end over `epochs`
-    supervised: tuple[float, float]  # phase 2, supervised half: linear from start to end ...
-    supervised_flat: int  # ... reaching its end this many epochs before the last (at the latest after
-    #                       the first), then constant
-
-
-# The original code's schedules for each rule (the paper reports 0.97 per epoch, 0.001 -> 0.18 and
-# 0.7 -> 0.05 for BP; the original BP code decays phase 1 by 0.98 and ends its supervised decay 50
-# epochs early; its EP code uses 0.96, 0.001 -> 0.1 and 0.2 -> 0.03).
-SCHEDULES = {"bp": Schedules(0.98, (0.001, 0.18), (0.72, 0.05), 50),
-             "ep": Schedules(0.96, (0.001, 0.1), (0.2, 0.03), 0)}
 
 
 def linear(start: float, end: float, epoch: int, span: int) -> float:
@@ -84,9 +67,9 @@ def split_labeled(labels: torch.Tensor, n_labeled: int, n_class: int, seed: int)
     return labeled, keep.nonzero(as_tuple=True)[0]
 
 
-# What a phase-1 network must share with the config that reuses it: the network, its dynamics and its data.
-PRETRAINED_KEYS = ("action", "dataset", "fcLayers", "activation_function", "loss", "dt", "clamped",
-                   "train_size", "train_label_number")
+# What a phase-1 network must share with the config that reuses it: the network and its data (and the keys
+# that fix what the rule's network computes, Rule.network_keys).
+PRETRAINED_KEYS = ("action", "dataset", "fcLayers", "activation_function", "train_size", "train_label_number")
 
 
 def save_pretrained(folder: Path, cfg, learner, seed: int, labeled_idx: torch.Tensor, error: float) -> None:
@@ -106,7 +89,8 @@ def load_pretrained(cfg) -> dict:
     except Exception as err:  # missing, unreadable or foreign file: torch raises many kinds
         raise UserError(f"config key 'pretrained_path': {path} is not a phase-1 network written by a "
                         f"semi-supervised run ({err.__class__.__name__})")
-    keys = PRETRAINED_KEYS + (("seed",) if cfg.train_size is not None else ())  # seed draws the train subset
+    keys = PRETRAINED_KEYS + rules.get(cfg.rule).network_keys + (("seed",) if cfg.train_size is not None else ())
+    # (seed draws the train subset)
     for key in keys:
         if saved_cfg.get(key) != cfg.to_json()[key]:
             raise UserError(f"config key 'pretrained_path': {path} was trained with {key} "
@@ -146,7 +130,7 @@ class Siblings:
 
 def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
     """Phase 1 then phase 2; returns the final metrics (test error after phase 1 and at the end)."""
-    schedules = SCHEDULES[cfg.rule]
+    schedules = rules.get(cfg.rule).semi_schedules  # the rule's, since it has semi-supervised actions
     pretrained = load_pretrained(cfg) if cfg.pretrained_path else None
     if state is not None:
         seed = state["semi_seed"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import torch
 
-# Label smoothing factors of the original code: 0.3 for the self-defined target
-# (paper section 3.1, used with EP); for label targets 0.2 after BP, 0.3 after EP.
+from funcs import rules
+
+# Label smoothing factors of the original code: 0.3 for the self-defined target (paper section 3.1, used
+# with EP); label targets take their rule's (Rule.smooth_labels: 0.2 after BP, 0.3 after EP).
 SMOOTH_UNSUPERVISED = 0.3
-SMOOTH_LABELS_BY_RULE = {"bp": 0.2, "ep": 0.3}
-SMOOTH_SUPERVISED = SMOOTH_LABELS_BY_RULE["bp"]
+SMOOTH_SUPERVISED = 0.2  # a Target built without a config
 
 
 def kwta_target(y: torch.Tensor, k: int, h: torch.Tensor | None = None) -> torch.Tensor:
@@ -122,7 +123,7 @@ class Target:
         """The config's target; `kind` picks one half of a semi-supervised config."""
         return cls(kind or cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta,
                    sequential=cfg.batchSize == 1, smooth_target=cfg.smooth, p_out=cfg.drop_probs[-1],
-                   smooth_labels=SMOOTH_LABELS_BY_RULE.get(cfg.rule, SMOOTH_SUPERVISED), device=device)
+                   smooth_labels=rules.get(cfg.rule).smooth_labels, device=device)
 
     def new_epoch(self) -> None:
         self.homeostasis.reset()

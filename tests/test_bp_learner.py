@@ -1,4 +1,4 @@
-"""The BP learner and its MLP (bp/learner.py, bp/network.py) and the epoch lr schedule (funcs/loop.py)."""
+"""The BP learner and its MLP (bp/learner.py, funcs/networks.py) and the epoch lr schedule (funcs/loop.py)."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bp.learner import BPLearner, build
-from bp.network import MLP
+from funcs.networks import MLP, sgd_in_backward
 from funcs.config import from_dict
 from funcs.loop import lr_factor
 
@@ -82,19 +82,17 @@ def test_set_lr_factor_scales_each_layer_from_its_base_rate():
     for factor in (0.5, 0.2):  # from the base rates, not compounding
         sgd.set_lr_factor(factor)
         adam.set_lr_factor(factor)
-        assert [layer.lr for layer in sgd.model.linears] == pytest.approx([0.1 * factor, 0.3 * factor])
+        assert sgd.lrs == pytest.approx((0.1 * factor, 0.3 * factor))
         assert [g["lr"] for g in adam.optimizer.param_groups] == pytest.approx([0.1 * factor, 0.3 * factor])
 
 
 def test_sgd_step_in_backward_matches_torch_sgd_over_many_steps_with_dropout():
-    """The fused step (bp.network.Dense) against autograd gradients applied by torch.optim.SGD."""
+    """The fused step (funcs.networks.Dense) against autograd gradients applied by torch.optim.SGD."""
     sizes, acts, drops = [20, 16, 12], ["x", "relu", "hardsigm"], [0.3, 0.2, 0.0]
     torch.manual_seed(3)
     fused = BPLearner(MLP(sizes, acts, drops), [0.5, 0.2], "SGD", "MSE")
     plain = MLP(sizes, acts, drops)
     plain.load_state_dict(fused.model.state_dict())
-    for layer in plain.linears:
-        layer.lr = None  # the usual nn.Linear path: gradients, then an optimizer step
     opt = torch.optim.SGD([{"params": list(l.parameters()), "lr": lr} for l, lr in zip(plain.linears, [0.5, 0.2])])
     gen = torch.Generator().manual_seed(0)
     for step in range(30):
@@ -112,6 +110,29 @@ def test_sgd_step_in_backward_matches_torch_sgd_over_many_steps_with_dropout():
     for a, b in zip(fused.model.parameters(), plain.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
         assert a.grad is None  # no weight-sized gradient was materialised
+
+
+def test_a_backward_pass_outside_the_learner_moves_no_weight():
+    """Only the learner's own step applies SGD in the backward; any other backward pass gives gradients."""
+    torch.manual_seed(0)
+    learner = BPLearner(MLP([6, 5, 4], ["x", "relu", "x"], [0.0, 0.0, 0.0]), [0.5, 0.5], "SGD", "MSE")
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    x = torch.rand(3, 6)
+    learner.model(x).sum().backward()  # e.g. an extraction, or a sibling's optimizer step
+    for p, b in zip(learner.model.parameters(), before):
+        assert torch.equal(p.detach(), b)
+    reference = MLP([6, 5, 4], ["x", "relu", "x"], [0.0, 0.0, 0.0])
+    reference.load_state_dict(learner.model.state_dict())
+    for linear in reference.linears:
+        linear.weight.requires_grad_(False)  # the plain nn.Linear path, for the expected gradients
+    w = [l.weight.detach().clone().requires_grad_() for l in reference.linears]
+    h = torch.relu(x @ w[0].T + reference.linears[0].bias)
+    (h @ w[1].T + reference.linears[1].bias).sum().backward()
+    for linear, wi in zip(learner.model.linears, w):
+        assert torch.allclose(linear.weight.grad, wi.grad, atol=1e-6)
+    with sgd_in_backward(learner.model.linears, [0.5, 0.5]):
+        learner.model(x).sum().backward()
+    assert not torch.equal(learner.model.linears[0].weight.detach(), before[0])  # inside the block: a step
 
 
 def test_infer_is_dropout_free_and_output_uses_dropout():
@@ -158,7 +179,7 @@ def test_mlp_init_is_xavier_uniform_gain_half_with_zero_bias(sizes):
 
 
 def test_build_from_config_gives_per_layer_lrs():
-    assert [layer.lr for layer in build(from_dict(CFG), torch.device("cpu")).model.linears] == [0.1, 0.3]
+    assert build(from_dict(CFG), torch.device("cpu")).lrs == (0.1, 0.3)
     learner = build(from_dict({**CFG, "optimizer": "Adam"}), torch.device("cpu"))
     assert [g["lr"] for g in learner.optimizer.param_groups] == [0.1, 0.3]
     assert [len(g["params"]) for g in learner.optimizer.param_groups] == [2, 2]

@@ -66,7 +66,7 @@ def test_an_ep_run_is_read_out_by_ep_main_and_refused_by_bp_main(tmp_path, capsy
     summary = read_out(tmp_path, "readout", EP, "--trained_path", str(tmp_path / "trained"))
     assert summary["metrics"]["error_mean"] == pytest.approx(float(last["error_mean"]), abs=1e-7)
     assert cli.main(BP, ["--trained_path", str(tmp_path / "trained"), "--out", str(tmp_path / "bp")]) == 2
-    assert "of an EP network is run by python -m ep.main" in error_line(capsys)
+    assert "of a ep network is run by python -m ep.main, not python -m bp.main" in error_line(capsys)
     assert not (tmp_path / "bp").exists()
 
 

@@ -12,7 +12,7 @@ import torch
 
 from bp.learner import BPLearner, build
 from bp.main import RULE
-from bp.network import CNN, PrunedConv2d
+from funcs.networks import CNN, PrunedConv2d
 from funcs import cli
 from funcs import data as data_mod
 from funcs.activations import TriangleWTA

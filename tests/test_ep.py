@@ -1,12 +1,13 @@
 """Equilibrium propagation: the dynamics, EP's gradient estimate against autograd, and the learner's mechanics."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from ep.learner import EPLearner
 from ep.network import EPNetwork
-from funcs.activations import ENERGY_ACTIVATIONS
 
 SIZES = [10, 16, 12, 6]  # input, two hidden layers, output: a few dozen neurons
 
@@ -29,46 +30,23 @@ def batch(sizes=SIZES, n=3, seed=1):
     return x, d
 
 
-# --- a reference written from the energy alone ----------------------------------------------
-
-def energy(s, x, params, rho):
-    """E(s) = sum s^2 / 2 - sum_j rho(s_{j+1}) . (W_j rho(s_j) + b_j), summed over the batch."""
-    r = [rho(x)] + [rho(si) for si in s]
-    e = sum((si ** 2).sum() / 2 for si in s)
-    for j in range(len(s)):
-        w, b = params[2 * j], params[2 * j + 1]
-        e = e - (r[j + 1] * (r[j] @ w.T + b)).sum()
-    return e
-
-
-def cost(s, params, d, softmax_readout, rho):
-    """The batch-mean cost at state s: ||d - s_out||^2 / 2, or the read-out's cross-entropy."""
-    if softmax_readout:
-        logits = rho(s[-1]) @ params[-2].T + params[-1]
-        return -(d * torch.log_softmax(logits, dim=1)).sum(1).mean()
-    return ((d - s[-1]) ** 2).sum(1).mean() / 2
-
+# --- references from the network's energy alone (ep.energy) ---------------------------------------
 
 def bptt_gradient(net, x, d, steps=400):
     """dC/dtheta at the free equilibrium by autograd through `steps` unrolled steps s <- clamp(s - dt dE/ds).
 
-    dE/ds comes from autograd of the energy above, not from the network's own
-    step, so this checks the dynamics and the update rule together.
+    dE/ds comes from autograd of `net.energy`, not from the network's own step,
+    so this checks the hand-written dynamics and update rule together.
     """
-    rho = ENERGY_ACTIVATIONS[net_activation(net)][0]
-    params = [p.detach().clone().requires_grad_() for p in net.parameters()]
-    s = [x.new_zeros(x.shape[0], n) for n in net.sizes[1:1 + net.n_states]]
+    params = list(net.parameters())
+    s = [x.new_zeros(x.shape[0], n) for n in net.state_sizes]
     for _ in range(steps):
         s = [si.requires_grad_() if not si.requires_grad else si for si in s]
-        grads = torch.autograd.grad(energy(s, x, params, rho), s, create_graph=True)
+        grads = torch.autograd.grad(net.energy(s, x).sum(), s, create_graph=True)
         s = [si - net.dt * g for si, g in zip(s, grads)]
         if net.clamped:
             s = [si.clamp(0, 1) for si in s]
-    return torch.autograd.grad(cost(s, params, d, net.softmax_readout, rho), params)
-
-
-def net_activation(net):
-    return next(name for name, (rho, _) in ENERGY_ACTIVATIONS.items() if rho is net.rho)
+    return torch.autograd.grad(net.cost(s, d).mean(), params)
 
 
 def cosine(a, b):
@@ -89,18 +67,59 @@ def test_free_phase_reaches_a_fixed_point(activation, clamped):
     assert all(si.abs().max() > 0.05 for si in s)  # a non-trivial equilibrium, not all zeros
 
 
-def test_step_matches_energy_gradient_descent_by_autograd():
-    """One step of the network equals s - dt dE/ds with dE/ds from autograd (sigmoid, no clamp)."""
-    net = small_net("sigmoid")
-    x, _ = batch()
-    gen = torch.Generator().manual_seed(5)
-    s = [torch.rand(3, n, generator=gen, dtype=torch.float64) for n in SIZES[1:]]
-    leaf = [si.clone().requires_grad_() for si in s]
-    params = [p.detach() for p in net.parameters()]
-    grads = torch.autograd.grad(energy(leaf, x, params, torch.sigmoid), leaf)
-    net.step(s, x)
-    for si, li, g in zip(s, leaf, grads):
-        assert torch.allclose(si, li.detach() - 0.2 * g, atol=1e-12)
+def test_energy_of_the_chain_by_hand():
+    """E = sum s^2 / 2 - sum_j rho(s_{j+1}) . (W_j rho(s_j) + b_j) + beta ||d - s_out||^2 / 2, on a 2-1-1 chain."""
+    net = EPNetwork([2, 1, 1], "sigmoid", clamped=False).double()
+    with torch.no_grad():
+        net.layers[0].weight.copy_(torch.tensor([[0.5, -1.0]]))
+        net.layers[0].bias.fill_(0.1)
+        net.layers[1].weight.fill_(2.0)
+        net.layers[1].bias.fill_(-0.3)
+    x = torch.tensor([[0.2, 0.7]], dtype=torch.float64)
+    s = [torch.tensor([[0.4]], dtype=torch.float64), torch.tensor([[0.9]], dtype=torch.float64)]
+    d = torch.tensor([[1.0]], dtype=torch.float64)
+    sig = lambda v: 1 / (1 + math.exp(-v))
+    h = 0.5 * sig(0.2) - 1.0 * sig(0.7) + 0.1
+    e = 0.5 * (0.4 ** 2 + 0.9 ** 2) - sig(0.4) * h - sig(0.9) * (2.0 * sig(0.4) - 0.3)
+    assert net.energy(s, x).item() == pytest.approx(e, abs=1e-12)
+    assert net.energy(s, x, d, 0.5).item() == pytest.approx(e + 0.5 * 0.5 * 0.1 ** 2, abs=1e-12)
+
+
+CASES = {"sigmoid": dict(activation="sigmoid"), "hardsigm box": dict(activation="hardsigm", clamped=True),
+         "hardsigm, no box": dict(activation="hardsigm", clamped=True, box_shortcut=False),
+         "softmax read-out": dict(activation="sigmoid", softmax_readout=True)}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fast_chain_step_and_update_equal_the_generic_ones_from_the_energy(case):
+    """The hand-derived step and EP gradient of the chain equal autograd of its energy (float64, within 1e-6):
+    free and nudged phases under dropout masks, one-sided and symmetric estimates."""
+    net = small_net(**CASES[case])
+    x, d = batch()
+    if net.softmax_readout:
+        d = torch.softmax(4 * d, dim=1)
+    masks = [(torch.rand(3, 16, generator=torch.Generator().manual_seed(2)) > 0.3).double(), None, None][
+        :net.n_states]
+
+    def phases(step):
+        net.step = step  # an instance attribute: the fast method or the generic one
+        free = net.free_phase(x, 30, masks)
+        plus = net.nudged_phase(free, x, d, 0.3, 10, masks)
+        minus = net.nudged_phase(free, x, d, -0.3, 10, masks)
+        del net.step
+        return free, plus, minus
+
+    fast, generic = phases(net.step), phases(net.autograd_step)
+    for a, b in zip(sum(fast, []), sum(generic, [])):
+        assert (a - b).abs().max().item() < 1e-6
+    free, plus, minus = fast
+    for args in ((plus, free, 0.3), (plus, minus, 0.6)):
+        hand = net.ep_gradients(x, *args, free, d)
+        auto = net.autograd_ep_gradients(x, *args, free, d)
+        assert len(hand) == len(auto) == len(list(net.parameters()))
+        for h, g in zip(hand, auto):
+            assert (h - g).abs().max().item() < 1e-6
+        assert max(g.abs().max().item() for g in auto) > 1e-3  # not trivially zero
 
 
 @pytest.mark.parametrize("flag", ["cache_input_drive", "box_shortcut"])

@@ -1,4 +1,4 @@
-"""EP through the real entry point on real MNIST subsets: end to end, resume, and EP's config errors.
+"""EP through the real entry point on real MNIST subsets: end to end and EP's config errors (resume: test_rules).
 
 Falls back to scikit-learn's 8x8 digits where MNIST cannot be provisioned (the dataset fixture, tests/conftest.py).
 """
@@ -14,7 +14,7 @@ import pytest
 
 from ep.main import RULE
 from funcs import cli
-from tests.test_training import interrupt_then_resume, read_csv
+from tests.test_training import read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
@@ -41,19 +41,6 @@ def test_ep_cli_trains_unsupervised_network_above_its_untrained_baseline(tmp_pat
     assert [int(r["epoch"]) for r in read_csv(out / "results.csv")] == [1, 2, 3]
     rows = read_csv(out / "classifier.csv")  # after EP: linear decay from 1 to 0.5 of the rate
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.0022 * (1 - 0.5 * e / 5) for e in range(5)])
-
-
-def test_ep_resumed_run_ends_with_the_same_numbers(tmp_path, monkeypatch, dataset):
-    """Interrupted after epoch 1 and resumed: the same rows and the same final numbers as a straight run."""
-    args = [*E2E[dataset][0], *QUICK, "--set", "epochs=2", "--set", "class_epoch=2"]
-    if dataset == "mnist":
-        args += ["--set", "train_size=1000", "--set", "test_size=500"]
-    assert cli.main(RULE, [*args, "--out", str(tmp_path / "straight")]) == 0
-    interrupt_then_resume(RULE, args, tmp_path / "resumed", monkeypatch)
-    a = json.loads((tmp_path / "straight/summary.json").read_text())["metrics"]
-    b = json.loads((tmp_path / "resumed/summary.json").read_text())["metrics"]
-    for key in ("loss", "error_mean", "error_max", "classifier_error"):
-        assert a[key] == b[key], key
 
 
 @pytest.mark.parametrize("override,message", [

@@ -86,11 +86,11 @@ def test_phases_run_in_order_with_the_rates_of_the_schedules(small, monkeypatch)
 
 
 def test_ep_schedules_follow_the_original_ep_code():
-    s = semi.SCHEDULES["ep"]
+    s = EP.semi_schedules
     assert semi.phase2_factors(s, 0, 200) == pytest.approx((0.001, 0.2))
     assert semi.phase2_factors(s, 100, 200) == pytest.approx((0.0505, 0.115))
     assert semi.phase2_factors(s, 200, 200) == pytest.approx((0.1, 0.03))
-    b = semi.SCHEDULES["bp"]
+    b = BP.semi_schedules
     assert semi.phase2_factors(b, 350, 400) == pytest.approx((0.001 + 0.179 * 350 / 400, 0.05))
 
 

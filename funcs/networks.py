@@ -1,17 +1,27 @@
-"""Networks trained by backpropagation."""
+"""The feed-forward networks every rule may use: the MLP and the CNN of the paper, built from a Config.
+
+`Dense` is an nn.Linear that can take its plain-SGD step inside the backward
+pass, which saves a weight-sized gradient write and read on a memory-bound CPU;
+it does so only inside `sgd_in_backward(...)`, which a learner enters around
+its own `loss.backward()`: any other backward pass (the max-activation ascent,
+a semi-supervised sibling's Adam step) gets ordinary gradients and moves nothing.
+"""
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from funcs.activations import ACTIVATIONS
+from funcs.errors import UserError
 
 # Initialisation of the original code: Xavier-uniform weights with gain 0.5, zero biases.
 XAVIER_GAIN = 0.5
 
 
 class _LinearSGDStep(torch.autograd.Function):
-    """y = x W^T + b, whose backward applies plain SGD to W and b itself instead of returning their gradients.
+    """y = x W^T + b, whose backward, inside `sgd_in_backward`, applies plain SGD to W and b itself.
 
     Plain SGD needs dL/dW = g^T x only once, so W <- W - lr g^T x is one in-place
     addmm: no weight-sized gradient is written and read back by a separate
@@ -31,24 +41,38 @@ class _LinearSGDStep(torch.autograd.Function):
         layer = ctx.layer
         # The input's gradient uses W before its update, as a separate optimizer step would.
         grad_x = g @ layer.weight if ctx.needs_input_grad[0] else None
+        if layer.step_lr is None:  # an ordinary backward pass: the gradients, no step
+            return grad_x, g.t() @ x, g.sum(0), None
         with torch.no_grad():
-            layer.weight.addmm_(g.t(), x, alpha=-layer.lr)
-            layer.bias.add_(g.sum(0), alpha=-layer.lr)
+            layer.weight.addmm_(g.t(), x, alpha=-layer.step_lr)
+            layer.bias.add_(g.sum(0), alpha=-layer.step_lr)
         return grad_x, None, None, None
 
 
 class Dense(nn.Linear):
-    """nn.Linear that, with `lr` set, takes its plain-SGD step during the backward pass (see _LinearSGDStep).
+    """nn.Linear whose backward takes the plain-SGD step itself inside `sgd_in_backward` (see _LinearSGDStep).
 
-    A frozen layer (`requires_grad_(False)`) takes no step, as a frozen layer under an optimizer would not.
+    Outside that block it is an ordinary layer: its backward returns gradients and moves nothing.
     """
 
-    lr: float | None = None
+    step_lr: float | None = None  # set by sgd_in_backward for the duration of one backward pass
 
     def forward(self, x):
-        if self.lr is not None and torch.is_grad_enabled() and self.weight.requires_grad:
+        if torch.is_grad_enabled() and self.weight.requires_grad:
             return _LinearSGDStep.apply(x, self.weight, self.bias, self)
         return super().forward(x)
+
+
+@contextmanager
+def sgd_in_backward(layers, lrs):
+    """Within this block, a backward pass through these Dense layers applies W <- W - lr dL/dW to each."""
+    for layer, lr in zip(layers, lrs):
+        layer.step_lr = lr
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.step_lr = None
 
 
 class MLP(nn.Module):
@@ -87,8 +111,7 @@ class MLP(nn.Module):
     def drive(self, x):
         """The output layer's drive (before the output activation), differentiable in x.
 
-        Freeze the network (`requires_grad_(False)`) before backpropagating into x, as
-        Figure 6's ascent does: a Dense layer with `lr` set otherwise steps in the backward.
+        Figure 6's ascent backpropagates into x with the network frozen (`requires_grad_(False)`).
         """
         return self.net[:-1](x)
 
@@ -157,7 +180,7 @@ class CNN(nn.Module):
         for j, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             if drop_probs[j] > 0:
                 layers.append(nn.Dropout(drop_probs[j]))
-            linear = nn.Linear(n_in, n_out)  # Adam or torch's SGD: no step in the backward (Dense is the MLP's)
+            linear = nn.Linear(n_in, n_out)  # Adam or torch's SGD through torch.optim
             layers += [linear, ACTIVATIONS[activations[1 + n_conv + j]]()]
             self.linears.append(linear)
         self.net = nn.Sequential(*layers)
@@ -185,3 +208,26 @@ class CNN(nn.Module):
 
 # Channels of the convolutions when the config gives no C_list (the original code's, paper Table 8).
 DEFAULT_CHANNELS = (32, 128)
+
+
+def build(cfg) -> nn.Module:
+    """The feed-forward network a config describes: a CNN (`cnn: true`, sized from the dataset's images) or an MLP."""
+    if cfg.cnn:
+        from funcs.data import spec  # the image shape of the dataset
+        return CNN.from_config(cfg, spec(cfg.dataset).shape)
+    return MLP.from_config(cfg)
+
+
+def check_input(cfg, shape) -> None:
+    """A CNN against the input shape (C, H, W): its channels, and a map that does not vanish."""
+    if not cfg.cnn:
+        return
+    if cfg.C_list and cfg.C_list[0] != shape[0]:
+        raise UserError(f"config key 'C_list': {cfg.C_list[0]} input channels, but {cfg.dataset} images have "
+                        f"{shape[0]}")
+    side = shape[1]
+    for kernel, padding in zip(cfg.kernel_sizes, cfg.paddings):
+        side = conv_output_size(side, kernel, padding, cfg.pool_size, cfg.pool_stride, cfg.pool_padding)
+        if side < 1:
+            raise UserError(f"config key 'kernel_sizes': the {shape[1]}x{shape[2]} input shrinks to nothing "
+                            f"through the convolutions and poolings")
