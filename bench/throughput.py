@@ -18,12 +18,8 @@ import time
 
 import torch
 
-from bp.main import RULE as BP
-from ep.main import RULE as EP
-from funcs import cli, config, loop
+from funcs import cli, config, loop, rules
 from funcs.target import Target
-
-RULES = {"bp": BP, "ep": EP}
 
 
 def best_seconds(fn, repeats: int) -> float:
@@ -36,14 +32,16 @@ def best_seconds(fn, repeats: int) -> float:
 
 
 def measure(preset: str, samples: int, eval_samples: int, repeats: int, data_dir: str,
-            variant: str = "default", tweak=None, kind: str | None = None, batch_size: int | None = None) -> dict:
+            variant: str = "default", tweak=None, kind: str | None = None, batch_size: int | None = None,
+            device: int = -1) -> dict:
     """Time one preset; `tweak(learner)` switches a speed-up off for a variant.
 
     kind, batch_size: the target and mini-batch size to train with, if not the
-    config's (one half of a semi-supervised epoch).
+    config's (one half of a semi-supervised epoch); device: -1 for the CPU, N for GPU N.
     """
-    cfg = config.replace(config.load(f"configFile/{preset}"), data_dir=data_dir, device=-1)
-    _, dataset, learner = cli.prepare(RULES[cfg.rule], cfg)
+    cfg = config.replace(config.load(f"configFile/{preset}"), data_dir=data_dir, device=device)
+    _, dataset, learner = cli.prepare(rules.of(cfg), cfg)
+    sync = torch.cuda.synchronize if dataset.train.x.is_cuda else (lambda: None)
     if tweak is not None:
         tweak(learner)
     if kind is None and cfg.target_kind == "semi_supervised":
@@ -53,9 +51,10 @@ def measure(preset: str, samples: int, eval_samples: int, repeats: int, data_dir
     x, y = dataset.train.x[:samples], dataset.train.y[:samples]
     warm = min(samples, 5 * batch)
     loop.train_epoch(learner, target, x[:warm], y[:warm], batch)
-    train_s = best_seconds(lambda: loop.train_epoch(learner, target, x, y, batch), repeats)
+    sync()
+    train_s = best_seconds(lambda: (loop.train_epoch(learner, target, x, y, batch), sync()), repeats)
     x_eval = dataset.test.x[:eval_samples]
-    eval_s = best_seconds(lambda: loop.outputs(learner, x_eval, cfg.test_batchSize), max(1, repeats // 2))
+    eval_s = best_seconds(lambda: (loop.outputs(learner, x_eval, cfg.test_batchSize), sync()), max(1, repeats // 2))
     n_train, n_eval = dataset.train.y.shape[0], dataset.train.y.shape[0] + dataset.test.y.shape[0]
     rate, eval_rate = samples / train_s, x_eval.shape[0] / eval_s
     return {"preset": preset, "variant": variant, "fcLayers": list(cfg.fcLayers), "batchSize": batch,
@@ -73,6 +72,7 @@ def parse(description: str, presets: list[str], argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--data_dir", default="data")
+    p.add_argument("--device", type=int, default=-1, help="-1: the CPU; N: GPU N")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -80,13 +80,14 @@ def parse(description: str, presets: list[str], argv=None):
 
 
 def report(results: list[dict]) -> None:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     print(json.dumps({"machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                                  "threads": torch.get_num_threads()}, "results": results}, indent=2))
+                                  "threads": torch.get_num_threads(), "gpu": gpu}, "results": results}, indent=2))
 
 
 def main(argv=None) -> None:
     args = parse(__doc__.splitlines()[0], ["unsupervised_bp/1layer", "unsupervised_ep/1layer"], argv)
-    report([measure(preset, args.samples, args.eval_samples, args.repeats, args.data_dir)
+    report([measure(preset, args.samples, args.eval_samples, args.repeats, args.data_dir, device=args.device)
             for preset in args.presets])
 
 

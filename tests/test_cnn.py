@@ -117,7 +117,7 @@ def test_random_hflip_mirrors_about_half_of_the_images_and_nothing_else():
     ({"kernel_sizes": [5]}, "'kernel_sizes': 1 values for 2 convolutions"),
     ({"activation_function": ["x", "relu", "x"]}, "a CNN needs 4 names"),
     ({"dropProb": [0.2]}, "a CNN needs 2 values"),
-    ({"action": "unsupervised_ep", "activation_function": "hardsigm"}, "trained by BP"),
+    ({"action": "unsupervised_ep", "activation_function": "hardsigm"}, "the rule ep trains MLPs only"),
 ])
 def test_cnn_config_errors(change, message):
     with pytest.raises(UserError, match=message):
