@@ -343,6 +343,12 @@ def _foreign_key(key: str, value, rule) -> bool:
     return False
 
 
+def keys_of(rule_name: str) -> dict[str, dict]:
+    """Every key a config of this rule takes, with its meta (doc, kind, checks): the shared ones and the rule's."""
+    rule = rules.get(rule_name)
+    return {**{k: f.metadata for k, f in FIELDS.items()}, **{k: spec.meta for k, spec in rule.fields.items()}}
+
+
 def from_dict(raw: dict[str, Any], default_rule: str | None = None) -> Config:
     """Validate a mapping of config keys into a Config; raises UserError on the first problem.
 

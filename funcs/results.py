@@ -247,8 +247,10 @@ def config_changes(saved: dict, cfg) -> list[str]:
     code then behaved as its default, so it counts as changed only when `cfg` differs
     from the default.
     """
-    current, defaults = cfg.to_json(), config_mod.Config().to_json()
-    return sorted(k for k in set(saved) | set(current) if saved.get(k, defaults.get(k)) != current.get(k))
+    current = cfg.to_json()
+    # read as a config of the run's rule: absent keys take their defaults, other rules' default keys drop out
+    before = config_mod.from_dict(saved, default_rule=cfg.rule).to_json()
+    return sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
 
 
 def accuracies(metrics: dict) -> dict:

@@ -159,9 +159,8 @@ def _number(where: str, name: str, value, integer: bool):
     return float(value)
 
 
-def _item_kind(key: str) -> str:
-    """The kind of one value of a config key: 'int', 'float' or 'text' (strings and booleans)."""
-    kind = config_mod.FIELDS[key].metadata["kind"]
+def _item_kind(kind: str) -> str:
+    """The kind of one value of a config key of this kind: 'int', 'float' or 'text' (strings and booleans)."""
     if kind in ("int", "int?", "ints", "ints?"):
         return "int"
     if kind in ("float", "floats"):
@@ -173,7 +172,7 @@ def _is_list_key(key: str, base) -> bool:
     return isinstance(base.to_json()[key], list)
 
 
-def _param(where: str, name: str, key: str, index: int | None, spec) -> Param:
+def _param(where: str, name: str, key: str, index: int | None, spec, kind: str) -> Param:
     """One Param from its JSON spec, its type taken from the config key's kind unless given."""
     if not isinstance(spec, dict):
         _fail(where, f"expected an object such as {{\"low\": 0.1, \"high\": 1}} or {{\"choices\": [...]}}, "
@@ -182,7 +181,7 @@ def _param(where: str, name: str, key: str, index: int | None, spec) -> Param:
         if k not in SPEC_KEYS:
             _fail(where, f"unknown entry '{k}'{config_mod.did_you_mean(k, SPEC_KEYS)}; "
                          f"an entry takes {', '.join(SPEC_KEYS)}")
-    kind = _item_kind(key)
+    kind = _item_kind(kind)
     typ = spec.get("type", "categorical" if "choices" in spec else kind)
     if typ == "text" and "type" not in spec:
         _fail(where, f"'{key}' takes text or true/false: search it over choices, e.g. {{\"choices\": [...]}}")
@@ -233,13 +232,14 @@ def _param(where: str, name: str, key: str, index: int | None, spec) -> Param:
 def _params_of(key: str, spec, base) -> list[Param]:
     """The Params of one entry of "search": one, or one per list entry (per_layer or a list of specs)."""
     where = f"search key '{key}'"
-    if key not in config_mod.FIELDS:
-        _fail(where, f"not a config key{config_mod.did_you_mean(key, config_mod.FIELDS)}")
+    known = config_mod.keys_of(base.rule)
+    if key not in known:
+        _fail(where, f"not a config key{config_mod.did_you_mean(key, known)}")
     if key in FIXED_KEYS:
         why = "the validation split is drawn from it" if key == "seed" else "it is fixed for the whole study"
         _fail(where, f"cannot be searched: {why}")
     # The network read in fixes these keys: cli.load_trained and semi.load_pretrained refuse any other value.
-    if base.trained_path and key in cli.NETWORK_KEYS + cli.NETWORK_KEYS_CNN + cli.NETWORK_KEYS_EP:
+    if base.trained_path and key in cli.NETWORK_KEYS + cli.NETWORK_KEYS_CNN + rules.get(base.rule).network_keys:
         _fail(where, "cannot be searched: the network is read from trained_path, which fixes it")
     if base.pretrained_path and key in semi.PRETRAINED_KEYS:
         _fail(where, "cannot be searched: the phase-1 network is read from pretrained_path, which fixes it")
@@ -249,7 +249,7 @@ def _params_of(key: str, spec, base) -> list[Param]:
             _fail(where, f"a list of specs searches a list key entry by entry, but '{key}' is {current!r}")
         if len(spec) != len(current):
             _fail(where, f"{len(spec)} entries given but '{key}' has {len(current)} ({current})")
-        out = [_param(f"search key '{key}' entry {i}", f"{key}{i}", key, i, s)
+        out = [_param(f"search key '{key}' entry {i}", f"{key}{i}", key, i, s, known[key]["kind"])
                for i, s in enumerate(spec) if s is not None]
         if not out:
             _fail(where, "every entry is null: nothing to search")
@@ -261,10 +261,10 @@ def _params_of(key: str, spec, base) -> list[Param]:
         _fail(where, f"'per_layer' needs a list key, but '{key}' is {current!r}")
     if per_layer:
         one = {k: v for k, v in spec.items() if k != "per_layer"}
-        return [_param(where, f"{key}{i}", key, i, one) for i in range(len(current))]
+        return [_param(where, f"{key}{i}", key, i, one, known[key]["kind"]) for i in range(len(current))]
     if isinstance(spec, dict):
         spec = {k: v for k, v in spec.items() if k != "per_layer"}
-    return [_param(where, key, key, None, spec)]
+    return [_param(where, key, key, None, spec, known[key]["kind"])]
 
 
 def _probe(base, params: list[Param]) -> None:
@@ -325,10 +325,10 @@ def parse(raw: dict, rule: rules.Rule) -> Search:
     """Validate optuna_config.json's content into a Search; raises UserError naming the key on the first problem."""
     if not isinstance(raw, dict):
         raise UserError("optuna_config: the top level must be a JSON object of key: value pairs")
+    known = config_mod.keys_of(rule.name)
     for key in raw:
-        if key not in config_mod.FIELDS and key not in SEARCH_KEYS:
-            _fail(f"optuna_config key '{key}'",
-                  f"unknown key{config_mod.did_you_mean(key, [*config_mod.FIELDS, *SEARCH_KEYS])}")
+        if key not in known and key not in SEARCH_KEYS:
+            _fail(f"optuna_config key '{key}'", f"unknown key{config_mod.did_you_mean(key, [*known, *SEARCH_KEYS])}")
     mode = raw.get("mode")
     if mode is not None:
         _choice("optuna_config key 'mode'", mode, ("batch", "sequential"))

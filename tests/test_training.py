@@ -233,7 +233,11 @@ def test_keys_added_to_the_code_after_a_run_started_count_as_their_defaults_on_r
     """A checkpoint written before a key existed resumes, unless the config now sets that key otherwise."""
     cfg = config_mod.load(REPO / "configFile/quickstart")
     saved = cfg.to_json()
-    del saved["hflip"], saved["compile"]
+    del saved["hflip"]
     assert results.config_changes(saved, cfg) == []
+    # written before the rule seam: every rule's keys (EP's at their defaults) and no `rule`
+    older = {**saved, "dt": 0.2, "T": 40, "compile": False, "dropout": True}
+    del older["rule"]
+    assert results.config_changes(older, cfg) == []
     assert results.config_changes(saved, config_mod.replace(cfg, hflip=True)) == ["hflip"]
     assert results.config_changes({**saved, "gamma": 0.25}, cfg) == ["gamma"]
