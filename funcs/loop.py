@@ -31,6 +31,14 @@ class Learner(Protocol):
     def sibling(self, lrs) -> "Learner": ...  # same network, own optimizer (semi-supervised phases)
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
+    # Optional: `epoch_metrics() -> dict[str, float]`, the rule's own numbers of the epoch just trained (row
+    # norms, per-layer update sizes), written as extra columns of results.csv.
+
+
+def rule_metrics(learner) -> dict[str, float]:
+    """The learner's own per-epoch numbers, if it reports any (see Learner)."""
+    report = getattr(learner, "epoch_metrics", None)
+    return report() if report is not None else {}
 
 
 def lr_factor(cfg, epoch: int) -> float:
@@ -158,7 +166,7 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
         train_seconds = time.perf_counter() - tic
         errors = evaluate(learner)
         row = {"epoch": epoch + 1, "loss": loss.item(), **{k: v.item() for k, v in errors.items()},
-               "train_seconds": train_seconds, "seconds": time.perf_counter() - tic}
+               **rule_metrics(learner), "train_seconds": train_seconds, "seconds": time.perf_counter() - tic}
         metrics = row
         if run is not None:
             run.epoch_done(row, {"epoch": epoch + 1, "config": cfg.to_json(), "learner": learner.state_dict(),
