@@ -28,6 +28,7 @@ class ClampedInput:
     """A mini-batch's input x (dropout applied) and, where a network caches it, the drive x sends to layer 1."""
     x: torch.Tensor
     drive: torch.Tensor | None = None
+    extra: tuple = ()  # other drives of x a network caches, e.g. (layer, drive) of its layer-skipping blocks
 
 
 class EnergyModel(nn.Module):

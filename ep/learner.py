@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ep.network import EPNetwork
+from ep.small_world import SmallWorldNetwork, realised_share
 from funcs.optim import make_optimizer, set_lr_factor
 from funcs.target import dropout_mask
 
@@ -20,18 +21,23 @@ class EPLearner:
     """
 
     def __init__(self, net: EPNetwork, lrs, optimizer: str, drop_probs, beta: float, free_steps: int,
-                 nudged_steps: int, error_estimate: str = "one-sided", random_sign: bool = True):
-        self.net, self.drop_probs = net, tuple(drop_probs)
+                 nudged_steps: int, error_estimate: str = "one-sided", random_sign: bool = True,
+                 log_update_sizes: bool = False):
+        self.net, self.drop_probs, self.lrs = net, tuple(drop_probs), tuple(lrs)
         self.beta, self.free_steps, self.nudged_steps = beta, free_steps, nudged_steps
         self.symmetric, self.random_sign = error_estimate == "symmetric", random_sign
         self.optimizer_name, self.error_estimate = optimizer, error_estimate
-        self.optimizer = make_optimizer(net.layer_parameters(), lrs, optimizer)
+        self.optimizer = make_optimizer(net.layer_parameters(), net.group_lrs(lrs), optimizer)
         self._batch = None  # (x, masks, free state) of the mini-batch between output and learn
+        # Per-layer update size ||dW_l|| / sqrt(connections_l), summed over the epoch's mini-batches (Gammell et
+        # al.'s Figure 3: how far EP's update vanishes in the deep layers), when asked for.
+        self.log_update_sizes = log_update_sizes
+        self._sizes, self._batches = None, 0
 
     def sibling(self, lrs) -> "EPLearner":
         """A learner of the same network with its own optimizer and rates (semi-supervised phases)."""
         return EPLearner(self.net, lrs, self.optimizer_name, self.drop_probs, self.beta, self.free_steps,
-                         self.nudged_steps, self.error_estimate, self.random_sign)
+                         self.nudged_steps, self.error_estimate, self.random_sign, self.log_update_sizes)
 
     def _masks(self, batch: int, device):
         return [dropout_mask((batch, n), p, device=device) for n, p in zip(self.net.sizes, self.drop_probs)]
@@ -74,7 +80,24 @@ class EPLearner:
         for p, g in zip(net.parameters(), grads):
             p.grad = g
         self.optimizer.step()
+        if self.log_update_sizes:
+            self._record_update_sizes(grads)
         return self._loss(free, d)
+
+    @torch.no_grad()
+    def _record_update_sizes(self, grads) -> None:
+        sizes = torch.stack([grads[2 * j].norm() / n ** 0.5 for j, n in enumerate(self.net.connections())])
+        self._sizes = sizes if self._sizes is None else self._sizes + sizes
+        self._batches += 1
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """The epoch's mean per-layer update size (with log_update_sizes) and the share of rewired connections."""
+        out = {"rewired_share": realised_share(self.net)} if isinstance(self.net, SmallWorldNetwork) else {}
+        if self._sizes is not None:
+            mean = (self._sizes / self._batches).tolist()  # one sync per epoch
+            out.update({f"update_size_{j + 1}": v for j, v in enumerate(mean)})
+            self._sizes, self._batches = None, 0
+        return out
 
     @torch.no_grad()
     def _loss(self, free, d) -> torch.Tensor:
@@ -99,9 +122,13 @@ class EPLearner:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
+TOPOLOGIES = {"layered": EPNetwork, "small_world": SmallWorldNetwork}
+
+
 def build(cfg, device) -> EPLearner:
     """The EP learner a config asks for, on `device`."""
-    net = EPNetwork.from_config(cfg).to(device)
+    net = TOPOLOGIES[cfg.topology].from_config(cfg).to(device)
     if cfg.compile:
         net.relax = torch.compile(net.relax)
-    return EPLearner(net, cfg.lr, cfg.optimizer, cfg.drop_probs, cfg.beta, cfg.T, cfg.Kmax, cfg.error_estimate)
+    return EPLearner(net, cfg.lr, cfg.optimizer, cfg.drop_probs, cfg.beta, cfg.T, cfg.Kmax, cfg.error_estimate,
+                     random_sign=cfg.beta_sign == "random", log_update_sizes=cfg.log_update_sizes)

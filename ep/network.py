@@ -50,14 +50,15 @@ class EPNetwork(EnergyModel):
     """The layers (input first, as fcLayers) and the dynamics of the module docstring; states live outside."""
 
     def __init__(self, sizes, activation: str = "hardsigm", dt: float = 0.2, clamped: bool = True,
-                 softmax_readout: bool = False, cache_input_drive: bool = True, box_shortcut: bool = True):
+                 softmax_readout: bool = False, cache_input_drive: bool = True, box_shortcut: bool = True,
+                 xavier_gain: float = XAVIER_GAIN):
         super().__init__()
         if softmax_readout and len(sizes) < 3:
             raise ValueError("a softmax read-out needs at least one hidden layer")
         self.sizes, self.dt, self.clamped, self.softmax_readout = tuple(sizes), dt, clamped, softmax_readout
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         for layer in self.layers:
-            nn.init.xavier_uniform_(layer.weight, gain=XAVIER_GAIN)
+            nn.init.xavier_uniform_(layer.weight, gain=xavier_gain)
             nn.init.zeros_(layer.bias)
         self.rho, self.rho_prime = ENERGY_ACTIVATIONS[activation]
         self.cache_input_drive = cache_input_drive
@@ -66,7 +67,7 @@ class EPNetwork(EnergyModel):
     @classmethod
     def from_config(cls, cfg) -> "EPNetwork":
         return cls(cfg.fcLayers, cfg.activation_function, cfg.dt, cfg.clamped,
-                   softmax_readout=cfg.loss == "Cross-entropy")
+                   softmax_readout=cfg.loss == "Cross-entropy", xavier_gain=cfg.xavier_gain)
 
     @property
     def n_states(self) -> int:
@@ -78,8 +79,16 @@ class EPNetwork(EnergyModel):
         return self.sizes[1:1 + self.n_states]
 
     def layer_parameters(self):
-        """Weight and bias of each layer, input first: one group per learning rate."""
+        """Weight and bias of each layer, input first: one group per learning rate (see `group_lrs`)."""
         return [list(layer.parameters()) for layer in self.layers]
+
+    def group_lrs(self, lrs) -> list[float]:
+        """The learning rate of each group of `layer_parameters`, from the config's one rate per layer."""
+        return list(lrs)
+
+    def connections(self) -> list[int]:
+        """Number of connections of each adjacent-layer weight block (for the per-layer update size)."""
+        return [layer.weight.numel() for layer in self.layers]
 
     # --- the energy: what defines the network -------------------------------------------------
 

@@ -16,6 +16,22 @@ FIELDS = {
                           "bench/ep_compile; compiling costs a minute or two at the start)", "bool"),
     "dropout": key(True, "EP: enable the dropout of dropProb (false: no dropout anywhere, as the original EP "
                          "code's switch)", "bool"),
+    "beta_sign": key("random", "EP, one-sided estimate: 'random' draws the sign of beta for each mini-batch (the "
+                               "original code, and Gammell et al.'s toggle), 'positive' always nudges with +beta",
+                     "str", choices=("random", "positive")),
+    "xavier_gain": key(0.5, "EP: gain of the Xavier-uniform initial weights (0.5: the original code; 1: Glorot's, "
+                            "as Gammell et al.)", "float", lo=0, lo_open=True),
+    "topology": key("layered", "EP: 'layered' (each layer talks to its neighbours) or 'small_world' (each adjacent "
+                               "connection rewired with probability rewire_p into a layer-skipping one, seeded "
+                               "by `seed`; Gammell et al. 2021)", "str", choices=("layered", "small_world")),
+    "rewire_p": key(0.1, "EP, small_world: probability of rewiring each adjacent-layer connection", "float",
+                    lo=0, hi=1),
+    "skip_magnitude": key(0.1, "EP, small_world: layer-skipping weights start uniform in [-m, m] (Gammell et al.: "
+                               "0.0829 for 784-500x3-10, 0.168 for 784-100x5-10)", "float", lo=0),
+    "skip_lr": key("mean", "EP, small_world: a skip block between layers a and b learns at the mean, min or max "
+                           "of the rates of the layers it spans", "str", choices=("mean", "min", "max")),
+    "log_update_sizes": key(False, "EP: write each layer's mean update size ||dW|| / sqrt(connections) per epoch "
+                                   "into results.csv (update_size_<layer>)", "bool"),
 }
 
 
@@ -33,6 +49,11 @@ def check(cfg) -> None:
                      "at least one hidden layer")
     if cfg.loss == "Cross-entropy" and cfg.drop_probs[-1] > 0:
         fail("dropProb", "EP's softmax read-out (loss Cross-entropy) has no dropout: set the last entry to 0")
+    if cfg.topology == "small_world":
+        if cfg.loss == "Cross-entropy":
+            fail("topology", "a small-world network has no softmax read-out: use loss MSE")
+        if len(cfg.fcLayers) < 3:
+            fail("topology", "a small-world network needs a hidden layer for connections to skip")
 
 
 def drop_probs(cfg) -> tuple[float, ...]:
@@ -50,5 +71,6 @@ RULE = Rule(
     # 0.001 -> 0.1 and its supervised half 0.2 -> 0.03 over all of phase 2.
     semi_schedules=Schedules(0.96, (0.001, 0.1), (0.2, 0.03), 0),
     classifier_schedule="linear",  # the paper's linear classifier after EP: 1 down to 0.5
-    network_keys=("loss", "dt", "T", "clamped"),  # what the free phase computes depends on these too
+    # what the free phase computes depends on these too (the wiring is drawn from `seed`)
+    network_keys=("loss", "dt", "T", "clamped", "topology", "rewire_p"),
     main="ep.main", search="ep.optuna_optim")

@@ -21,7 +21,7 @@ from funcs.errors import UserError
 from funcs.rules import READ_OUT
 
 ACTIVATIONS = tuple(activations.ACTIVATIONS)
-DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits")
+DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits", "wine")
 TARGET_KINDS = ("supervised", "unsupervised", "semi_supervised")
 
 

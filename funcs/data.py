@@ -208,6 +208,26 @@ def _read_sklearn_digits(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, 
 
 
 DIGITS_TRAIN = 1500
+WINE_SPLIT = (150, 25)  # train, test: the sizes of Gammell et al. 2021 (3 of the 178 wines unused)
+WINE_SEED = 0  # the fixed shuffle that draws them
+
+
+def _read_sklearn_wine(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's bundled wine data (178 wines, 13 features, 3 cultivars, no download), each feature min-max
+    scaled to [0, 1] over all 178 (stored as 0-255 like the images); a fixed shuffle, then 150 train, 25 test."""
+    try:
+        from sklearn.datasets import load_wine
+    except ImportError as e:
+        raise UserError("dataset 'wine' needs scikit-learn: pip install scikit-learn") from e
+    bunch = load_wine()
+    x = bunch.data
+    x = (x - x.min(0)) / (x.max(0) - x.min(0))
+    x = np.rint(x * 255).astype(np.uint8)[:, None, None, :]  # (n, 1, 1, 13)
+    order = np.random.RandomState(WINE_SEED).permutation(len(x))
+    n_train, n_test = WINE_SPLIT
+    train, test = order[:n_train], order[n_train:n_train + n_test]
+    y = bunch.target.astype(np.int64)
+    return {"train": (x[train], y[train]), "test": (x[test], y[test])}
 
 
 def _published(role: str, name: str, md5: str) -> FileSpec:
@@ -356,6 +376,7 @@ DATASETS: dict[str, DatasetSpec] = {
         mirrors=("https://www.cs.toronto.edu/~kriz/",),
     ),
     "digits": DatasetSpec(files=(), reader=_read_sklearn_digits, n_class=10, shape=(1, 8, 8)),
+    "wine": DatasetSpec(files=(), reader=_read_sklearn_wine, n_class=3, shape=(1, 1, 13)),
 }
 
 

@@ -91,8 +91,9 @@ def load_pretrained(cfg) -> dict:
                         f"semi-supervised run ({err.__class__.__name__})")
     keys = PRETRAINED_KEYS + rules.get(cfg.rule).network_keys + (("seed",) if cfg.train_size is not None else ())
     # (seed draws the train subset)
+    optional = set(rules.get(cfg.rule).network_keys)  # a rule's key added after the file was written: its default
     for key in keys:
-        if saved_cfg.get(key) != cfg.to_json()[key]:
+        if (key in saved_cfg or key not in optional) and saved_cfg.get(key) != cfg.to_json()[key]:
             raise UserError(f"config key 'pretrained_path': {path} was trained with {key} "
                             f"{saved_cfg.get(key)!r}, this config has {cfg.to_json()[key]!r}")
     if cfg.semi_seed >= 0 and cfg.semi_seed != saved["semi_seed"]:
@@ -165,20 +166,30 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
                 "target": unsup_target.state_dict(), "rng": loop.rng_states(data.train.x.device),
                 "semi_seed": seed, "metrics": metrics}
 
+    def half(epoch, rates, lrn, target, split, batch_size, factor) -> float:
+        """One train_epoch at `factor` x the rates of config key `rates`; Diverged completed with where."""
+        lrn.set_lr_factor(factor)
+        try:
+            loss = loop.train_epoch(lrn, target, split.x, split.y, batch_size)
+            loop.check_finite_weights(lrn)
+        except loop.Diverged as err:
+            what = "phase 1" if epoch < pre_epochs else "phase 2, " + (
+                "unsupervised half" if lrn is unsup else "supervised half")
+            err.what += f" ({what})"
+            raise err.at_epoch(epoch + 1, loop.rates_in_use(rates, getattr(cfg, rates), factor), dict(metrics))
+        return loss.item()
+
     nan = math.nan
     for epoch in range(start, pre_epochs + cfg.epochs):
         tic = time.perf_counter()
         if epoch < pre_epochs:  # phase 1: the labeled subset alone
-            pre.set_lr_factor(schedules.pre_decay ** epoch)
             loss_u, error_u = nan, nan
-            loss = loop.train_epoch(pre, sup_target, labeled.x, labeled.y, cfg.pre_batchSize).item()
+            loss = half(epoch, "pre_lr", pre, sup_target, labeled, cfg.pre_batchSize, schedules.pre_decay ** epoch)
         else:  # phase 2: an unsupervised then a supervised epoch
             f_unsup, f_sup = phase2_factors(schedules, epoch - pre_epochs, cfg.epochs)
-            unsup.set_lr_factor(f_unsup)
-            loss_u = loop.train_epoch(unsup, unsup_target, unlabeled.x, unlabeled.y, cfg.batchSize).item()
+            loss_u = half(epoch, "lr", unsup, unsup_target, unlabeled, cfg.batchSize, f_unsup)
             error_u = loop.supervised_error(cfg, unsup, data.test).item()
-            sup.set_lr_factor(f_sup)
-            loss = loop.train_epoch(sup, sup_target, labeled.x, labeled.y, cfg.pre_batchSize).item()
+            loss = half(epoch, "lr", sup, sup_target, labeled, cfg.pre_batchSize, f_sup)
         error = loop.supervised_error(cfg, sup, data.test).item()
         if epoch == pre_epochs - 1:
             metrics["pretrain_error"] = error

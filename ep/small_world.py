@@ -1,0 +1,162 @@
+"""EP on a layer-skipping ("small-world") topology (Gammell, Buckley, Nam and McCaughan, Front. Comput. Neurosci. 2021).
+
+Start from the layered chain of ep/network.py and rewire each adjacent-layer
+connection with probability p: the connection is removed and a random
+layer-skipping one is added, between two neurons whose layers (input included)
+are at least two apart, never inside a layer (their `SW_no_intra`). Each added
+connection is one symmetric weight, used bottom-up and top-down alike.
+
+The network keeps the chain's per-layer blocks (the removed connections are
+zero and never learn: their gradient is masked) plus one block per pair of
+layers (a, b), b >= a + 2, that received connections, masked to those. The
+energy gains one term per skip block,
+
+    E = E_chain - sum_(a, b) rho(s_b) . ((W_ab * M_ab) rho(s_a)),        s_0 = x,
+
+so ep/energy.py's autograd step and EP gradient cover it unchanged; `step` and
+`ep_gradients` below add the skip blocks' terms to the chain's hand-derived
+fast path, and tests/test_small_world.py holds the two to each other.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ep.energy import ClampedInput
+from ep.network import EPNetwork
+
+
+def rewire(sizes, p: float, generator: torch.Generator):
+    """Which connections exist after rewiring: (adjacent masks, {(a, b): skip mask}, realised share rewired).
+
+    sizes: the layer sizes, input first. Each of the adjacent blocks' connections is removed with probability
+    p; as many new connections are drawn uniformly, without repeats, among all pairs of neurons in layers a
+    and b >= a + 2. Masks are float 0/1 tensors of the blocks' weight shapes (n_b, n_a).
+    """
+    adjacent = [(torch.rand(b, a, generator=generator) >= p).float() for a, b in zip(sizes[:-1], sizes[1:])]
+    removed = sum(int((m == 0).sum()) for m in adjacent)
+    pairs = [(a, b) for a in range(len(sizes)) for b in range(a + 2, len(sizes))]
+    counts = [sizes[a] * sizes[b] for a, b in pairs]
+    total = sum(counts)
+    if removed > total:
+        raise ValueError(f"{removed} connections to rewire but only {total} layer-skipping ones exist")
+    picks = torch.randperm(total, generator=generator)[:removed]
+    skips, start = {}, 0
+    for (a, b), count in zip(pairs, counts):
+        mine = picks[(picks >= start) & (picks < start + count)] - start
+        if mine.numel():
+            mask = torch.zeros(sizes[b] * sizes[a])
+            mask[mine] = 1.0
+            skips[(a, b)] = mask.view(sizes[b], sizes[a])
+        start += count
+    n_adjacent = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return adjacent, skips, removed / n_adjacent
+
+
+class SmallWorldNetwork(EPNetwork):
+    """The chain plus masked layer-skipping blocks; see the module docstring. No softmax read-out."""
+
+    def __init__(self, sizes, p: float, skip_magnitude: float, skip_lr: str = "mean", seed: int = 0, **chain):
+        super().__init__(sizes, **chain)
+        if self.softmax_readout:
+            raise ValueError("a small-world network has no softmax read-out")
+        adjacent, skips, self.rewired_share = rewire(self.sizes, p, torch.Generator().manual_seed(seed))
+        self.skip_pairs = tuple(skips)
+        self.skip_lr = skip_lr
+        for j, mask in enumerate(adjacent):
+            self.register_buffer(f"adjacent_mask_{j}", mask)
+        self.skips = nn.ParameterList()
+        gen = torch.Generator().manual_seed(seed + 1)
+        for i, (pair, mask) in enumerate(skips.items()):
+            self.register_buffer(f"skip_mask_{i}", mask)
+            weight = (torch.rand(mask.shape, generator=gen) * 2 - 1) * skip_magnitude * mask
+            self.skips.append(nn.Parameter(weight))
+        with torch.no_grad():
+            for j, layer in enumerate(self.layers):
+                layer.weight.mul_(self.adjacent_mask(j))
+
+    @classmethod
+    def from_config(cls, cfg) -> "SmallWorldNetwork":
+        return cls(cfg.fcLayers, cfg.rewire_p, cfg.skip_magnitude, cfg.skip_lr, cfg.seed,
+                   activation=cfg.activation_function, dt=cfg.dt, clamped=cfg.clamped, xavier_gain=cfg.xavier_gain)
+
+    def adjacent_mask(self, j: int) -> torch.Tensor:
+        return getattr(self, f"adjacent_mask_{j}")
+
+    def skip_mask(self, i: int) -> torch.Tensor:
+        return getattr(self, f"skip_mask_{i}")
+
+    def layer_parameters(self):
+        """The chain's groups, then one group per skip block."""
+        return super().layer_parameters() + [[w] for w in self.skips]
+
+    def group_lrs(self, lrs) -> list[float]:
+        """A skip block (a, b) spans the chain's layers a .. b - 1: it takes the mean, min or max of their rates."""
+        pick = {"mean": lambda r: sum(r) / len(r), "min": min, "max": max}[self.skip_lr]
+        return list(lrs) + [pick(lrs[a:b]) for a, b in self.skip_pairs]
+
+    def connections(self) -> list[int]:
+        return [int(self.adjacent_mask(j).sum()) for j in range(len(self.layers))]
+
+    # --- the energy: the chain's plus the skip terms ----------------------------------------------
+
+    def energy(self, s, x, d=None, beta: float = 0.0) -> torch.Tensor:
+        x = x.x if isinstance(x, ClampedInput) else x
+        r = [self.rho(x)] + [self.rho(si) for si in s]
+        e = super().energy(s, x, d, beta)
+        for w, (a, b) in zip(self.skips, self.skip_pairs):
+            e = e - (r[b] * (r[a] @ w.t())).sum(1)
+        return e
+
+    # --- the fast path: the chain's, plus the skip blocks ------------------------------------------
+
+    def clamp_input(self, x) -> ClampedInput:
+        """The input's drive of layer 1 and of every layer it skips to, computed once per mini-batch."""
+        if isinstance(x, ClampedInput):
+            return x
+        inp = super().clamp_input(x)
+        rx = self.rho(x)
+        skipped = tuple((b, rx @ w.t()) for w, (a, b) in zip(self.skips, self.skip_pairs) if a == 0)
+        return ClampedInput(inp.x, inp.drive, skipped)
+
+    def _drives(self, s, inp: ClampedInput):
+        drives, r = super()._drives(s, inp)
+        if not inp.extra and any(a == 0 for a, _ in self.skip_pairs):  # a ClampedInput built elsewhere
+            inp = self.clamp_input(inp.x)
+        for b, drive in inp.extra:
+            drives[b - 1] = drives[b - 1] + drive
+        for w, (a, b) in zip(self.skips, self.skip_pairs):
+            if a > 0:  # both ends dynamic: the same weight bottom-up and top-down
+                drives[b - 1] = torch.addmm(drives[b - 1], r[a - 1], w.t())
+                drives[a - 1] = torch.addmm(drives[a - 1], r[b - 1], w)
+        return drives, r
+
+    @torch.no_grad()
+    def ep_gradients(self, x, plus, minus, beta_gap: float, free=None, d=None) -> list[torch.Tensor]:
+        grads = self.mask_gradients(super().ep_gradients(x, plus, minus, beta_gap, free, d)[:2 * len(self.layers)])
+        x = x.x if isinstance(x, ClampedInput) else x
+        scale = 1.0 / (beta_gap * x.shape[0])
+        up_plus, up_minus = [self.rho(x)] + [self.act(si) for si in plus], [self.rho(x)] + [self.act(si) for si in minus]
+        for i, (a, b) in enumerate(self.skip_pairs):
+            g = up_minus[b].t() @ up_minus[a] - up_plus[b].t() @ up_plus[a]
+            grads.append(g.mul_(scale).mul_(self.skip_mask(i)))
+        return grads
+
+    def autograd_ep_gradients(self, x, plus, minus, beta_gap: float, free=None, d=None) -> list[torch.Tensor]:
+        return self.mask_gradients(super().autograd_ep_gradients(x, plus, minus, beta_gap, free, d))
+
+    def mask_gradients(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Removed connections never learn: their entries of every weight gradient are zero."""
+        out = list(grads)
+        for j in range(len(self.layers)):
+            out[2 * j] = out[2 * j] * self.adjacent_mask(j)
+        for i in range(len(self.skips)):
+            k = 2 * len(self.layers) + i
+            if k < len(out):
+                out[k] = out[k] * self.skip_mask(i)
+        return out
+
+
+def realised_share(net) -> float:
+    """The share of adjacent connections rewired (0 for a layered network)."""
+    return getattr(net, "rewired_share", 0.0)

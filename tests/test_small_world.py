@@ -1,0 +1,138 @@
+"""EP on layer-skipping topologies (ep/small_world.py): the wiring, the energy's generic path against the fast
+one and against BPTT, the learner's options, and the wine data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ep.learner import EPLearner
+from ep.rule import RULE
+from ep.small_world import SmallWorldNetwork, rewire
+from funcs import cli, data
+from tests.test_ep import bptt_gradient, cosine
+from tests.test_training import read_csv
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = [6, 8, 7, 8, 4]  # input, three hidden layers, output
+
+
+def small_world(p=0.3, seed=0, sizes=SIZES, activation="sigmoid", clamped=False):
+    torch.manual_seed(seed)
+    net = SmallWorldNetwork(sizes, p, skip_magnitude=0.8, seed=seed, activation=activation, clamped=clamped,
+                            xavier_gain=1.5).double()
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.bias.uniform_(0.05, 0.3)
+    return net
+
+
+def test_rewiring_moves_a_share_p_of_the_adjacent_connections_to_layer_skipping_ones_seeded():
+    sizes = [50, 40, 40, 40, 10]
+    adjacent, skips, share = rewire(sizes, 0.1, torch.Generator().manual_seed(3))
+    n_adjacent = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    removed = sum(int((m == 0).sum()) for m in adjacent)
+    assert share == removed / n_adjacent and share == pytest.approx(0.1, abs=0.01)
+    assert sum(int(m.sum()) for m in skips.values()) == removed  # one new connection per removed one
+    assert all(b - a >= 2 for a, b in skips) and set(skips) <= {(0, 2), (0, 3), (0, 4), (1, 3), (1, 4), (2, 4)}
+    assert all(m.shape == (sizes[b], sizes[a]) for (a, b), m in skips.items())  # never inside a layer
+    again, skips_again, _ = rewire(sizes, 0.1, torch.Generator().manual_seed(3))
+    assert all(torch.equal(u, v) for u, v in zip(adjacent, again))
+    assert all(torch.equal(skips[k], skips_again[k]) for k in skips)
+    other, _, _ = rewire(sizes, 0.1, torch.Generator().manual_seed(4))
+    assert not all(torch.equal(u, v) for u, v in zip(adjacent, other))
+    layered, none, zero = rewire(sizes, 0.0, torch.Generator().manual_seed(3))
+    assert zero == 0 and not none and all(bool(m.all()) for m in layered)
+
+
+def test_removed_connections_start_at_zero_and_skip_weights_only_where_connected():
+    net = small_world()
+    for j, layer in enumerate(net.layers):
+        assert torch.equal(layer.weight * (1 - net.adjacent_mask(j)), torch.zeros_like(layer.weight))
+    for i, w in enumerate(net.skips):
+        mask = net.skip_mask(i)
+        assert torch.equal(w * (1 - mask), torch.zeros_like(w)) and (w[mask > 0].abs() <= 0.8).all()
+
+
+@pytest.mark.parametrize("activation,clamped", [("sigmoid", False), ("hardsigm", True)])
+def test_fast_step_and_update_equal_the_generic_ones_from_the_skip_aware_energy(activation, clamped):
+    """Each skip weight acts bottom-up and top-down alike: the hand-written drives equal -dE/ds by autograd."""
+    net = small_world(activation=activation, clamped=clamped)
+    x = torch.rand(3, SIZES[0], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    d = torch.rand(3, SIZES[-1], dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def phases(step):
+        net.step = step
+        free = net.free_phase(x, 40)
+        plus = net.nudged_phase(free, x, d, 0.5, 10)
+        del net.step
+        return free, plus
+
+    (free, plus), (free_g, plus_g) = phases(net.step), phases(net.autograd_step)
+    for a, b in zip(free + plus, free_g + plus_g):
+        assert (a - b).abs().max().item() < 1e-6
+    hand = net.ep_gradients(x, plus, free, 0.5)
+    auto = net.autograd_ep_gradients(x, plus, free, 0.5)
+    assert len(hand) == len(auto) == len(list(net.parameters())) == 2 * len(net.layers) + len(net.skips)
+    for h, g in zip(hand, auto):
+        assert (h - g).abs().max().item() < 1e-6
+    for i in range(len(net.skips)):  # masked: a skip block learns only its own connections
+        g = hand[2 * len(net.layers) + i]
+        assert torch.equal(g * (1 - net.skip_mask(i)), torch.zeros_like(g))
+
+
+def test_ep_estimate_on_a_small_world_network_agrees_with_bptt_for_every_block():
+    net = small_world(p=0.3)
+    x = torch.rand(3, SIZES[0], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    d = torch.rand(3, SIZES[-1], dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    true = net.mask_gradients(list(bptt_gradient(net, x, d)))
+    free = net.free_phase(x, 400)
+    nudged = net.nudged_phase(free, x, d, 1e-3, 400)
+    est = net.ep_gradients(x, nudged, free, 1e-3)
+    assert len(net.skips) >= 3
+    for e, t in zip(est, true):
+        assert t.norm() > 1e-5
+        assert cosine(e, t) > 0.99
+
+
+def test_skip_blocks_learn_at_the_rule_s_rate_of_the_layers_they_span():
+    net = small_world()
+    lrs = [0.4, 0.2, 0.1, 0.05]
+    rates = net.group_lrs(lrs)
+    assert rates[:4] == lrs
+    assert rates[4:] == pytest.approx([sum(lrs[a:b]) / (b - a) for a, b in net.skip_pairs])
+    net.skip_lr = "min"
+    assert net.group_lrs(lrs)[4:] == [min(lrs[a:b]) for a, b in net.skip_pairs]
+
+
+def test_positive_beta_sign_never_flips_and_random_flips():
+    net = small_world(activation="hardsigm", clamped=True)
+    kw = dict(lrs=[0.1] * 4, optimizer="SGD", drop_probs=[0.0] * 5, beta=0.5, free_steps=5, nudged_steps=2)
+    torch.manual_seed(0)
+    assert {EPLearner(net, **kw, random_sign=True)._beta() for _ in range(30)} == {0.5, -0.5}
+    assert {EPLearner(net, **kw, random_sign=False)._beta() for _ in range(30)} == {0.5}
+
+
+def test_wine_is_150_train_and_25_test_wines_min_max_scaled():
+    wine = data.load_dataset("wine", "unused")
+    assert (wine.train.x.shape, wine.test.x.shape) == ((150, 1, 1, 13), (25, 1, 1, 13))
+    both = torch.cat([wine.train.x, wine.test.x]).flatten(1)
+    assert both.min() == 0 and both.max() == 1
+    assert set(wine.train.y.tolist()) == {0, 1, 2}
+    assert torch.equal(data.load_dataset("wine", "unused").test.x, wine.test.x)  # a fixed split
+
+
+def test_small_world_wine_run_writes_per_layer_update_sizes_and_its_rewired_share(tmp_path):
+    out = tmp_path / "run"
+    args = ["--json_path", str(REPO / "configFile/small_world/wine_5layer_small_world"), "--set", "epochs=2",
+            "--set", "T=100", "--set", "Kmax=6", "--out", str(out)]
+    assert cli.main(RULE, args) == 0
+    rows = read_csv(out / "results.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert 0.05 < float(rows[0]["rewired_share"]) < 0.15
+    sizes = [float(rows[-1][f"update_size_{j}"]) for j in range(1, 7)]
+    assert all(s > 0 for s in sizes)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["topology"] == "small_world" and saved["rule"] == "ep"
