@@ -31,7 +31,7 @@ from funcs.rules import Rule
 
 class Competitive:
     def __init__(self, n_in, n_out, lr):
-        self.w, self.base_lr, self.lr = torch.rand(n_out, n_in), lr, lr
+        self.w, self.base_lr, self.lr = torch.rand(n_out, n_in) * 0.1, lr, lr  # small: no winner at first
 
     def output(self, x):
         self.x = x.flatten(1)
