@@ -111,10 +111,10 @@ class Target:
 
     def __init__(self, kind: str, n_out: int, n_class: int, k: int, gamma: float, eta: float,
                  sequential: bool, smooth_target: bool, p_out: float, smooth_labels: float = SMOOTH_SUPERVISED,
-                 device=None):
+                 device=None, losers_learn: bool = True):
         assert kind in ("supervised", "unsupervised"), kind
         self.kind, self.n_out, self.n_class, self.k = kind, n_out, n_class, k
-        self.smooth_target, self.smooth_labels = smooth_target, smooth_labels
+        self.smooth_target, self.smooth_labels, self.losers_learn = smooth_target, smooth_labels, losers_learn
         self.homeostasis = Homeostasis(n_out, gamma, rate=(1 - p_out) * k / n_out,
                                        eta=eta if sequential else None, device=device)
 
@@ -123,7 +123,7 @@ class Target:
         """The config's target; `kind` picks one half of a semi-supervised config."""
         return cls(kind or cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta,
                    sequential=cfg.batchSize == 1, smooth_target=cfg.smooth, p_out=cfg.drop_probs[-1],
-                   smooth_labels=rules.get(cfg.rule).smooth_labels, device=device)
+                   smooth_labels=rules.get(cfg.rule).smooth_labels, device=device, losers_learn=cfg.losers_learn)
 
     def new_epoch(self) -> None:
         self.homeostasis.reset()
@@ -132,9 +132,8 @@ class Target:
                  mask: torch.Tensor | None = None) -> torch.Tensor:
         """The target for outputs y (batch, n_out) whose dropped neurons (mask 0) are already zero."""
         if self.kind == "unsupervised":
-            d = kwta_target(y.detach(), self.k, self.homeostasis.h)
-            if self.smooth_target:
-                d = smooth(d, SMOOTH_UNSUPERVISED, self.k)
+            winners = kwta_target(y.detach(), self.k, self.homeostasis.h)
+            d = smooth(winners, SMOOTH_UNSUPERVISED, self.k) if self.smooth_target else winners
         else:
             d = class_target(labels, self.n_out, self.n_class)
             if self.smooth_target:
@@ -143,6 +142,8 @@ class Target:
             d = d * mask
         if self.kind == "unsupervised":
             self.homeostasis.update(d)
+            if not self.losers_learn:  # a loser's target is its own output: no error, so no update
+                d = torch.where(winners > 0, d, y.detach())
         return d
 
     def state_dict(self) -> dict:

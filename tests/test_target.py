@@ -237,3 +237,18 @@ def test_dropout_mask_is_binary_with_keep_rate_one_minus_p():
 def test_dropout_mask_is_none_without_dropout():
     assert dropout_mask((3, 4), 0) is None
     assert dropout_mask((3, 4), 0.0) is None
+
+
+def test_without_losers_learning_only_the_winners_have_an_error():
+    """losers_learn false: each loser's target is its own output (Hebbian WTA: no anti-Hebbian push on losers);
+    the winners' targets and the homeostasis are those of the paper's target."""
+    y = torch.tensor([[0.9, 0.2, 0.4, 0.1], [0.3, 0.8, 0.5, 0.6]])
+    kw = dict(kind="unsupervised", n_out=4, n_class=2, k=1, gamma=0.5, eta=0.6, sequential=False,
+              smooth_target=False, p_out=0.0)
+    paper, hebbian = Target(**kw), Target(**kw, losers_learn=False)
+    d_paper, d_hebb = paper(y), hebbian(y)
+    assert torch.equal(d_paper, torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    assert torch.equal(d_hebb, torch.tensor([[1.0, 0.2, 0.4, 0.1], [0.3, 1.0, 0.5, 0.6]]))
+    assert torch.equal(paper.homeostasis.h, hebbian.homeostasis.h)
+    error = d_hebb - y
+    assert torch.equal(error != 0, d_paper > 0)  # only the winners are pulled
