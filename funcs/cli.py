@@ -166,6 +166,17 @@ def total_epochs(cfg) -> int:
     return cfg.epochs
 
 
+DIVERGED_EXIT = 3  # exit code of a run stopped at a non-finite loss (2: a user mistake; 130: Ctrl-C)
+
+# The keys `--resume RUN --set` may change in a diverged run: the learning rates and their schedule, which
+# neither change the network's shape nor what its checkpoint holds.
+RESUMABLE_KEYS = ("lr", "pre_lr", "lr_schedule", "lr_end_factor")
+
+
+class RunDiverged(Exception):
+    """A run stopped at a non-finite loss: the one line to print (where, why, how to continue)."""
+
+
 class UserInterrupt(Exception):
     """Ctrl-C during training: the folder to resume from."""
 
@@ -174,21 +185,55 @@ class UserInterrupt(Exception):
         self.folder = folder
 
 
-def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False) -> dict:
-    """Train one config into one run folder; returns its summary."""
+def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False, changes: dict | None = None) -> dict:
+    """Train one config into one run folder; returns its summary.
+
+    changes: {key: (before, now)} of a diverged run resumed with `--set` (written into config.json and run.log).
+    """
     if not resume:
         results.check_new_folder(results.run_folder(cfg, folder))
     prepared = prepare(rule, cfg)  # fails on user input before any folder exists
     run = results.Run.open(folder) if resume else results.Run.create(cfg, folder)
+    if changes:
+        record_changes(run, cfg, changes)
     try:
         metrics = train_config(rule, cfg, run, resume=resume, prepared=prepared)
     except KeyboardInterrupt:
         raise UserInterrupt(run.folder)
+    except loop.Diverged as err:
+        raise diverged(rule, cfg, run, err, str(prepared[0]), argv)
     summary = run.write_summary(cfg, metrics, str(prepared[0]), argv)
     plots.plot_run(run.folder, f"{cfg.action}, {list(cfg.fcLayers)}, seed {cfg.seed}")
     split = "validation" if cfg.validation_size is not None else "test"
     run.log(f"final {split} accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items()))
     return summary
+
+
+def record_changes(run: results.Run, cfg, changes: dict) -> None:
+    """A diverged run resumed with other rates: config.json takes them, run.log and summary.json say what
+    changed (and config.json's earlier values are in run.log's line and summary.json's `resumed_with`)."""
+    run.may_differ = tuple(changes)
+    before = results.read_summary(run.folder) or {}
+    run.facts["resumed_with"] = [*before.get("resumed_with", []), {
+        "after_epoch": (before.get("diverged") or {}).get("last_good_epoch"),
+        "changed": {k: {"was": was, "now": now} for k, (was, now) in changes.items()}}]
+    results.write_json(run.folder / "config.json", cfg.to_json())
+    run.log("resumed with " + ", ".join(f"{k} {json.dumps(now)} (was {json.dumps(was)})"
+                                        for k, (was, now) in changes.items()) + "; config.json holds the new values")
+
+
+def diverged(rule: Rule, cfg, run: results.Run, err: loop.Diverged, device: str, argv) -> RunDiverged:
+    """summary.json of a diverged run (status 'diverged', where, the last good epoch) and the line to print."""
+    good = err.epoch - 1
+    lower = json.dumps([float(f"{r / 10:.3g}") for r in err.rates])
+    run.write_summary(cfg, err.last, device, argv, diverged={
+        "epoch": err.epoch, "batch": err.batch, "batches": err.batches, "last_good_epoch": good,
+        "reason": str(err)})
+    start = f"from epoch {good} (its checkpoint is kept)" if good else "from the initial weights (no epoch finished)"
+    line = (f"{err}. Lower it and continue {start}: {rule.command} --resume {run.folder} --set {err.key}=[...] "
+            f"(a tenth: {lower})")
+    run.log(line, echo=False)  # printed once, on stderr, by main
+    return RunDiverged(line)
 
 
 def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
@@ -207,15 +252,29 @@ def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
 
 
 def resume(rule: Rule, args, command) -> None:
-    """Continue the run in args.resume with its saved config; nothing else may change."""
-    if args.set or args.out or args.seeds != 1 or args.dry_run or args.json_path or args.trained_path:
-        raise UserError("--resume continues a run with its saved config; it takes no --json_path, --set, --out, "
+    """Continue the run in args.resume with its saved config; a diverged run may change its rates (--set of
+    RESUMABLE_KEYS), nothing else may change."""
+    if args.out or args.seeds != 1 or args.dry_run or args.json_path or args.trained_path:
+        raise UserError("--resume continues a run with its saved config; it takes no --json_path, --out, "
                         "--trained_path, --seeds or --dry-run")
     folder = Path(args.resume)
     results.Run.open(folder)  # says so when the folder is not a run
-    if (folder / "summary.json").exists():
+    summary = results.read_summary(folder) if (folder / "summary.json").exists() else None
+    was_diverged = summary is not None and summary.get("status") == "diverged"
+    if summary is not None and not was_diverged:
         raise UserError(f"--resume {folder}: this run has finished (summary.json is there); nothing to continue")
-    run_one(rule, config_mod.load(folder / "config.json", default_rule=rule.name), folder, command, resume=True)
+    if args.set and not was_diverged:
+        raise UserError(f"--resume {folder}: --set changes a run only after it diverged; this one did not, so it "
+                        f"continues with its saved config")
+    saved = config_mod.load(folder / "config.json", default_rule=rule.name)
+    cfg = config_mod.load(folder / "config.json", args.set, default_rule=rule.name)
+    before, now = saved.to_json(), cfg.to_json()
+    changes = {k: (before.get(k), now.get(k)) for k in now if before.get(k) != now.get(k)}
+    refused = sorted(k for k in changes if k not in RESUMABLE_KEYS)
+    if refused:
+        raise UserError(f"--resume {folder} --set: {', '.join(refused)} cannot change in a resumed run (only "
+                        f"{', '.join(RESUMABLE_KEYS)}, which leave the network and its checkpoint as they are)")
+    run_one(rule, cfg, folder, command, resume=True, changes=changes)
 
 
 def load_config(rule: Rule, args):
@@ -256,6 +315,9 @@ def main(rule: Rule, argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RunDiverged as stop:
+        print(stop, file=sys.stderr)
+        return DIVERGED_EXIT
     except UserInterrupt as stop:
         print(f"interrupted; continue with: {rule.command} --resume {stop.folder}", file=sys.stderr)
         return 130

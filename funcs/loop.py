@@ -64,21 +64,82 @@ def random_hflip(x: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+class Diverged(Exception):
+    """Training produced a non-finite loss (or non-finite weights): where, so that the run stops there.
+
+    The message is one line: what was not finite, the epoch (set by the epoch loop) and the batch (1-based, of
+    the epoch's), and the learning rate of that epoch as the likely cause. `last` holds the last good epoch's
+    metrics (the run's checkpoint is that epoch's: a diverged epoch writes none).
+    """
+
+    def __init__(self, message: str, batch: int | None = None, batches: int | None = None):
+        super().__init__(message)
+        self.what, self.batch, self.batches = message, batch, batches
+        self.epoch: int | None = None
+        self.key, self.rates, self.last = "lr", (), {}
+
+    def at_epoch(self, epoch: int, key: str, rates, factor: float, last: dict) -> "Diverged":
+        """Complete the message with the epoch (1-based) and the rates in use: config key `key`'s `rates` times
+        the schedule's `factor`."""
+        self.epoch, self.key, self.rates, self.last = epoch, key, tuple(rates), last
+        where = f"epoch {epoch}" + (f", batch {self.batch} of {self.batches}" if self.batch is not None else "")
+        in_use = f"{key} [{', '.join(f'{r:g}' for r in rates)}]" + ("" if factor == 1 else
+                                                                     f" x {factor:.3g} from the schedule")
+        self.args = (f"diverged: {self.what} at {where}; the learning rate is the likely cause ({in_use} in this "
+                     f"epoch)",)
+        return self
+
+
+# How often, at most, the epoch loop reads its running loss buffer while an epoch goes on (one device sync):
+# a diverged epoch stops within this much time instead of running to its end on NaNs.
+CHECK_SECONDS = 30.0
+
+
+def _first_bad(losses: torch.Tensor) -> int | None:
+    """Index of the first non-finite entry of a 1-d loss buffer, or None (one sync)."""
+    bad = torch.where(~torch.isfinite(losses))[0]
+    return int(bad[0]) if bad.numel() else None
+
+
 def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tensor, batch_size: int,
                 augment=None) -> torch.Tensor:
     """One pass over (x, y) in a random order; returns the mean loss (a tensor: no sync per batch).
 
     augment: applied to each mini-batch's images (random_hflip with `hflip`).
+    Each batch's loss goes into a buffer on the device; the buffer is read at the epoch's end, and at most every
+    CHECK_SECONDS during it: at the first non-finite loss the epoch stops with Diverged naming the batch.
     """
     n = x.shape[0]
+    n_batches = -(-n // batch_size)
     perm = torch.randperm(n).to(x.device)
     target.new_epoch()
-    total = torch.zeros((), device=x.device)
-    for start in range(0, n, batch_size):
+    losses = torch.zeros(n_batches, device=x.device)
+    checked = time.monotonic()
+    for b, start in enumerate(range(0, n, batch_size)):
         idx = perm[start:start + batch_size]
         out, mask = learner.output(x[idx] if augment is None else augment(x[idx]))
-        total += learner.learn(target(out, y[idx], mask))
-    return total / -(-n // batch_size)
+        losses[b] = learner.learn(target(out, y[idx], mask))
+        if time.monotonic() - checked > CHECK_SECONDS or b == n_batches - 1:
+            checked = time.monotonic()
+            bad = _first_bad(losses[:b + 1])  # the sync this check costs, once per CHECK_SECONDS or epoch
+            if bad is not None:
+                raise Diverged(f"loss {losses[bad].item()}", batch=bad + 1, batches=n_batches)
+    return losses.mean()
+
+
+def check_finite_weights(learner: Learner) -> None:
+    """Diverged when a weight is not finite (a last step that overflowed after a finite loss); one sync."""
+    tensors = [t for t in _tensors(learner.state_dict().get("model", {})) if t.is_floating_point()]
+    if tensors and not torch.stack([torch.isfinite(t).all() for t in tensors]).all():
+        raise Diverged("the network's weights are not finite after its last step")
+
+
+def _tensors(state):
+    if isinstance(state, torch.Tensor):
+        yield state
+    elif isinstance(state, dict):
+        for value in state.values():
+            yield from _tensors(value)
 
 
 def supervised_error(cfg, learner: Learner, split) -> torch.Tensor:
@@ -131,15 +192,31 @@ def set_rng_states(states: dict, device: torch.device) -> None:
 
 
 def restore(state: dict, learner, target: Target, device: torch.device) -> int:
-    """Load a checkpoint's learner, target and random states; the number of epochs it had done."""
+    """Load a checkpoint's learner, target and random states; the number of epochs it had done.
+
+    The optimizers' configured rates (`base_lr`) are the config's, not the checkpoint's: a run resumed with
+    another `lr` (after diverging) goes on with it; with the same config nothing changes.
+    """
     try:
-        learner.load_state_dict(state["learner"])
+        learner.load_state_dict(_with_configured_rates(state["learner"], learner.state_dict()))
         target.load_state_dict(state["target"])
     except (RuntimeError, KeyError, ValueError) as err:
         raise UserError(f"the checkpoint does not fit this config's network ({err.__class__.__name__}); "
                         f"restore the run's config.json or start a new run")
     set_rng_states(state["rng"], device)
     return state["epoch"]
+
+
+def _with_configured_rates(saved, fresh):
+    """`saved` (a learner's state) with each optimizer group's `base_lr` taken from `fresh` (built from the
+    config); the optimizers' moments and everything else stay the checkpoint's."""
+    if not isinstance(saved, dict) or not isinstance(fresh, dict):
+        return saved
+    if "param_groups" in saved and "param_groups" in fresh and len(saved["param_groups"]) == len(fresh["param_groups"]):
+        groups = [{**s, **{k: f[k] for k in ("base_lr",) if k in f}}
+                  for s, f in zip(saved["param_groups"], fresh["param_groups"])]
+        return {**saved, "param_groups": groups}
+    return {k: _with_configured_rates(v, fresh.get(k)) for k, v in saved.items()}
 
 
 def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> dict:
@@ -161,8 +238,12 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     for epoch in range(start, cfg.epochs):
         tic = time.perf_counter()
         learner.set_lr_factor(lr_factor(cfg, epoch))
-        loss = train_epoch(learner, target, data.train.x, data.train.y, cfg.batchSize,
-                           augment=random_hflip if cfg.hflip else None)
+        try:
+            loss = train_epoch(learner, target, data.train.x, data.train.y, cfg.batchSize,
+                               augment=random_hflip if cfg.hflip else None)
+            check_finite_weights(learner)
+        except Diverged as err:
+            raise err.at_epoch(epoch + 1, "lr", cfg.lr, lr_factor(cfg, epoch), metrics)
         train_seconds = time.perf_counter() - tic
         errors = evaluate(learner)
         row = {"epoch": epoch + 1, "loss": loss.item(), **{k: v.item() for k, v in errors.items()},

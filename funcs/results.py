@@ -79,6 +79,7 @@ class Run:
         self.echo = echo
         self.bar = None
         self._classifier_rows = 0
+        self.may_differ: tuple[str, ...] = ()  # config keys a resumed run changed (--resume RUN --set KEY=...)
         # Facts for summary.json; the code version is read now, when training starts (or resumes).
         self.facts: dict = {"code_version": code_version()}
 
@@ -102,10 +103,11 @@ class Run:
         return cls(folder, echo)
 
     # --- logging ------------------------------------------------------------------------
-    def log(self, message: str) -> None:
+    def log(self, message: str, echo: bool = True) -> None:
+        """Append a line to run.log and print it (unless echo is False: the caller prints it elsewhere)."""
         with open(self.folder / "run.log", "a") as f:
             f.write(message + "\n")
-        if self.echo:
+        if self.echo and echo:
             (self.bar.write if self.bar is not None else print)(message)
 
     def start_progress(self, total: int, initial: int) -> None:
@@ -160,7 +162,7 @@ class Run:
             state["learner"], state["target"], state["rng"]
         except Exception as err:  # any unreadable or foreign file: torch raises many kinds
             raise UserError(f"checkpoint {path} cannot be read ({err.__class__.__name__}); start a new run")
-        changed = [] if saved is None else config_changes(saved, cfg)
+        changed = [] if saved is None else [k for k in config_changes(saved, cfg) if k not in self.may_differ]
         if changed:
             raise UserError(f"--resume {self.folder}: config.json differs from the checkpoint's config "
                             f"({', '.join(changed)}); restore it or start a new run")
@@ -181,10 +183,13 @@ class Run:
                 writer.writerows(rows)
 
     # --- the end --------------------------------------------------------------------------
-    def write_summary(self, cfg, metrics: dict, device: str, argv: list[str]) -> dict:
+    def write_summary(self, cfg, metrics: dict, device: str, argv: list[str], diverged: dict | None = None) -> dict:
+        """summary.json. A diverged run (`diverged`: where and why) has status 'diverged', the last good epoch's
+        metrics and no accuracies: nothing reads it as a final result."""
         summary = {
             "action": cfg.action, "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
-            "metrics": metrics, "accuracy_percent": accuracies(metrics),
+            "status": "diverged" if diverged else "finished", **({"diverged": diverged} if diverged else {}),
+            "metrics": metrics, "accuracy_percent": {} if diverged else accuracies(metrics),
             **self.facts,
             "device": device, "torch": torch.__version__, "python": platform.python_version(),
             "command": " ".join(argv),
@@ -192,6 +197,14 @@ class Run:
         }
         write_json(self.folder / "summary.json", summary)
         return summary
+
+
+def read_summary(folder: Path) -> dict | None:
+    """A run folder's summary.json, or None when it has none (or an unreadable one)."""
+    try:
+        return json.loads((Path(folder) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 MODEL_FILES = ("model_state_dict.pt", "model_state_dict_fp16.pt")  # fp16: as simuResults keeps weights

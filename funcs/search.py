@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from funcs import cli, results, rules, semi
+from funcs import cli, loop, results, rules, semi
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs.errors import UserError
@@ -448,8 +448,8 @@ def load(path, rule: rules.Rule, overrides=(), trained_path: str | None = None) 
 
 # --- one trial ----------------------------------------------------------------------------------------
 
-class Diverged(Exception):
-    """A trial whose loss is not finite: recorded failed with this reason."""
+# A trial whose loss is not finite (raised by the epoch loop, or below): recorded failed with its one-line reason.
+Diverged = loop.Diverged
 
 
 class TrialReporter:
@@ -860,6 +860,9 @@ def test_best(rule: rules.Rule, study, search: Search, folder: Path, command, ec
             raise UserError(f"{out} holds the run of another config than trial {best.number}'s; move it away")
         if (out / "summary.json").exists():
             summary = config_mod.read_json(out / "summary.json", "test run summary")
+            if summary.get("status") == "diverged":
+                raise UserError(f"the test run in {out} diverged ({summary['diverged']['reason']}); continue it "
+                                f"with {rule.command} --resume {out} --set lr=[...], then run this command again")
         else:
             summary = cli.run_one(rule, cfg, out if started else None, command, resume=started)
         study.set_user_attr("test", {"trial": best.number, "folder": str(out), "worker": worker_id(),
@@ -952,6 +955,9 @@ def main(rule: rules.Rule, argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except cli.RunDiverged as stop:  # the test run of the best config
+        print(stop, file=sys.stderr)
+        return cli.DIVERGED_EXIT
     except (cli.UserInterrupt, KeyboardInterrupt):  # a trial, the test run or the outputs stopped by Ctrl-C
         print("interrupted; run the same command again to resume the search", file=sys.stderr)
         return 130

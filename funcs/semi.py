@@ -176,7 +176,7 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
             what = "phase 1" if epoch < pre_epochs else "phase 2, " + (
                 "unsupervised half" if lrn is unsup else "supervised half")
             err.what += f" ({what})"
-            raise err.at_epoch(epoch + 1, loop.rates_in_use(rates, getattr(cfg, rates), factor), dict(metrics))
+            raise err.at_epoch(epoch + 1, rates, getattr(cfg, rates), factor, dict(metrics))
         return loss.item()
 
     nan = math.nan

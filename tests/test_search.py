@@ -449,3 +449,37 @@ def test_ctrl_c_in_a_trial_or_the_test_run_is_one_line_and_exit_130_and_the_stud
     journal = JournalStorage(JournalFileBackend(str(tmp_path / "study" / "study.journal")))
     attrs = optuna.load_study(study_name="c", storage=journal).user_attrs
     assert attrs["test_claimed_by"] is None and "test" not in attrs  # the next run makes the test run
+
+
+def test_trial_whose_real_training_diverges_fails_with_the_loops_line(tiny, tmp_path):
+    """A linear network at lr 1e29-1e30 overflows after its first step: the epoch loop stops it at batch 2 of
+    epoch 1 and the trial fails with that line as its reason (funcs.loop.Diverged, the search's Diverged)."""
+    raw = {**tiny, "activation_function": ["x", "x"], "n_trials": 1, "class_epoch": 0,
+           "search": {"lr": {"low": 1e29, "high": 1e30, "log": True, "per_layer": True}}}
+    folder = write(tmp_path / "cfg", raw)
+    assert search.main(BP, ["--json_path", str(folder), "--out", str(tmp_path / "study"), "--no-test"]) == 0
+    [row] = read_csv(tmp_path / "study" / "trials.csv")
+    assert row["state"] == "FAIL" and row["reason"].startswith("diverged: loss ")
+    assert " at epoch 1, batch 2 of 38; the learning rate is the likely cause" in row["reason"]
+    assert search.Diverged is loop.Diverged
+
+
+def test_diverged_test_run_exits_3_and_a_rerun_says_to_resume_it(tiny, tmp_path, monkeypatch, capsys):
+    """The best config's test run (the full training set) diverges: the search exits as bp.main does (3); run
+    again, it points at the diverged run folder instead of reporting its empty accuracies."""
+    folder = write(tmp_path / "cfg", {**tiny, "n_trials": 1, "class_epoch": 0})
+    args = ["--json_path", str(folder), "--out", str(tmp_path / "study")]
+
+    def diverge(rule, cfg, out, command, resume=False):
+        Path(cfg.out_dir).mkdir(parents=True)
+        (Path(cfg.out_dir) / "config.json").write_text(json.dumps(cfg.to_json()))
+        (Path(cfg.out_dir) / "summary.json").write_text(json.dumps(
+            {"status": "diverged", "diverged": {"reason": "diverged: loss nan at epoch 2, batch 7 of 9"}}))
+        raise cli.RunDiverged("diverged: loss nan at epoch 2, batch 7 of 9")
+
+    monkeypatch.setattr(cli, "run_one", diverge)
+    assert search.main(BP, args) == cli.DIVERGED_EXIT
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "diverged: loss nan at epoch 2, batch 7 of 9"
+    assert search.main(BP, args) == 2
+    err = capsys.readouterr().err
+    assert "diverged (diverged: loss nan at epoch 2, batch 7 of 9); continue it with python -m bp.main --resume" in err

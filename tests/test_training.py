@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bp.main import RULE
-from funcs import cli
+from funcs import cli, loop
 from funcs import config as config_mod
 from funcs import results
 
@@ -167,7 +167,9 @@ def test_resume_refuses_non_runs_corrupt_checkpoints_changed_configs_and_overrid
     assert cli.main(RULE, ["--resume", str(run)]) == 2
     assert "this run has finished" in error_line(capsys)
     (run / "summary.json").unlink()  # as if it had been stopped before its end
-    assert cli.main(RULE, ["--resume", str(run), "--set", "epochs=2"]) == 2
+    assert cli.main(RULE, ["--resume", str(run), "--set", "lr=[1.0]"]) == 2
+    assert "--set changes a run only after it diverged" in error_line(capsys)
+    assert cli.main(RULE, ["--resume", str(run), "--out", str(tmp_path / "elsewhere")]) == 2
     assert "--resume continues a run with its saved config" in error_line(capsys)
 
     saved = json.loads((run / "config.json").read_text())
@@ -241,3 +243,88 @@ def test_keys_added_to_the_code_after_a_run_started_count_as_their_defaults_on_r
     assert results.config_changes(older, cfg) == []
     assert results.config_changes(saved, config_mod.replace(cfg, hflip=True)) == ["hflip"]
     assert results.config_changes({**saved, "gamma": 0.25}, cfg) == ["gamma"]
+
+
+# --- a diverging run ------------------------------------------------------------------------------
+
+def test_diverging_run_stops_with_exit_3_one_line_and_a_summary_then_resumes_with_a_lower_rate(tmp_path, dataset):
+    """The issue's command (a linear network at lr 1e30) in a fresh process: batch 1's loss is finite (computed
+    before any step), its step overflows the weights, so batch 2's loss is the first that is not finite."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "bp.main", "--json_path", "configFile/quickstart", "--set",
+           'activation_function=["x","x"]', "--set", "lr=[1e30]", *DATASET_ARGS[dataset], "--set", "class_epoch=2"]
+    if dataset == "mnist":
+        cmd += ["--set", "train_size=1000"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([*cmd, "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == cli.DIVERGED_EXIT == 3
+    lines = [line for line in proc.stderr.splitlines() if "diverged" in line]
+    assert len(lines) == 1 and "diverged:" not in proc.stdout
+    assert lines[0].startswith("diverged: loss ") and " at epoch 1, batch 2 of " in lines[0]
+    assert "the learning rate is the likely cause (lr [1e+30] in this epoch)" in lines[0]
+    assert f"--resume {out} --set lr=" in lines[0] and "no epoch finished" in lines[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["accuracy_percent"] == {}
+    assert (summary["diverged"]["epoch"], summary["diverged"]["batch"], summary["diverged"]["last_good_epoch"]) == \
+        (1, 2, 0)
+    assert not (out / "checkpoint.pt").exists() and not (out / "results.csv").exists()  # no epoch was good
+    assert lines[0] in (out / "run.log").read_text()
+
+    proc = subprocess.run([sys.executable, "-m", "bp.main", "--resume", str(out), "--set", "lr=[8]"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["accuracy_percent"]["linear_classifier"] > 10
+    assert summary["resumed_with"] == [{"after_epoch": 0, "changed": {"lr": {"was": [1e30], "now": [8.0]}}}]
+    assert json.loads((out / "config.json").read_text())["lr"] == [8.0]
+    assert "resumed with lr [8.0] (was [1e+30])" in (out / "run.log").read_text()
+    assert [int(r["epoch"]) for r in read_csv(out / "results.csv")] == [1, 2, 3]
+
+
+def test_run_diverging_in_epoch_2_keeps_epoch_1_and_resumed_with_a_sane_schedule_ends_as_a_straight_run(
+        tmp_path, capsys):
+    """lr_end_factor 1e30 leaves epoch 1 at factor 1 and multiplies epoch 2's rate by 3.3e29: epoch 1's
+    checkpoint is kept, and continuing it with the paper's factor gives, number for number, the run that had
+    that factor from the start (the checkpoint holds the random states)."""
+    linear = ["--set", 'activation_function=["x","x"]', "--set", "lr=[0.01]", "--set", "class_epoch=2"]
+    args = ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, *linear]
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    assert cli.main(RULE, [*args, "--set", "lr_end_factor=1e30", "--out", str(run)]) == 3
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert " at epoch 2, batch " in line and "lr [0.01] x 3.33e+29 from the schedule" in line
+    assert "continue from epoch 1 (its checkpoint is kept)" in line
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert [int(r["epoch"]) for r in read_csv(run / "results.csv")] == [1]
+
+    assert cli.main(RULE, ["--resume", str(run), "--set", "fcLayers=[784,30]"]) == 2
+    assert "fcLayers cannot change in a resumed run" in error_line(capsys)
+    assert cli.main(RULE, ["--resume", str(run), "--set", "lr_end_factor=0.0005"]) == 0
+    assert cli.main(RULE, [*args, "--out", str(straight)]) == 0
+    resumed, expected = read_csv(run / "results.csv"), read_csv(straight / "results.csv")
+    assert [(r["epoch"], r["loss"], r["error_mean"]) for r in resumed] == \
+        [(r["epoch"], r["loss"], r["error_mean"]) for r in expected]
+    assert json.loads((run / "summary.json").read_text())["accuracy_percent"] == \
+        json.loads((straight / "summary.json").read_text())["accuracy_percent"]
+
+
+def test_restore_takes_the_configured_rates_from_the_config_and_the_moments_from_the_checkpoint():
+    """Adam keeps its rates in the optimizer's state: a checkpoint of lr 5 loaded into a learner built with lr 0.5
+    goes on at 0.5 (x the schedule), with the checkpoint's moment estimates."""
+    from funcs.target import Target
+    cfg = config_mod.load(REPO / "configFile/quickstart", ["fcLayers=[784,20]", "optimizer=\"Adam\"", "lr=[5]"])
+    torch.manual_seed(0)
+    before = RULE.build(cfg, torch.device("cpu"))
+    target = Target.from_config(cfg)
+    x = torch.rand(8, 784)
+    out, mask = before.output(x)
+    before.learn(target(out, torch.zeros(8, dtype=torch.long), mask))
+    state = {"learner": before.state_dict(), "target": target.state_dict(), "rng": loop.rng_states(x.device),
+             "epoch": 1}
+    lower = config_mod.replace(cfg, lr=[0.5])
+    after = RULE.build(lower, torch.device("cpu"))
+    assert loop.restore(state, after, Target.from_config(lower), x.device) == 1
+    after.set_lr_factor(0.5)
+    assert [g["lr"] for g in after.optimizer.param_groups] == [0.25]
+    moments = [s["exp_avg"] for s in after.optimizer.state.values()]
+    assert moments and all(torch.equal(a, b["exp_avg"]) for a, b in
+                           zip(moments, before.optimizer.state_dict()["state"].values()))
