@@ -979,6 +979,7 @@ def _main(rule: rules.Rule, args, command) -> int:
         for p in search.params:
             print("  " + p.describe())
         return 0
+    check_optuna()
     echo = logger(folder / "search.log")
     # What no sampled value changes is refused once, not by every trial: the data files and sizes, the trained
     # network of trained_path, the phase-1 network of pretrained_path.
@@ -1011,6 +1012,20 @@ def logger(log_file: Path):
         with open(log_file, "a") as f:
             f.write(message + "\n")
     return echo
+
+
+# The oldest optuna this code runs on: RDBStorage's heartbeat_stale_trial_callback came in 4.9 (4.0-4.8 name it
+# failed_trial_callback). requirements.txt's floor is this one (tests/test_search.py checks it).
+OPTUNA_MIN = "4.9"
+
+
+def check_optuna() -> None:
+    """One line, not a failure deep in the storage, when the installed optuna is older than OPTUNA_MIN."""
+    import optuna
+    from packaging.version import Version  # optuna's own dependency
+    if Version(optuna.__version__) < Version(OPTUNA_MIN):
+        raise UserError(f"the search needs optuna >= {OPTUNA_MIN}, this environment has {optuna.__version__}: "
+                        f"pip install 'optuna>={OPTUNA_MIN}'")
 
 
 def set_up_study(search: Search, args, name: str, folder: Path, echo):

@@ -483,3 +483,31 @@ def test_diverged_test_run_exits_3_and_a_rerun_says_to_resume_it(tiny, tmp_path,
     assert search.main(BP, args) == 2
     err = capsys.readouterr().err
     assert "diverged (diverged: loss nan at epoch 2, batch 7 of 9); continue it with python -m bp.main --resume" in err
+
+
+def requirement_floor(name: str) -> str:
+    """The `NAME>=X` floor of a package in requirements.txt."""
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        found = re.match(rf"\s*{re.escape(name)}\s*>=\s*([\w.]+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no floor for {name} in requirements.txt")
+
+
+def test_optuna_floor_is_the_version_whose_api_the_search_calls(tiny, tmp_path, monkeypatch, capsys):
+    """requirements.txt's optuna floor is search.OPTUNA_MIN, the first release with every keyword make_storage
+    passes to RDBStorage (heartbeat_stale_trial_callback: 4.9.0); an older optuna is one line and exit 2."""
+    import inspect
+
+    import optuna
+    from packaging.version import Version
+    assert requirement_floor("optuna") == search.OPTUNA_MIN == "4.9"
+    assert Version(optuna.__version__) >= Version(search.OPTUNA_MIN)
+    accepted = inspect.signature(optuna.storages.RDBStorage).parameters
+    assert {"heartbeat_interval", "grace_period", "heartbeat_stale_trial_callback", "engine_kwargs"} <= set(accepted)
+    monkeypatch.setattr(optuna, "__version__", "4.8.0")
+    folder = write(tmp_path / "cfg", tiny)
+    assert search.main(BP, ["--json_path", str(folder), "--out", str(tmp_path / "study")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "error: the search needs optuna >= 4.9, this environment has 4.8.0: pip install 'optuna>=4.9'"
+    assert not (tmp_path / "study").exists()
