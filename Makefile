@@ -6,13 +6,19 @@ DATA_DIR ?= data
 
 .PHONY: run test data bench figures reproduce postgres clean-venv
 
+# The core (requirements.txt) trains; each other use adds its own file (see requirements.txt's header).
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer needed; use make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+$(VENV)/.installed-figures: $(VENV)/.installed requirements-figures.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-figures.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt requirements-search.txt requirements-figures.txt \
+		requirements-datasets.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $@
 
@@ -40,12 +46,12 @@ test: $(VENV)/.installed-test postgres
 	$(PY) -m pytest -q --durations=8 tests
 
 # The paper's figures and tables from simuResults/ (reproduce_figures.ipynb, headless): PNGs into figuresPlot/.
-figures: $(VENV)/.installed
+figures: $(VENV)/.installed-figures
 	$(PY) -m funcs.figures notebook
 
 # The experiments behind every figure and table at full length (funcs/reproduce.py), resumable: each call continues
 # where the last stopped. Options through ARGS, e.g. make reproduce ARGS="--dry-run" or ARGS="--only 'semi_*' --jobs 2".
-reproduce: data
+reproduce: data $(VENV)/.installed-figures
 	$(PY) -m funcs.reproduce $(ARGS)
 
 bench: $(VENV)/.installed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -79,7 +80,13 @@ def prepare(rule: Rule, cfg):
     learner = rule.build(cfg, device)  # right after seeding: the initial weights depend on the seed alone
     if cfg.trained_path:
         load_trained(cfg, learner)
-    dataset = shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir, device=device), cfg)
+    try:
+        dataset = shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir, device=device), cfg)
+    except ModuleNotFoundError as err:  # a dataset reader's optional package (requirements-datasets.txt)
+        if (err.name or "").split(".")[0] != "scipy":  # SVHN's .mat files; anything else is not a user's doing
+            raise
+        raise UserError(f"config key 'dataset': {cfg.dataset} needs scipy, which is not installed: "
+                        f"pip install -r requirements-datasets.txt")
     if cfg.target_kind == "semi_supervised":
         semi.check(cfg, dataset, pretrained)
     return device, dataset, learner
@@ -203,10 +210,20 @@ def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False, ch
     except loop.Diverged as err:
         raise diverged(rule, cfg, run, err, str(prepared[0]), argv)
     summary = run.write_summary(cfg, metrics, str(prepared[0]), argv)
-    plots.plot_run(run.folder, f"{cfg.action}, {list(cfg.fcLayers)}, seed {cfg.seed}")
+    if can_plot(run.log):
+        plots.plot_run(run.folder, f"{cfg.action}, {list(cfg.fcLayers)}, seed {cfg.seed}")
     split = "validation" if cfg.validation_size is not None else "test"
     run.log(f"final {split} accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items()))
     return summary
+
+
+def can_plot(say) -> bool:
+    """Whether curves.png can be drawn: matplotlib is optional (requirements-figures.txt); without it, one line."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    say("curves.png not drawn: matplotlib is not installed (pip install -r requirements-figures.txt, then "
+        "python -m funcs.plots RUN_DIR draws it from results.csv)")
+    return False
 
 
 def record_changes(run: results.Run, cfg, changes: dict) -> None:
@@ -246,7 +263,8 @@ def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
         summaries.append(run_one(rule, one, None, argv))
     stats = results.seeds_summary(summaries)
     results.write_json(root / "seeds_summary.json", stats)
-    plots.plot_seeds(root, [root / f"S-{seed}" for seed in stats["seeds"]])
+    if can_plot(print):
+        plots.plot_seeds(root, [root / f"S-{seed}" for seed in stats["seeds"]])
     print("over seeds " + ", ".join(map(str, stats["seeds"])) + ": " +
           ", ".join(f"{k} {stats['mean'][k]} ({stats['std'][k]})" for k in stats["mean"]))
 

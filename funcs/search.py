@@ -1015,7 +1015,7 @@ def logger(log_file: Path):
 
 
 # The oldest optuna this code runs on: RDBStorage's heartbeat_stale_trial_callback came in 4.9 (4.0-4.8 name it
-# failed_trial_callback). requirements.txt's floor is this one (tests/test_search.py checks it).
+# failed_trial_callback). requirements-search.txt's floor is this one (tests/test_search.py checks it).
 OPTUNA_MIN = "4.9"
 
 

@@ -485,17 +485,17 @@ def test_diverged_test_run_exits_3_and_a_rerun_says_to_resume_it(tiny, tmp_path,
     assert "diverged (diverged: loss nan at epoch 2, batch 7 of 9); continue it with python -m bp.main --resume" in err
 
 
-def requirement_floor(name: str) -> str:
-    """The `NAME>=X` floor of a package in requirements.txt."""
-    for line in (REPO / "requirements.txt").read_text().splitlines():
+def requirement_floor(name: str, file: str = "requirements-search.txt") -> str:
+    """The `NAME>=X` floor of a package in a requirements file."""
+    for line in (REPO / file).read_text().splitlines():
         found = re.match(rf"\s*{re.escape(name)}\s*>=\s*([\w.]+)", line)
         if found:
             return found.group(1)
-    raise AssertionError(f"no floor for {name} in requirements.txt")
+    raise AssertionError(f"no floor for {name} in {file}")
 
 
 def test_optuna_floor_is_the_version_whose_api_the_search_calls(tiny, tmp_path, monkeypatch, capsys):
-    """requirements.txt's optuna floor is search.OPTUNA_MIN, the first release with every keyword make_storage
+    """requirements-search.txt's optuna floor is search.OPTUNA_MIN, the first release with every keyword make_storage
     passes to RDBStorage (heartbeat_stale_trial_callback: 4.9.0); an older optuna is one line and exit 2."""
     import inspect
 

@@ -328,3 +328,30 @@ def test_restore_takes_the_configured_rates_from_the_config_and_the_moments_from
     moments = [s["exp_avg"] for s in after.optimizer.state.values()]
     assert moments and all(torch.equal(a, b["exp_avg"]) for a, b in
                            zip(moments, before.optimizer.state_dict()["state"].values()))
+
+
+# --- what training needs ---------------------------------------------------------------------------
+
+OPTIONAL = ("optuna", "sklearn", "umap", "numba", "matplotlib", "scipy", "nbclient", "nbformat", "ipykernel",
+            "IPython", "sqlalchemy", "psycopg2")  # requirements-{search,figures,datasets,test}.txt
+
+
+def test_training_runs_with_the_core_requirements_alone_and_says_curves_are_not_drawn(tmp_path, dataset):
+    """Each optional package made unimportable (None in sys.modules: `import` fails, find_spec says absent), as in
+    a venv of requirements.txt alone: BP and EP train and read out; curves.png is skipped in one line."""
+    blocked = [m for m in OPTIONAL if not (dataset == "digits" and m == "sklearn")]  # digits: scikit-learn's
+    for rule in ("bp", "ep"):
+        out = tmp_path / rule
+        argv = ["--json_path", f"configFile/{'quickstart' if rule == 'bp' else 'quickstart_ep'}", *SMALL,
+                "--set", "epochs=1", "--set", "class_epoch=1", "--out", str(out)]
+        script = (f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
+                  f"from {rule}.main import RULE\nfrom funcs import cli\nsys.exit(cli.main(RULE, {argv!r}))")
+        proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert set(summary["accuracy_percent"]) == {"direct_association_mean", "direct_association_max",
+                                                    "linear_classifier"}
+        assert not (out / "curves.png").exists()
+        assert proc.stdout.count("curves.png not drawn: matplotlib is not installed") == 1
+        assert "curves.png not drawn" in (out / "run.log").read_text()
