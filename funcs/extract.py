@@ -21,6 +21,8 @@ leaves no truncated NPZ behind:
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -110,14 +112,20 @@ def most_responsive(train_out: torch.Tensor, labels: torch.Tensor, n_class: int,
     return torch.tensor(neurons), torch.tensor(classes)
 
 
+def say(message: str) -> None:
+    """A progress line on stderr (stdout holds the extracted file's path)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def maximize_inputs(drive: Callable[[torch.Tensor], torch.Tensor], neurons: torch.Tensor, shape,
-                    steps: int = ASCENT_STEPS, lr: float = ASCENT_LR, seed: int = ASCENT_SEED):
+                    steps: int = ASCENT_STEPS, lr: float = ASCENT_LR, seed: int = ASCENT_SEED,
+                    progress: results.Progress | None = None):
     """For each neuron, the input in [0, 1]^shape that maximises drive(x)[neuron]: projected gradient ascent.
 
     drive: a differentiable map from inputs (n, *shape) to (n, n_out); one input
     per neuron is optimised, all at once, from a seeded uniform start; after
     every Adam step the input is clipped back onto [0, 1]. Returns the inputs
-    (n, *shape) and each neuron's final drive.
+    (n, *shape) and each neuron's final drive. progress: stepped once per ascent step.
     """
     x = torch.rand(len(neurons), *shape, generator=torch.Generator().manual_seed(seed)).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
@@ -128,6 +136,8 @@ def maximize_inputs(drive: Callable[[torch.Tensor], torch.Tensor], neurons: torc
         opt.step()
         with torch.no_grad():
             x.clamp_(0, 1)
+        if progress is not None:
+            progress.step()
     with torch.no_grad():
         return x.detach(), drive(x)[rows, neurons]
 
@@ -153,10 +163,16 @@ def max_activation(rule: rules.Rule, folder: Path, data_dir: str | None = None) 
     learner = load_learner(rule, folder, cfg)
     drive = output_drive(learner)
     data = cli.shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir), cfg)
+    say(f"max_activation: outputs of {data.train.y.shape[0]} training images ({folder})")
     neurons, classes = most_responsive(outputs(learner, data.train.x, cfg.test_batchSize), data.train.y,
                                        cfg.n_class)
     before = [p.detach().clone() for p in learner.model.parameters()]
-    images, drive = maximize_inputs(drive, neurons, data.shape)
+    say(f"max_activation: gradient ascent on {len(neurons)} inputs, {ASCENT_STEPS} steps")
+    progress = results.Progress(ASCENT_STEPS, unit="step", desc="gradient ascent", say=say, minute_lines=True)
+    try:
+        images, drive = maximize_inputs(drive, neurons, data.shape, progress=progress)
+    finally:
+        progress.close()
     assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters())), "weights moved"
     return save_npz(folder / "max_activation.npz", images=images.numpy().astype(np.float16),
                     neurons=neurons.numpy(), classes=classes.numpy(), drive=drive.numpy(), steps=ASCENT_STEPS,
@@ -193,7 +209,12 @@ def umap_outputs(rule: rules.Rule, folder: Path, data_dir: str | None = None, pr
     cfg = load_config(folder, data_dir)
     learner = load_learner(rule, folder, cfg, pretrained)
     data = cli.shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir), cfg)
-    embedding = embed(outputs(learner, data.test.x, cfg.test_batchSize).numpy())
+    say(f"umap: outputs of {data.test.y.shape[0]} test images ({folder})")
+    out = outputs(learner, data.test.x, cfg.test_batchSize).numpy()
+    say(f"umap: 2-D embedding of {out.shape[0]} x {out.shape[1]} outputs (no progress inside; minutes on a CPU)")
+    tic = time.monotonic()
+    embedding = embed(out)
+    say(f"umap: embedded in {time.monotonic() - tic:.0f} s")
     return save_npz(folder / ("umap_pretrained.npz" if pretrained else "umap.npz"),
                     embedding=embedding.astype(np.float16), labels=data.test.y.numpy().astype(np.uint8))
 

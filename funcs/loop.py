@@ -102,12 +102,13 @@ def _first_bad(losses: torch.Tensor) -> int | None:
 
 
 def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                augment=None) -> torch.Tensor:
+                augment=None, within=None) -> torch.Tensor:
     """One pass over (x, y) in a random order; returns the mean loss (a tensor: no sync per batch).
 
     augment: applied to each mini-batch's images (random_hflip with `hflip`).
     Each batch's loss goes into a buffer on the device; the buffer is read at the epoch's end, and at most every
     CHECK_SECONDS during it: at the first non-finite loss the epoch stops with Diverged naming the batch.
+    within(done, total): told at those checks how many of the epoch's mini-batches are done (the progress line).
     """
     n = x.shape[0]
     n_batches = -(-n // batch_size)
@@ -124,6 +125,8 @@ def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tens
             bad = _first_bad(losses[:b + 1])  # the sync this check costs, once per CHECK_SECONDS or epoch
             if bad is not None:
                 raise Diverged(f"loss {losses[bad].item()}", batch=bad + 1, batches=n_batches)
+            if within is not None and b < n_batches - 1:
+                within(b + 1, n_batches)
     return losses.mean()
 
 
@@ -240,7 +243,7 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
         learner.set_lr_factor(lr_factor(cfg, epoch))
         try:
             loss = train_epoch(learner, target, data.train.x, data.train.y, cfg.batchSize,
-                               augment=random_hflip if cfg.hflip else None)
+                               augment=random_hflip if cfg.hflip else None, within=within_epoch(run))
             check_finite_weights(learner)
         except Diverged as err:
             raise err.at_epoch(epoch + 1, "lr", cfg.lr, lr_factor(cfg, epoch), metrics)
@@ -260,6 +263,11 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     return metrics
 
 
+def within_epoch(run):
+    """The run's report inside an epoch (results.Run.within_epoch), or None."""
+    return run.within_epoch if run is not None else None
+
+
 def classifier_schedule(cfg) -> str:
     """'auto' picks the paper's classifier schedule: halvings after a CNN, else the rule's (x0.9 per epoch after
     BP, linear after EP)."""
@@ -270,8 +278,11 @@ def classifier_schedule(cfg) -> str:
 
 def linear_classifier(cfg, data, learner: Learner, labeled, run=None) -> float:
     """Train the linear read-out on the frozen network's outputs for the labeled share; its final test error."""
+    tic = time.perf_counter()
     train_feat = outputs(learner, labeled.x, cfg.test_batchSize)
     test_feat = outputs(learner, data.test.x, cfg.test_batchSize)
+    if run is not None:
+        run.start_classifier(cfg.class_epoch, labeled.y.shape[0], data.test.y.shape[0], time.perf_counter() - tic)
     schedule = classifier_schedule(cfg)
     rows = association.train_linear_classifier(
         train_feat, labeled.y, test_feat, data.test.y, n_class=cfg.n_class, lr=cfg.class_lr[0],

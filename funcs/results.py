@@ -16,6 +16,8 @@ import os
 import platform
 import subprocess
 import sys
+import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -24,6 +26,81 @@ from funcs import config as config_mod
 from funcs.errors import UserError
 
 CHECKPOINT = "checkpoint.pt"
+
+
+class Progress:
+    """A long phase's progress (training epochs, classifier epochs, gradient-ascent steps, a trial's epochs).
+
+    On a terminal, a tqdm bar on stderr over the phase's steps, which also shows how far the step in progress is.
+    Elsewhere (a log file, a pipe) no bar: the caller prints a plain line per step, and `within` prints one
+    plain line at most every LINE_SECONDS inside a long step (an EP epoch of 28 minutes), so that the output
+    never goes silent for long; with `minute_lines`, for short steps no caller reports one by one, `step` prints
+    such a line itself. `enabled` False shows nothing (a run without echo).
+    """
+
+    LINE_SECONDS = 60.0
+
+    def __init__(self, total: int, initial: int = 0, unit: str = "epoch", desc: str | None = None,
+                 enabled: bool = True, say=print, minute_lines: bool = False):
+        self.total, self.done, self.unit, self.desc, self.enabled, self.say = total, initial, unit, desc, enabled, say
+        self.minute_lines = minute_lines
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True)
+        self.step_started = self.last_line = time.monotonic()
+
+    @property
+    def terminal(self) -> bool:
+        """Whether a bar shows the steps (so per-step lines may stay in the log file)."""
+        return self.bar is not None
+
+    def write(self, message: str) -> None:
+        """Print a line without breaking the bar."""
+        if self.enabled:
+            (self.bar.write if self.bar is not None else self.say)(message)
+
+    def writing(self):
+        """A context in which other code may print (the bar is cleared, then redrawn)."""
+        if self.bar is None:
+            return nullcontext()
+        from tqdm import tqdm
+        return tqdm.external_write_mode()
+
+    def step(self, postfix: dict | None = None) -> float:
+        """One step done; the seconds it took."""
+        now = time.monotonic()
+        seconds, self.step_started = now - self.step_started, now
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            if postfix:
+                self.bar.set_postfix(postfix)
+        elif not self.minute_lines:
+            self.last_line = now  # the caller prints this step's line
+        elif self.enabled and now - self.last_line >= self.LINE_SECONDS:
+            self.last_line = now
+            self.say(f"{self.desc or self.unit}: {self.done} of {self.total} {self.unit}s")
+        return seconds
+
+    def within(self, done: int, total: int, what: str = "batches") -> None:
+        """How far the step in progress is (`done` of `total` `what`): on the bar, or a line once a minute."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{what} {done}/{total}")
+            return
+        now = time.monotonic()
+        if now - self.last_line >= self.LINE_SECONDS:
+            self.last_line = now
+            name = f"{self.desc} {self.unit}" if self.desc else self.unit
+            self.say(f"{name} {self.done + 1}/{self.total}: {done} of {total} {what} "
+                     f"({(now - self.step_started) / 60:.1f} min so far)")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def default_folder(action: str, root: Path = Path("DATA-0")) -> Path:
@@ -77,7 +154,7 @@ class Run:
     def __init__(self, folder: Path, echo: bool = True):
         self.folder = Path(folder)
         self.echo = echo
-        self.bar = None
+        self.progress: Progress | None = None
         self._classifier_rows = 0
         self.may_differ: tuple[str, ...] = ()  # config keys a resumed run changed (--resume RUN --set KEY=...)
         # Facts for summary.json; the code version is read now, when training starts (or resumes).
@@ -108,18 +185,31 @@ class Run:
         with open(self.folder / "run.log", "a") as f:
             f.write(message + "\n")
         if self.echo and echo:
-            (self.bar.write if self.bar is not None else print)(message)
+            (self.progress.write if self.progress is not None else print)(message)
 
     def start_progress(self, total: int, initial: int) -> None:
-        """A progress bar over epochs on a terminal; plain lines (from `log`) otherwise."""
-        if self.echo and sys.stderr.isatty():
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=initial, unit="epoch", dynamic_ncols=True)
+        """Training epochs: a progress bar on a terminal; elsewhere a plain line per epoch (from `log`) and one
+        a minute inside a long epoch (`within_epoch`)."""
+        self.stop_progress()
+        self.progress = Progress(total, initial, "epoch", enabled=self.echo)
+
+    def within_epoch(self, done: int, total: int) -> None:
+        """The epoch loop's report inside an epoch: `done` of `total` mini-batches (at most every 30 s)."""
+        if self.progress is not None:
+            self.progress.within(done, total)
+
+    def start_classifier(self, epochs: int, n_train: int, n_test: int, seconds: float) -> None:
+        """The linear classifier's epochs: a bar on a terminal, a plain line per epoch elsewhere. (The network's
+        outputs of n_train training and n_test test examples, its features, took `seconds`.)"""
+        self.stop_progress()
+        self.log(f"linear classifier: {epochs} epochs on the outputs of {n_train} training and {n_test} test "
+                 f"examples (computed in {seconds:.1f} s)")
+        self.progress = Progress(epochs, 0, "epoch", desc="classifier", enabled=self.echo)
 
     def stop_progress(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
     # --- per-epoch results --------------------------------------------------------------
     def _append_row(self, name: str, row: dict, fresh: bool) -> None:
@@ -136,15 +226,22 @@ class Run:
         self._append_row("results.csv", row, fresh=row["epoch"] == 1)
         _atomic_write(self.folder / CHECKPOINT, lambda p: torch.save(checkpoint, p))
         _atomic_write(self.folder / "model_state_dict.pt", lambda p: torch.save(checkpoint["learner"]["model"], p))
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix({"loss": f"{row['loss']:.4f}", **{
-                f"acc_{k[6:].lstrip('_') or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items() if k.startswith("error")}})
+        if self.progress is not None:
+            self.progress.step({"loss": f"{row['loss']:.4f}", **{
+                f"acc_{k[6:].lstrip('_') or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items()
+                if k.startswith("error")}})
         self.log(format_row(row))
 
     def classifier_epoch_done(self, row: dict) -> None:
+        """Append the classifier epoch's row; its line goes to run.log, and is printed where no bar shows it."""
         self._append_row("classifier.csv", row, fresh=self._classifier_rows == 0)
         self._classifier_rows += 1
+        progress = self.progress
+        seconds = progress.step({"acc_test": f"{100 * (1 - row['test_error']):.2f}%"}) if progress else None
+        total = f"/{progress.total}" if progress else ""
+        line = f"classifier epoch {row['epoch']}{total}  " + "  ".join(
+            f"{k} {v:.4f}" for k, v in row.items() if k != "epoch") + (f"  ({seconds:.1f} s)" if seconds is not None else "")
+        self.log(line, echo=progress is None or not progress.terminal)
 
     # --- resume -------------------------------------------------------------------------
     def load_checkpoint(self, cfg) -> dict | None:

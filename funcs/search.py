@@ -27,6 +27,7 @@ heartbeats have their trial failed while the study goes on).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -455,37 +456,63 @@ Diverged = loop.Diverged
 class TrialReporter:
     """Stands in for a run folder during a trial (loop.train's `run`): reports the metric each epoch, may prune.
 
-    It writes nothing but semi-supervised phase-1 files into a temporary folder.
+    It writes nothing but semi-supervised phase-1 files into a temporary folder. A line per training and per
+    classifier epoch (into search.log too), a bar over them on a terminal, and a line a minute inside a long
+    epoch elsewhere (results.Progress).
     """
 
     def __init__(self, trial, metric: str, folder: Path, echo):
         self.trial, self.metric, self.folder, self.echo = trial, metric, folder, echo
         self.facts: dict = {}
+        self.progress: results.Progress | None = None
 
-    def log(self, message: str) -> None:
-        pass  # the run's own header line; the search prints one line per epoch instead
+    def log(self, message: str, echo: bool = True) -> None:
+        pass  # the run's own lines; the search prints one line per epoch instead
+
+    def _line(self, message: str) -> None:
+        with self.progress.writing() if self.progress is not None else contextlib.nullcontext():
+            self.echo(message)
 
     def start_progress(self, total: int, initial: int) -> None:
-        pass  # one line per epoch instead of a progress bar
+        self.stop_progress()
+        self.progress = results.Progress(total, initial, "epoch", desc=f"trial {self.trial.number}", say=self._line)
+
+    def within_epoch(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.within(done, total)
+
+    def start_classifier(self, epochs: int, n_train: int, n_test: int, seconds: float) -> None:
+        self.stop_progress()
+        self.progress = results.Progress(epochs, 0, "epoch", desc=f"trial {self.trial.number} classifier",
+                                         say=self._line)
 
     def stop_progress(self) -> None:
-        pass
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
-    def _report(self, value: float, step: int, seconds: float | None = None) -> None:
+    def _report(self, value: float, step: int) -> None:
         import optuna
         self.trial.report(value, step)
-        took = f" ({seconds:.1f} s)" if seconds is not None else ""
-        self.echo(f"trial {self.trial.number} epoch {step}: {self.metric} {value:.4f}{took}")
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {step}: {self.metric} {value:.4f}")
 
     def epoch_done(self, row: dict, checkpoint: dict) -> None:
         if not math.isfinite(row["loss"]):
             raise Diverged(f"diverged: loss {row['loss']} at epoch {row['epoch']}")
+        if self.progress is not None:
+            self.progress.step()
+        shown = (self.metric, row[self.metric]) if self.metric in row else ("loss", row["loss"])
+        took = f" ({row['seconds']:.1f} s)" if row.get("seconds") is not None else ""
+        self._line(f"trial {self.trial.number} epoch {row['epoch']}: {shown[0]} {shown[1]:.4f}{took}")
         if self.metric in row:
-            self._report(row[self.metric], row["epoch"], row.get("seconds"))
+            self._report(row[self.metric], row["epoch"])
 
     def classifier_epoch_done(self, row: dict) -> None:
+        seconds = self.progress.step() if self.progress is not None else None
+        took = f" ({seconds:.1f} s)" if seconds is not None else ""
+        self._line(f"trial {self.trial.number} classifier epoch {row['epoch']}: test_error "
+                   f"{row['test_error']:.4f}{took}")
         if self.metric == "classifier_error":
             self._report(row["test_error"], row["epoch"])
 

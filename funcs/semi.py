@@ -170,7 +170,7 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
         """One train_epoch at `factor` x the rates of config key `rates`; Diverged completed with where."""
         lrn.set_lr_factor(factor)
         try:
-            loss = loop.train_epoch(lrn, target, split.x, split.y, batch_size)
+            loss = loop.train_epoch(lrn, target, split.x, split.y, batch_size, within=loop.within_epoch(run))
             loop.check_finite_weights(lrn)
         except loop.Diverged as err:
             what = "phase 1" if epoch < pre_epochs else "phase 2, " + (

@@ -511,3 +511,12 @@ def test_optuna_floor_is_the_version_whose_api_the_search_calls(tiny, tmp_path, 
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
         "error: the search needs optuna >= 4.9, this environment has 4.8.0: pip install 'optuna>=4.9'"
     assert not (tmp_path / "study").exists()
+
+
+def test_search_log_has_a_line_per_training_and_per_classifier_epoch_of_each_trial(study, tiny):
+    """Neither phase of a trial is silent: a line per training epoch (its metric) and per classifier epoch."""
+    log = (study / "search.log").read_text()
+    for trial in range(3):
+        assert re.findall(rf"^trial {trial} epoch (\d+): error_mean ", log, re.M) == ["1", "2"]
+        assert re.findall(rf"^trial {trial} classifier epoch (\d+): test_error \d\.\d{{4}} \(\d+\.\d s\)$", log,
+                          re.M) == ["1", "2"]

@@ -68,9 +68,9 @@ def test_phases_run_in_order_with_the_rates_of_the_schedules(small, monkeypatch)
     calls = []
     original = loop.train_epoch
 
-    def record(lrn, target, x, y, batch_size):
+    def record(lrn, target, x, y, batch_size, **options):
         calls.append((target.kind, x.shape[0], batch_size, [g["lr"] for g in lrn.optimizer.param_groups]))
-        return original(lrn, target, x, y, batch_size)
+        return original(lrn, target, x, y, batch_size, **options)
 
     monkeypatch.setattr(loop, "train_epoch", record)
     metrics = semi.train(cfg, data, learner)

@@ -7,9 +7,11 @@ watched on that dataset.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +86,10 @@ def test_cli_trains_unsupervised_network_above_chance_by_far(tmp_path, dataset):
     assert [int(r["epoch"]) for r in read_csv(out / "results.csv")] == [1, 2, 3]
     rows = read_csv(out / "classifier.csv")
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.1 * 0.9 ** e for e in range(5)])  # BP: x0.9
+    # not a terminal: a plain line per classifier epoch, with the numbers of classifier.csv
+    printed = re.findall(r"^classifier epoch (\d+)/5 .* test_error (\S+) ", proc.stdout, re.M)
+    assert [(int(e), float(v)) for e, v in printed] == [(int(r["epoch"]), pytest.approx(float(r["test_error"]),
+                                                                                        abs=5e-5)) for r in rows]
     overrides = dict(config_mod.parse_override(a) for a in args if a != "--set")
     assert config_mod.load(out) == config_mod.replace(config_mod.load(REPO / "configFile/quickstart"),
                                                       **overrides, class_epoch=5, out_dir=str(out))
@@ -355,3 +361,52 @@ def test_training_runs_with_the_core_requirements_alone_and_says_curves_are_not_
         assert not (out / "curves.png").exists()
         assert proc.stdout.count("curves.png not drawn: matplotlib is not installed") == 1
         assert "curves.png not drawn" in (out / "run.log").read_text()
+
+
+# --- progress --------------------------------------------------------------------------------------
+
+def test_long_epochs_print_a_line_a_minute_with_the_batches_done(tmp_path, monkeypatch, capsys):
+    """Not a terminal, the loop's check every 30 s and one line a minute made immediate: one line per check,
+    i.e. per mini-batch but the last (the epoch's own line follows it), counting 1 .. n-1 of n = ceil(size/16)."""
+    monkeypatch.setattr(loop, "CHECK_SECONDS", -1.0)
+    monkeypatch.setattr(results.Progress, "LINE_SECONDS", -1.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    out = tmp_path / "run"
+    assert cli.main(RULE, ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--set", "epochs=2",
+                           "--set", "class_epoch=0", "--out", str(out)]) == 0
+    n = -(-sum(label_counts()) // 16)  # mini-batches of 16 (the quickstart's batchSize)
+    lines = re.findall(r"^epoch (\d)/2: (\d+) of (\d+) batches \(\d+\.\d min so far\)$", capsys.readouterr().out,
+                       re.M)
+    assert lines == [(str(e), str(b), str(n)) for e in (1, 2) for b in range(1, n)]
+    assert "batches" not in (out / "run.log").read_text()  # progress, not a result
+
+
+def test_progress_prints_a_line_a_minute_off_a_terminal_and_draws_a_bar_on_one(monkeypatch, capsys):
+    clock = itertools.chain([0.0, 30.0, 61.0, 70.0, 200.0], itertools.count(300.0))
+    monkeypatch.setattr(results.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    lines = []
+    progress = results.Progress(3, 0, "epoch", desc="classifier", say=lines.append)  # started at 0 s
+    progress.within(10, 100)  # 30 s: under a minute since the start, no line
+    progress.within(20, 100)  # 61 s: a line
+    assert progress.step() == 70.0  # 70 s: the step took 70 s; the caller prints its line
+    progress.within(5, 100)  # 200 s: 130 s after the last line
+    assert lines == ["classifier epoch 1/3: 20 of 100 batches (1.0 min so far)",
+                     "classifier epoch 2/3: 5 of 100 batches (2.2 min so far)"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    bar = results.Progress(2, 0, "epoch", desc="classifier", say=lines.append)
+    bar.step({"acc_test": "90.00%"})
+    bar.close()
+    assert len(lines) == 2 and "classifier:  50%" in capsys.readouterr().err
+
+
+def test_classifier_epochs_on_a_terminal_go_to_run_log_and_the_bar_not_to_stdout(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    out = tmp_path / "run"
+    assert cli.main(RULE, ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--set", "epochs=1",
+                           "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    log = (out / "run.log").read_text()
+    assert [f"classifier epoch {e}/3" in log for e in (1, 2, 3)] == [True] * 3
+    assert "classifier epoch" not in captured.out and "classifier: 100%" in captured.err
+    assert "epoch 1  loss" in captured.out  # a training epoch's line is printed above the bar, as before
