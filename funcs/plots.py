@@ -1,7 +1,8 @@
 """Per-run plots: `curves.png` in a run folder (loss and test accuracies per epoch), and over seeds.
 
 The series come from `results.csv` alone, so any finished or unfinished run can
-be re-plotted: `python -m funcs.plots RUN_DIR [RUN_DIR ...]`.
+be re-plotted: `python -m funcs.plots RUN_DIR [RUN_DIR ...]`; EP's per-layer update sizes of several runs:
+`python -m funcs.plots --update-sizes OUT.png RUN_DIR [RUN_DIR ...]`.
 """
 from __future__ import annotations
 
@@ -92,6 +93,30 @@ def plot_seeds(root: Path, folders: list[Path]) -> Path | None:
     return _save(plt, fig, Path(root) / "curves.png")
 
 
+def update_sizes(folder: Path) -> dict[int, np.ndarray]:
+    """Per-layer update size per epoch (EP's `log_update_sizes` columns update_size_<layer>), by layer."""
+    with open(Path(folder) / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    layers = sorted(int(k.rsplit("_", 1)[1]) for k in (rows[0] if rows else {}) if k.startswith("update_size_"))
+    return {j: np.array([float(r[f"update_size_{j}"]) for r in rows]) for j in layers}
+
+
+def plot_update_sizes(folders: list[Path], path: Path) -> Path:
+    """Each layer's update size ||dW|| / sqrt(connections) against the epoch, one line style per run (Gammell et
+    al. 2021, Figure 3): how far the deep layers' updates vanish, and whether a topology fixes it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for style, folder in zip(("-", "--", ":", "-."), map(Path, folders)):
+        name = f"{folder.parent.name}/{folder.name}" if folder.name.startswith("S-") else folder.name
+        for j, sizes in update_sizes(folder).items():
+            ax.plot(np.arange(1, len(sizes) + 1), sizes, style, color=f"C{j - 1}", label=f"{name}, layer {j}")
+    ax.set(xlabel="epoch", ylabel="mean update size ||dW|| / sqrt(connections)", yscale="log")
+    ax.legend(fontsize=6, ncol=2)
+    return _save(plt, fig, Path(path))
+
+
 def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -101,9 +126,18 @@ def _save(plt, fig, path: Path) -> Path:
 
 def main(argv=None) -> int:
     folders = sys.argv[1:] if argv is None else argv
-    if not folders:
-        print("usage: python -m funcs.plots RUN_DIR [RUN_DIR ...]", file=sys.stderr)
+    if not folders or (folders[0] == "--update-sizes" and len(folders) < 3):
+        print("usage: python -m funcs.plots RUN_DIR [RUN_DIR ...]  |  --update-sizes OUT.png RUN_DIR [RUN_DIR ...]",
+              file=sys.stderr)
         return 2
+    if folders[0] == "--update-sizes":
+        out, runs = folders[1], folders[2:]
+        missing = [r for r in runs if not (Path(r) / "results.csv").is_file() or not update_sizes(Path(r))]
+        if missing:
+            print(f"error: {missing[0]} has no update_size_<layer> columns (log_update_sizes)", file=sys.stderr)
+            return 2
+        print(plot_update_sizes([Path(r) for r in runs], Path(out)))
+        return 0
     for folder in folders:
         if not (Path(folder) / "results.csv").is_file():
             print(f"error: {folder} has no results.csv", file=sys.stderr)

@@ -136,3 +136,15 @@ def test_small_world_wine_run_writes_per_layer_update_sizes_and_its_rewired_shar
     assert all(s > 0 for s in sizes)
     saved = json.loads((out / "config.json").read_text())
     assert saved["topology"] == "small_world" and saved["rule"] == "ep"
+
+
+def test_update_size_plot_reads_each_layer_s_column(tmp_path):
+    from funcs import plots
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.csv").write_text("epoch,loss,error,update_size_1,update_size_2,seconds\n"
+                                     "1,0.5,0.9,1e-5,0.01,1.0\n2,0.4,0.8,2e-5,0.02,1.0\n")
+    assert {j: v.tolist() for j, v in plots.update_sizes(run).items()} == {1: [1e-5, 2e-5], 2: [0.01, 0.02]}
+    out = plots.plot_update_sizes([run], tmp_path / "sizes.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plots.main(["--update-sizes", str(tmp_path / "x.png"), str(tmp_path)]) == 2
