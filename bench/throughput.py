@@ -46,7 +46,7 @@ def measure(preset: str, samples: int, eval_samples: int, repeats: int, data_dir
         tweak(learner)
     if kind is None and cfg.target_kind == "semi_supervised":
         kind = "supervised"
-    target = Target.from_config(cfg, kind=kind)
+    target = Target.from_config(cfg, kind=kind, device=dataset.train.x.device)
     batch = batch_size or cfg.batchSize
     x, y = dataset.train.x[:samples], dataset.train.y[:samples]
     warm = min(samples, 5 * batch)
