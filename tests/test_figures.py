@@ -22,12 +22,12 @@ import torch
 
 from bp.main import RULE as BP
 from ep.main import RULE as EP
-from funcs import cli, extract, figures
+from funcs import cli, extract, figures, rules
 from funcs import config as config_mod
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
-RULES = {"bp.main": BP, "ep.main": EP}
+RULES = {rule.command.split()[-1]: rule for rule in rules.all_rules()}  # "bp.main": the bp rule
 PNGS = {f"{name}.png" for name in figures.DRAW}
 
 
