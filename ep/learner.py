@@ -29,8 +29,8 @@ class EPLearner:
         self.optimizer_name, self.error_estimate = optimizer, error_estimate
         self.optimizer = make_optimizer(net.layer_parameters(), net.group_lrs(lrs), optimizer)
         self._batch = None  # (x, masks, free state) of the mini-batch between output and learn
-        # Per-layer update size ||dW_l|| / sqrt(connections_l), summed over the epoch's mini-batches (Gammell et
-        # al.'s Figure 3: how far EP's update vanishes in the deep layers), when asked for.
+        # Per-layer update size ||dW_l|| / sqrt(connections_l), dW_l EP's estimate before the learning rate, summed
+        # over the epoch's mini-batches (Gammell et al.'s Figure 3: how far it vanishes in deep layers), if asked.
         self.log_update_sizes = log_update_sizes
         self._sizes, self._batches = None, 0
 

@@ -31,7 +31,8 @@ FIELDS = {
     "skip_lr": key("mean", "EP, small_world: a skip block between layers a and b learns at the mean, min or max "
                            "of the rates of the layers it spans", "str", choices=("mean", "min", "max")),
     "log_update_sizes": key(False, "EP: write each layer's mean update size ||dW|| / sqrt(connections) per epoch "
-                                   "into results.csv (update_size_<layer>)", "bool"),
+                                   "into results.csv (update_size_<layer>; dW is EP's estimate before the learning "
+                                   "rate, as Gammell et al.'s Figure 3)", "bool"),
 }
 
 
@@ -54,6 +55,14 @@ def check(cfg) -> None:
             fail("topology", "a small-world network has no softmax read-out: use loss MSE")
         if len(cfg.fcLayers) < 3:
             fail("topology", "a small-world network needs a hidden layer for connections to skip")
+        sizes = cfg.fcLayers
+        adjacent = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        skipping = sum(sizes[a] * sizes[b] for a in range(len(sizes)) for b in range(a + 2, len(sizes)))
+        if cfg.rewire_p * adjacent > 0.5 * skipping:  # the expected rewirings must fit the free skip pairs
+            fail("rewire_p", f"{cfg.rewire_p} would move about {round(cfg.rewire_p * adjacent)} of {adjacent} "
+                             f"connections, but fcLayers {list(sizes)} has only {skipping} layer-skipping pairs")
+    if cfg.log_update_sizes and cfg.target_kind == "semi_supervised":
+        fail("log_update_sizes", "per-layer update sizes are written for unsupervised and supervised runs only")
 
 
 def drop_probs(cfg) -> tuple[float, ...]:

@@ -152,8 +152,7 @@ class SmallWorldNetwork(EPNetwork):
             out[2 * j] = out[2 * j] * self.adjacent_mask(j)
         for i in range(len(self.skips)):
             k = 2 * len(self.layers) + i
-            if k < len(out):
-                out[k] = out[k] * self.skip_mask(i)
+            out[k] = out[k] * self.skip_mask(i)
         return out
 
 

@@ -58,6 +58,8 @@ class Dense(nn.Linear):
     step_lr: float | None = None  # set by sgd_in_backward for the duration of one backward pass
 
     def forward(self, x):
+        # Whether the backward steps is only known when it runs, so every differentiable forward goes through
+        # the Function (its plain backward gives the gradients nn.Linear would; no double backward).
         if torch.is_grad_enabled() and self.weight.requires_grad:
             return _LinearSGDStep.apply(x, self.weight, self.bias, self)
         return super().forward(x)

@@ -85,11 +85,13 @@ def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_fold
     jobs = reproduce.plan(reproduce.registry_sources(), tmp_path)
     runs = [j.name for j in jobs if j.is_run]
     table5 = [f"semi_{r}_{n}" for r in ("bp", "ep") for n in (100, 600, 1000, 3000)]
-    seeds = [f"unsupervised_{net}_seeds/S-{s}" for net, n in (("bp_1layer", 5), ("ep_1layer", 5), ("bp_2layer", 3))
+    seeds = [f"unsupervised_{net}_seeds/S-{s}" for net, n in (("bp_1layer", 5), ("ep_1layer", 5), ("bp_2layer", 3),
+                                                               ("hebb_softhebb", 3), ("hebb_hard_wta", 3),
+                                                               ("hebb_krotov", 3))
              for s in range(1, n + 1)]
-    assert runs[:8] == table5 and runs[8:21] == seeds
+    assert runs[:8] == table5 and runs[8:8 + len(seeds)] == seeds
     registry = {s.path for e in figures.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
-    assert sorted(runs[21:]) == sorted(registry - set(table5))  # each folder once
+    assert sorted(runs[8 + len(seeds):]) == sorted(registry - set(table5))  # each folder once
     # every seed of a seeds root runs the base command with its seed, into <path>/S-<seed>
     s3 = next(j for j in jobs if j.name == "unsupervised_bp_1layer_seeds/S-3")
     assert s3.argv[-4:] == ["--set", "seed=3", "--out", str(tmp_path / "unsupervised_bp_1layer_seeds/S-3")]

@@ -148,3 +148,14 @@ def test_update_size_plot_reads_each_layer_s_column(tmp_path):
     out = plots.plot_update_sizes([run], tmp_path / "sizes.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plots.main(["--update-sizes", str(tmp_path / "x.png"), str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("override,message", [
+    (["fcLayers=[13,20,3]", "lr=[0.01,0.01]", "dropProb=[0,0,0]", "rewire_p=0.9"], "layer-skipping pairs"),
+    (["fcLayers=[13,3]", "lr=[0.01]", "dropProb=[0,0]"], "needs a hidden layer"),
+])
+def test_impossible_small_world_settings_are_one_line_and_exit_2(override, message, capsys):
+    args = ["--json_path", str(REPO / "configFile/small_world/wine_5layer_small_world"), "--dry-run"]
+    assert cli.main(RULE, [*args, *[a for o in override for a in ("--set", o)]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
