@@ -133,14 +133,13 @@ class SmallWorldNetwork(EPNetwork):
 
     @torch.no_grad()
     def ep_gradients(self, x, plus, minus, beta_gap: float, free=None, d=None) -> list[torch.Tensor]:
-        grads = self.mask_gradients(super().ep_gradients(x, plus, minus, beta_gap, free, d)[:2 * len(self.layers)])
+        grads = super().ep_gradients(x, plus, minus, beta_gap, free, d)[:2 * len(self.layers)]
         x = x.x if isinstance(x, ClampedInput) else x
         scale = 1.0 / (beta_gap * x.shape[0])
         up_plus, up_minus = [self.rho(x)] + [self.act(si) for si in plus], [self.rho(x)] + [self.act(si) for si in minus]
-        for i, (a, b) in enumerate(self.skip_pairs):
-            g = up_minus[b].t() @ up_minus[a] - up_plus[b].t() @ up_plus[a]
-            grads.append(g.mul_(scale).mul_(self.skip_mask(i)))
-        return grads
+        for a, b in self.skip_pairs:
+            grads.append((up_minus[b].t() @ up_minus[a] - up_plus[b].t() @ up_plus[a]).mul_(scale))
+        return self.mask_gradients(grads)
 
     def autograd_ep_gradients(self, x, plus, minus, beta_gap: float, free=None, d=None) -> list[torch.Tensor]:
         return self.mask_gradients(super().autograd_ep_gradients(x, plus, minus, beta_gap, free, d))
