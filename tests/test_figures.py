@@ -329,10 +329,10 @@ def test_every_registry_command_is_a_valid_config(capsys, tmp_path):
 
 
 def test_readme_figures_section_shows_registry_commands_and_drawn_pngs():
-    section = (REPO / "README.md").read_text().split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
+    section = (REPO / "docs/figures.md").read_text().split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
     named = re.findall(r"`(python -m (?:bp|ep)\.main [^`]*|python -m funcs\.figures extract [^`]*)`", section)
     assert len(named) >= 8 and set(named) <= set(figures.commands("simuResults"))
-    images = re.findall(r"\]\((figuresPlot/[^)]+\.png)\)", section)
+    images = re.findall(r"\]\(\.\./(figuresPlot/[^)]+\.png)\)", section)
     assert images and all((REPO / png).is_file() and Path(png).stem in figures.DRAW for png in images)
 
 

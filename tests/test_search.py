@@ -27,7 +27,7 @@ from funcs.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
-README = (REPO / "README.md").read_text()
+README = (REPO / "docs/search.md").read_text()  # the search's commands
 
 
 @pytest.fixture(scope="module")
