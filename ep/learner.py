@@ -33,6 +33,8 @@ class EPLearner:
         # over the epoch's mini-batches (Gammell et al.'s Figure 3: how far it vanishes in deep layers), if asked.
         self.log_update_sizes = log_update_sizes
         self._sizes, self._batches = None, 0
+        # sqrt(connections) of each layer: fixed by the wiring, so counted once, not in every mini-batch
+        self._root_connections = [n ** 0.5 for n in net.connections()] if log_update_sizes else []
 
     def sibling(self, lrs) -> "EPLearner":
         """A learner of the same network with its own optimizer and rates (semi-supervised phases)."""
@@ -86,7 +88,7 @@ class EPLearner:
 
     @torch.no_grad()
     def _record_update_sizes(self, grads) -> None:
-        sizes = torch.stack([grads[2 * j].norm() / n ** 0.5 for j, n in enumerate(self.net.connections())])
+        sizes = torch.stack([grads[2 * j].norm() / root for j, root in enumerate(self._root_connections)])
         self._sizes = sizes if self._sizes is None else self._sizes + sizes
         self._batches += 1
 

@@ -136,7 +136,8 @@ class SmallWorldNetwork(EPNetwork):
         grads = super().ep_gradients(x, plus, minus, beta_gap, free, d)[:2 * len(self.layers)]
         x = x.x if isinstance(x, ClampedInput) else x
         scale = 1.0 / (beta_gap * x.shape[0])
-        up_plus, up_minus = [self.rho(x)] + [self.act(si) for si in plus], [self.rho(x)] + [self.act(si) for si in minus]
+        rx = self.rho(x)  # the clamped input, the same in both states
+        up_plus, up_minus = [rx] + [self.act(si) for si in plus], [rx] + [self.act(si) for si in minus]
         for a, b in self.skip_pairs:
             grads.append((up_minus[b].t() @ up_minus[a] - up_plus[b].t() @ up_plus[a]).mul_(scale))
         return self.mask_gradients(grads)

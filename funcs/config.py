@@ -338,11 +338,11 @@ def resolve_rule(raw: dict[str, Any], default: str | None = None):
 def _foreign_key(key: str, value, rule) -> bool:
     """A key another rule declares, left at that rule's default (run folders written before the rule seam hold
     every rule's keys): True to drop it; an error if it was set, since this rule would ignore it."""
-    for other in rules.all_rules():
-        if other.name != rule.name and key in other.fields:
-            if _plain(_coerce(key, value, other.fields[key].meta)) == _plain(other.fields[key].default):
-                return True
-            fail(key, f"a key of the rule {other.name}; this config's rule is {rule.name}, which would ignore it")
+    owners = [other for other in rules.all_rules() if other.name != rule.name and key in other.fields]
+    if any(value == _plain(other.fields[key].default) for other in owners):
+        return True
+    if owners:
+        fail(key, f"a key of the rule {owners[0].name}; this config's rule is {rule.name}, which would ignore it")
     return False
 
 

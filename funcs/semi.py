@@ -91,9 +91,8 @@ def load_pretrained(cfg) -> dict:
                         f"semi-supervised run ({err.__class__.__name__})")
     keys = PRETRAINED_KEYS + rules.get(cfg.rule).network_keys + (("seed",) if cfg.train_size is not None else ())
     # (seed draws the train subset)
-    optional = set(rules.get(cfg.rule).network_keys)  # a rule's key added after the file was written: its default
-    for key in keys:
-        if (key in saved_cfg or key not in optional) and saved_cfg.get(key) != cfg.to_json()[key]:
+    for key in keys:  # a key absent from the file was added to the code after it was written (as load_trained)
+        if key in saved_cfg and saved_cfg[key] != cfg.to_json()[key]:
             raise UserError(f"config key 'pretrained_path': {path} was trained with {key} "
                             f"{saved_cfg.get(key)!r}, this config has {cfg.to_json()[key]!r}")
     if cfg.semi_seed >= 0 and cfg.semi_seed != saved["semi_seed"]:
