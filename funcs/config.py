@@ -374,9 +374,39 @@ def from_dict(raw: dict[str, Any], default_rule: str | None = None) -> Config:
         values["epochs"] = 0  # reads out, trains nothing (the original's configs keep their epochs key)
     values["rule"] = rule.name
     rule_values = tuple((k, own.get(k, spec.default)) for k, spec in rule.fields.items())
-    cfg = Config(**values, rule_values=rule_values)
+    cfg = _read_as_the_original(Config(**values, rule_values=rule_values))
     _cross_check(cfg, rule)
     return cfg
+
+
+def _read_as_the_original(cfg: Config) -> Config:
+    """The list lengths the original code accepts beyond ours, read as it reads them (its configFile/ runs here).
+
+    It takes layer i's rate from lr[i], so extra rates are ignored. Its dropout is dropProb[i] before weight layer
+    i and dropProb[-1] on the output (self-defined target only), so extra middle entries are ignored, and a
+    supervised CNN may leave out the output's entry. An ignored entry gets one warning line; the run's saved
+    config.json holds the lists as trained, so a resumed run says nothing more."""
+    if cfg.cnn:
+        n_fc = len(cfg.fcLayers)
+        n_layers = (len(cfg.C_list) - 1 if cfg.C_list else len(cfg.kernel_sizes)) + n_fc
+    else:
+        n_fc = n_layers = len(cfg.fcLayers) - 1
+    lr, drop = cfg.lr, cfg.dropProb
+    if len(lr) > n_layers:
+        _warn("lr", f"{len(lr)} rates for {n_layers} weight layers: {list(lr[n_layers:])} ignored, as the "
+                    f"original code ignores them")
+        lr = lr[:n_layers]
+    if cfg.cnn and len(drop) == n_fc and cfg.target_kind == "supervised":
+        drop = (*drop, 0.0)  # the original's supervised CNN has no output dropout
+    elif len(drop) > n_fc + 1:
+        _warn("dropProb", f"{len(drop)} values for {n_fc + 1} (before each of {n_fc} weight layers, then the "
+                          f"output): {list(drop[n_fc:-1])} ignored, as the original code ignores them")
+        drop = (*drop[:n_fc], drop[-1])
+    return cfg if (lr, drop) == (cfg.lr, cfg.dropProb) else dataclasses.replace(cfg, lr=lr, dropProb=drop)
+
+
+def _warn(key: str, message: str) -> None:
+    print(f"warning: config key '{key}': {message}", file=sys.stderr)
 
 
 def config_file(path: str | Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from funcs import cli
+from funcs import cli, rules
 from funcs.config import FIELDS, Config, from_dict, load, parse_override, replace
 from funcs.errors import UserError
 
@@ -55,7 +55,8 @@ BAD_INPUTS = {
     "wrong_type": (changed(epochs="2"), [], ["'epochs'", "integer"]),
     "negative_gamma": (changed(gamma=-0.1), [], ["'gamma'"]),
     "dropprob_one": (changed(dropProb=[0.0, 1.0]), [], ["'dropProb'"]),
-    "lr_length": (changed(lr=[1.0, 0.5]), [], ["'lr'"]),
+    "lr_length": (changed(fcLayers=[784, 30, 20], dropProb=[0, 0, 0], activation_function=["x", "relu", "relu"]),
+                  [], ["'lr'", "1 rates given"]),  # too few (too many are ignored, as the original code does)
     "dropprob_length": (changed(dropProb=[0.0]), [], ["'dropProb'"]),
     "activation_length": (changed(activation_function=["x", "relu", "hardsigm"]), [], ["'activation_function'"]),
     "nudge_too_large": (changed(nudge=21), [], ["'nudge'", "21"]),
@@ -253,3 +254,44 @@ def test_resolve_device_falls_back_to_cpu_with_one_warning_line(capsys):
     assert len(err.strip().splitlines()) == 1 and "warning" in err and "GPU 0" in err
     assert cli.resolve_device(-1) == torch.device("cpu")
     assert capsys.readouterr().err == ""
+
+
+# --- the original code's configFile/, as it is -----------------------------------------------------
+
+ORIGINALS = ROOT / "tests" / "original_configs"
+
+
+@pytest.mark.parametrize("path", sorted(p.parent.relative_to(ORIGINALS).as_posix()
+                                        for p in ORIGINALS.rglob("config.json")))
+def test_every_original_config_passes_dry_run_unchanged(path, capsys):
+    raw = json.loads((ORIGINALS / path / "config.json").read_text())
+    rule = from_dict(raw).rule  # the rule that owns its action decides the entry point, as a user would pick it
+    assert cli.main(rules.get(rule), ["--json_path", str(ORIGINALS / path), "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # the resolved config, as the run would save it
+    assert printed["action"] == raw["action"] and printed["fcLayers"] == raw["fcLayers"]
+
+
+def test_the_original_count_is_25():
+    assert len(list(ORIGINALS.rglob("config.json"))) == 25
+
+
+def test_original_supervised_cnn_lists_are_read_as_the_original_code_reads_them(capsys):
+    """lr[i] for weight layer i (a fifth rate for four layers is ignored, with a warning); dropProb before each
+    fully connected layer and no output dropout in supervised training."""
+    mnist = from_dict(json.loads((ORIGINALS / "supervised_bp/cnn/mnist/config.json").read_text()))
+    assert mnist.lr == (0.06, 0.003, 2e-05, 0.0006) and mnist.dropProb == (0.2, 0.6, 0.0)
+    assert capsys.readouterr().err.strip() == ("warning: config key 'lr': 5 rates for 4 weight layers: [0.01] "
+                                               "ignored, as the original code ignores them")
+    svhn = from_dict(json.loads((ORIGINALS / "supervised_bp/cnn/svhn/config.json").read_text()))
+    assert svhn.lr == (0.00023, 0.00024, 0.0001, 0.00023) and svhn.dropProb == (0.35, 0.35, 0.0)
+    assert capsys.readouterr().err == ""  # nothing ignored, nothing said
+    # the saved form is read back without a warning: a resumed run says nothing more
+    assert from_dict(mnist.to_json()) == mnist and capsys.readouterr().err == ""
+
+
+def test_extra_middle_dropout_entries_are_ignored_with_one_warning(capsys):
+    cfg = from_dict({**BASE, "dropProb": [0.1, 0.7, 0.2]})
+    assert cfg.dropProb == (0.1, 0.2)
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(UserError, match="dropProb"):  # too few is still refused: nothing says what is meant
+        from_dict({**BASE, "fcLayers": [784, 30, 20], "lr": [1.0, 1.0], "dropProb": [0.1, 0.2]})
