@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from funcs.activations import ACTIVATIONS
+from funcs.dropout import Dropout
 from funcs.errors import UserError
 
 # Initialisation of the original code: Xavier-uniform weights with gain 0.5, zero biases.
@@ -96,7 +97,7 @@ class MLP(nn.Module):
             linears.append(linear)
             layers.append(ACTIVATIONS[activations[i]]())
             if drop_probs[i] > 0:
-                layers.append(nn.Dropout(drop_probs[i]))
+                layers.append(Dropout(drop_probs[i]))
             layers.append(linear)
         layers.append(ACTIVATIONS[activations[-1]]())
         self.net = nn.Sequential(*layers)
@@ -181,7 +182,7 @@ class CNN(nn.Module):
         self.linears = []
         for j, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             if drop_probs[j] > 0:
-                layers.append(nn.Dropout(drop_probs[j]))
+                layers.append(Dropout(drop_probs[j]))
             linear = nn.Linear(n_in, n_out)  # Adam or torch's SGD through torch.optim
             layers += [linear, ACTIVATIONS[activations[1 + n_conv + j]]()]
             self.linears.append(linear)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from funcs import rules
+from funcs import dropout, rules
 
 # Label smoothing factors of the original code: 0.3 for the self-defined target (paper section 3.1, used
 # with EP); label targets take their rule's (Rule.smooth_labels: 0.2 after BP, 0.3 after EP).
@@ -50,9 +50,7 @@ def smooth(d: torch.Tensor, a: float, k: float) -> torch.Tensor:
 
 def dropout_mask(shape, p: float, device=None, generator=None) -> torch.Tensor | None:
     """A 0/1 Bernoulli(1 - p) mask (unscaled: a dropped output neuron is 0, a kept one unchanged); None if p == 0."""
-    if p == 0:
-        return None
-    return torch.empty(shape, device=device).bernoulli_(1 - p, generator=generator)
+    return dropout.mask(shape, p, device=device, generator=generator)
 
 
 class Homeostasis:

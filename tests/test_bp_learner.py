@@ -60,7 +60,7 @@ def test_output_mask_removes_masked_neurons_from_gradient_of_one_layer_net():
     d = torch.rand(5, 4, generator=gen)
     lr = 0.2
     learner = BPLearner(model, [lr], "SGD", "MSE", p_out=0.5)
-    torch.manual_seed(20)  # a draw that drops neuron 2 in every sample and keeps neuron 1 in some
+    torch.manual_seed(11)  # a draw that drops neuron 2 in every sample and keeps neuron 1 in some
     y_masked, mask = learner.output(x)
     assert mask[:, 2].sum() == 0 and 0 < mask[:, 1].sum() < 5
     assert torch.equal(y_masked * (1 - mask), torch.zeros_like(y_masked))

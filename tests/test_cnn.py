@@ -16,6 +16,7 @@ from funcs.networks import CNN, PrunedConv2d
 from funcs import cli
 from funcs import data as data_mod
 from funcs.activations import TriangleWTA
+from funcs.dropout import Dropout
 from funcs.config import from_dict
 from funcs.errors import UserError
 from funcs.loop import random_hflip
@@ -43,7 +44,7 @@ def test_two_fully_connected_layers_and_wta_activation():
     model = build(cfg, torch.device("cpu")).model
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     assert sum(isinstance(m, TriangleWTA) for m in model.modules()) == 2
-    assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 2  # before each fc layer
+    assert sum(isinstance(m, Dropout) for m in model.modules()) == 2  # before each fc layer
 
 
 def test_drive_is_the_output_before_its_activation_and_moves_no_weight():
