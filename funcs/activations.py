@@ -6,10 +6,16 @@ from torch import nn
 
 
 class HardSigmoid(nn.Module):
-    """rho(s) = clamp(s, 0, 1): the paper's 'hardsigm' (EP's neuron non-linearity)."""
+    """rho(s) = clamp(s, 0, 1): the paper's 'hardsigm' (EP's neuron non-linearity), for feed-forward networks.
+
+    As hardtanh(s, 0, 1): the same values, and a backward pass that is one fused kernel where clamp's is four
+    (two comparisons, an and, a where); on BP's 16 x 2000 output that is a tenth of a batch on a CPU. Its
+    derivative at exactly 0 and 1 is 0 where clamp's is 1: a pre-activation lands on those two floats with
+    probability ~0. EP's dynamics use ENERGY_ACTIVATIONS below, whose rho' keeps the clamp's boundaries.
+    """
 
     def forward(self, x):
-        return x.clamp(0, 1)
+        return nn.functional.hardtanh(x, 0.0, 1.0)
 
 
 class HalfTanh(nn.Module):

@@ -197,3 +197,15 @@ def test_mlp_state_dict_names_each_layer_once_and_loads_older_duplicated_entries
     fresh.load_state_dict(older)
     x = torch.randn(3, 6)
     assert torch.equal(fresh(x), model(x))
+
+
+def test_hardsigm_module_is_clamp_with_its_gradient_off_the_two_boundary_points():
+    from funcs.activations import HardSigmoid
+    s = torch.linspace(-1.5, 2.5, 401, dtype=torch.float64)
+    s = s[(s != 0) & (s != 1)].requires_grad_()
+    g = torch.randn(s.shape, dtype=torch.float64)
+    (HardSigmoid()(s) * g).sum().backward()
+    fast = s.grad.clone()
+    s.grad = None
+    (s.clamp(0, 1) * g).sum().backward()
+    assert torch.equal(HardSigmoid()(s), s.clamp(0, 1)) and torch.equal(fast, s.grad)
