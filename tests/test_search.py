@@ -1,5 +1,6 @@
 """The optuna search: its space and errors, the validation split, a real tiny search whose best config repeats
-its score through bp.main, failed and pruned trials, resuming, and a dead worker's trial on a journal file."""
+its score through bp.main, failed and pruned trials, resuming, a dead worker's trial on a journal file, the test
+run that only `--test` makes, and no private optuna attribute in the package."""
 from __future__ import annotations
 
 import csv
@@ -7,11 +8,10 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
-import socket
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -197,10 +197,12 @@ def test_validation_split_is_a_balanced_hold_out_of_the_training_set_disjoint_fr
 
 @pytest.fixture(scope="module")
 def study(tiny, tmp_path_factory) -> Path:
-    """A real 3-trial random search on the journal file, then the best config's test run."""
+    """A real 3-trial random search on the journal file, then the best config's test run (`--test`)."""
     root = tmp_path_factory.mktemp("search")
     folder = write(root / "cfg", tiny)
-    assert search.main(BP, ["--json_path", str(folder), "--out", str(root / "study"), "--study-name", "tiny"]) == 0
+    argv = ["--json_path", str(folder), "--out", str(root / "study"), "--study-name", "tiny"]
+    assert search.main(BP, argv) == 0
+    assert search.main(BP, [*argv, "--test"]) == 0
     return root / "study"
 
 
@@ -246,9 +248,10 @@ def test_test_set_is_used_once_by_the_best_config_trained_without_hold_out(study
 def test_rerun_resumes_the_study_and_a_changed_search_is_refused(study, tiny, tmp_path, capsys):
     folder = write(tmp_path / "cfg", tiny)
     args = ["--json_path", str(folder), "--out", str(study), "--study-name", "tiny"]
-    assert search.main(BP, [*args, "--n-trials", "4", "--no-test"]) == 0
+    assert search.main(BP, [*args, "--n-trials", "4"]) == 0
     assert [r["number"] for r in read_csv(study / "trials.csv")] == ["0", "1", "2", "3"]
-    assert "3 of 4 trials there" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 of 4 trials there" in out and "--test" not in out  # tested already: the test set is not used again
     write(folder, {**tiny, "gamma": 0.3})
     assert search.main(BP, args) == 2
     assert "study 'tiny' was created with another search (config keys gamma differ)" in capsys.readouterr().err
@@ -269,7 +272,7 @@ def test_failed_trial_keeps_its_reason_and_the_search_goes_on(tiny, tmp_path, mo
 
     monkeypatch.setattr(loop, "train", train)
     folder = write(tmp_path / "cfg", {**tiny, "n_trials": 4, "class_epoch": 0})
-    assert search.main(BP, ["--json_path", str(folder), "--out", str(tmp_path / "study"), "--no-test"]) == 0
+    assert search.main(BP, ["--json_path", str(folder), "--out", str(tmp_path / "study")]) == 0
     rows = read_csv(tmp_path / "study" / "trials.csv")
     assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
     assert rows[1]["reason"] == "diverged: loss nan at epoch 1"
@@ -302,7 +305,7 @@ def test_trial_of_a_killed_worker_on_the_journal_file_is_failed_when_the_search_
     """A journal file has no heartbeat: the next worker of the machine fails the trials of dead processes."""
     folder = write(tmp_path / "cfg", {**tiny, "epochs": 12, "n_trials": 2, "class_epoch": 0})
     out = tmp_path / "study"
-    cmd = [sys.executable, "-m", "bp.optuna_optim", "--json_path", str(folder), "--out", str(out), "--no-test"]
+    cmd = [sys.executable, "-m", "bp.optuna_optim", "--json_path", str(folder), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in worker.stdout:
@@ -322,7 +325,7 @@ def test_classifier_search_reads_out_a_trained_run_and_its_best_config_repeats_t
     searched, and the best config (action train_class_layer, trained_path) repeats its score through bp.main."""
     trained = study / "test"
     argv = ["--json_path", str(REPO / "configFile/hyper_bp/classifier"), "--trained_path", str(trained),
-            "--set", "n_trials=2", "--set", "class_epoch=2", "--set", "validation_size=300", "--no-test",
+            "--set", "n_trials=2", "--set", "class_epoch=2", "--set", "validation_size=300",
             "--out", str(tmp_path / "study")]
     assert search.main(BP, argv) == 0
     summary = json.loads((tmp_path / "study" / "summary.json").read_text())
@@ -353,66 +356,57 @@ def test_hold_out_note_says_what_the_trained_network_may_know_of_the_validation_
     assert search.hold_out_note(str(tmp_path / "bp"), cfg).endswith("trained without these 300 validation images")
 
 
-# --- the test run's claim ---------------------------------------------------------------------------------
+# --- the test run: only --test makes it ----------------------------------------------------------------------
 
 @pytest.fixture
-def finished(tiny, monkeypatch):
-    """An in-memory study of the tiny search with one complete trial, and a stand-in for cli.run_one that
-    records its calls (folder, resume) and writes the run's config.json, as the real one does first."""
-    import optuna
-    s = search.parse(tiny, BP)
-    study = optuna.create_study(direction="minimize")
-    study.optimize(lambda t: sum(p.suggest(t) for p in s.params), n_trials=1)
-    calls = []
+def test_runs(monkeypatch) -> tuple[list, list]:
+    """A stand-in for cli.run_one that records its calls (folder, resume) and writes the run's config.json, as the
+    real one does first; each entry put in the second list makes one call stop as Ctrl-C does."""
+    calls: list = []
+    interrupt: list = []
 
     def run_one(rule, cfg, folder, argv, resume=False):
         calls.append((folder, resume))
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
         (Path(cfg.out_dir) / "config.json").write_text(json.dumps(cfg.to_json()))
-        if interrupt:  # a Ctrl-C asked for
+        if interrupt:
             interrupt.pop()
             raise cli.UserInterrupt(Path(cfg.out_dir))
         return {"accuracy_percent": {"direct": 90.0}, "metrics": {"error": 0.1}}
 
-    interrupt: list = []
     monkeypatch.setattr(cli, "run_one", run_one)
-    monkeypatch.setattr(search.time, "sleep", lambda seconds: None)
-    return s, study, calls, interrupt
+    return calls, interrupt
 
 
-def dead_pid() -> int:
-    done = subprocess.Popen([sys.executable, "-c", ""])
-    done.wait()
-    return done.pid
+def one_trial_search(tiny, tmp_path) -> Path:
+    """A one-trial search of one epoch on scikit-learn's 8x8 digits: quick to start, train and plot."""
+    return write(tmp_path / "cfg", {**tiny, "dataset": "digits", "fcLayers": [64, 30], "test_size": None,
+                                    "n_trials": 1, "epochs": 1, "class_epoch": 0})
 
 
-def test_test_run_claimed_by_a_dead_worker_is_taken_over_and_a_stopped_one_resumes(finished, tmp_path):
-    s, study, calls, interrupt = finished
-    lines = []
-    host = socket.gethostname()
-    study.set_user_attr("test_claimed_by", {"worker": f"{host}:{dead_pid()}", "since": time.time()})
-    interrupt.append(True)
-    with pytest.raises(cli.UserInterrupt):
-        search.test_best(BP, study, s, tmp_path, [], lines.append)
-    assert calls == [(None, False)] and study.user_attrs["test_claimed_by"] is None  # the claim let go
-    search.test_best(BP, study, s, tmp_path, [], lines.append)  # the same command again: continues test/
-    assert calls[1] == (tmp_path / "test", True)
-    assert study.user_attrs["test"]["accuracy_percent"] == {"direct": 90.0}
-    search.test_best(BP, study, s, tmp_path, [], lines.append)  # done: not run again
-    assert len(calls) == 2
-
-
-def test_test_run_claimed_by_a_live_worker_waits_until_the_claim_times_out(finished, tmp_path):
-    s, study, calls, _ = finished
-    lines = []
-    live = f"{socket.gethostname()}:{os.getppid()}"
-    study.set_user_attr("test_claimed_by", {"worker": live, "since": time.time()})
-    search.test_best(BP, study, s, tmp_path, [], lines.append)
-    assert calls == [] and lines == [f"the test run is done by {live}"]
-    old = time.time() - search.TEST_CLAIM_TIMEOUT_S - 1
-    study.set_user_attr("test_claimed_by", {"worker": "elsewhere:1", "since": old})
-    search.test_best(BP, study, s, tmp_path, [], lines.append)
-    assert calls == [(None, False)] and study.user_attrs["test"]["worker"] == search.worker_id()
+def test_finished_study_prints_the_test_command_and_only_that_command_runs_the_test_once(tiny, tmp_path, capsys,
+                                                                                       test_runs):
+    calls, _ = test_runs
+    folder = one_trial_search(tiny, tmp_path)
+    argv = ["--json_path", str(folder), "--out", str(tmp_path / "my study")]  # a space: the command quotes it
+    assert search.main(BP, [*argv, "--test"]) == 2  # no trial yet: nothing to test
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        "error: --test: the study is not finished (0 of its 1 trials, none running)")
+    assert search.main(BP, argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    command = printed[printed.index("the study is complete; score its best config on the test set, once, with:") + 1]
+    assert shlex.split(command) == ["python", "-m", "bp.optuna_optim", *argv, "--test"] and calls == []
+    assert search.main(BP, argv) == 0  # a worker started on the finished study: no trial, no test, the command
+    assert f"\n{command}\n" in capsys.readouterr().out and calls == []
+    assert len(read_csv(tmp_path / "my study" / "trials.csv")) == 1
+    assert search.main(BP, shlex.split(command)[3:]) == 0
+    assert calls == [(None, False)]
+    summary = json.loads((tmp_path / "my study" / "summary.json").read_text())
+    assert summary["test"]["trial"] == 0 and summary["test"]["accuracy_percent"] == {"direct": 90.0}
+    capsys.readouterr()
+    assert search.main(BP, shlex.split(command)[3:]) == 0  # once: a second --test runs nothing
+    assert calls == [(None, False)]
+    assert "the test set was used already, by trial 0's config" in capsys.readouterr().out
 
 
 def stopped_line(err: str) -> bool:
@@ -421,10 +415,10 @@ def stopped_line(err: str) -> bool:
     return "Traceback" not in err and last == "interrupted; run the same command again to resume the search"
 
 
-def test_ctrl_c_in_a_trial_or_the_test_run_is_one_line_and_exit_130_and_the_study_goes_on(tiny, tmp_path, capsys,
-                                                                                          monkeypatch):
-    folder = write(tmp_path / "cfg", {**tiny, "n_trials": 1, "epochs": 1, "class_epoch": 0})
-    argv = ["--json_path", str(folder), "--out", str(tmp_path / "study"), "--study-name", "c"]
+def test_ctrl_c_in_a_trial_or_the_test_run_is_one_line_and_exit_130_and_the_rerun_continues_it(tiny, tmp_path, capsys,
+                                                                                                monkeypatch, test_runs):
+    calls, interrupt = test_runs
+    argv = ["--json_path", str(one_trial_search(tiny, tmp_path)), "--out", str(tmp_path / "study"), "--study-name", "c"]
     real = loop.train
 
     def ctrl_c(*args, **kwargs):
@@ -436,19 +430,29 @@ def test_ctrl_c_in_a_trial_or_the_test_run_is_one_line_and_exit_130_and_the_stud
     rows = read_csv(tmp_path / "study" / "trials.csv")
     assert [(r["state"], r["reason"]) for r in rows] == [("FAIL", "interrupted (Ctrl-C)")]
     monkeypatch.setattr(loop, "train", real)
-
-    def stopped(rule, cfg, folder, argv, resume=False):
-        raise cli.UserInterrupt(Path(cfg.out_dir))
-
-    monkeypatch.setattr(cli, "run_one", stopped)
-    assert search.main(BP, argv) == 130  # the interrupted trial made up, then Ctrl-C in the test run
-    assert stopped_line(capsys.readouterr().err)
+    assert search.main(BP, argv) == 0  # the interrupted trial made up
     assert [r["state"] for r in read_csv(tmp_path / "study" / "trials.csv")] == ["FAIL", "COMPLETE"]
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-    journal = JournalStorage(JournalFileBackend(str(tmp_path / "study" / "study.journal")))
-    attrs = optuna.load_study(study_name="c", storage=journal).user_attrs
-    assert attrs["test_claimed_by"] is None and "test" not in attrs  # the next run makes the test run
+    interrupt.append(True)
+    assert search.main(BP, [*argv, "--test"]) == 130
+    assert stopped_line(capsys.readouterr().err)
+    assert json.loads((tmp_path / "study" / "summary.json").read_text())["test"] is None  # not recorded
+    assert search.main(BP, [*argv, "--test"]) == 0  # continues the stopped run in test/
+    assert calls == [(None, False), (tmp_path / "study" / "test", True)]
+
+
+PRIVATE = re.compile(r"\b(?!self\b)\w+\._[a-z]\w*")  # obj._name, an object's own self._name aside
+
+
+def test_search_package_reaches_no_private_attribute_of_optuna():
+    """Only optuna's public API: no study._storage, trial._trial_id, study._study_id, optuna.x._module, nor a
+    getattr of a private name; they change between optuna releases without notice."""
+    assert PRIVATE.findall("study._storage.get(t._trial_id), self._line()") == ["study._storage", "t._trial_id"]
+    modules = sorted((REPO / "funcs" / "search").glob("*.py"))
+    assert len(modules) >= 5  # the package, not a stale path
+    found = [f"{path.name}:{n}: {line.strip()}" for path in modules
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if PRIVATE.search(line) or re.search(r"getattr\([^)]*['\"]_", line)]
+    assert found == []
 
 
 def test_trial_whose_real_training_diverges_fails_with_the_loops_line(tiny, tmp_path):
@@ -457,7 +461,7 @@ def test_trial_whose_real_training_diverges_fails_with_the_loops_line(tiny, tmp_
     raw = {**tiny, "activation_function": ["x", "x"], "n_trials": 1, "class_epoch": 0,
            "search": {"lr": {"low": 1e29, "high": 1e30, "log": True, "per_layer": True}}}
     folder = write(tmp_path / "cfg", raw)
-    assert search.main(BP, ["--json_path", str(folder), "--out", str(tmp_path / "study"), "--no-test"]) == 0
+    assert search.main(BP, ["--json_path", str(folder), "--out", str(tmp_path / "study")]) == 0
     [row] = read_csv(tmp_path / "study" / "trials.csv")
     assert row["state"] == "FAIL" and row["reason"].startswith("diverged: loss ")
     assert " at epoch 1, batch 2 of 38; the learning rate is the likely cause" in row["reason"]
@@ -467,8 +471,8 @@ def test_trial_whose_real_training_diverges_fails_with_the_loops_line(tiny, tmp_
 def test_diverged_test_run_exits_3_and_a_rerun_says_to_resume_it(tiny, tmp_path, monkeypatch, capsys):
     """The best config's test run (the full training set) diverges: the search exits as bp.main does (3); run
     again, it points at the diverged run folder instead of reporting its empty accuracies."""
-    folder = write(tmp_path / "cfg", {**tiny, "n_trials": 1, "class_epoch": 0})
-    args = ["--json_path", str(folder), "--out", str(tmp_path / "study")]
+    args = ["--json_path", str(one_trial_search(tiny, tmp_path)), "--out", str(tmp_path / "study"), "--test"]
+    assert search.main(BP, args[:-1]) == 0  # the study, finished
 
     def diverge(rule, cfg, out, command, resume=False):
         Path(cfg.out_dir).mkdir(parents=True)

@@ -24,7 +24,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 @pytest.fixture(scope="module")
 def tiny() -> dict:
-    """The tiny search on scikit-learn's 8x8 digits (no test run): the workers' start-up and trials are short."""
+    """The tiny search on scikit-learn's 8x8 digits (no test set): the workers' start-up and trials are short."""
     return {**tiny_search(), "dataset": "digits", "fcLayers": [64, 30], "test_size": None}
 
 
@@ -51,7 +51,7 @@ def pg_url():
 
 def worker(folder: Path, out: Path, url: str, name: str, log: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "bp.optuna_optim", "--json_path", str(folder), "--out", str(out), "--storage", url,
-           "--study-name", name, "--no-test", *extra]
+           "--study-name", name, *extra]
     return subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True)
 
 
@@ -123,4 +123,7 @@ def test_killed_worker_has_its_trial_failed_by_the_heartbeat_and_the_study_goes_
     assert after
     rows = read_csv(two_workers["root"] / "out1" / "trials.csv")
     assert rows[killed]["state"] == "FAIL" and "stopped sending heartbeats" in rows[killed]["reason"]
+    # Having waited for that, the survivor finds the study finished: it prints the test command and runs nothing.
+    assert re.search(r"^  python -m bp\.optuna_optim .* --study-name shared .*--test$", out, re.M)
+    assert not (two_workers["root"] / "out1" / "test").exists() and "test" not in study.user_attrs
     print(f"worker 1: {line!r}; trials completed after the kill: {after}")
