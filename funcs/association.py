@@ -69,6 +69,7 @@ def classifier_lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     'exponential': x0.9 per epoch (after BP); 'linear': 1 down to 0.5 over the
     epochs (after EP); 'step': halved at 20, 35, 50, 60, 70, 80 and 90% of the
     epochs (CNN, the schedule SoftHebb uses); paper appendix and original code.
+    'constant': 1 (SoftHebb's MLP read-out).
     """
     if schedule == "exponential":
         return 0.9 ** epoch

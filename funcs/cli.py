@@ -19,7 +19,7 @@ from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs import loop, plots, results, rules, semi
 from funcs.errors import UserError
-from funcs.rules import Rule
+from funcs.rules import READ_OUT, Rule
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(rule: Rule, argv):
-    p = _Parser(prog=rule.command, description=f"Train a network with {rule.title} and the self-defined target.")
+    p = _Parser(prog=rule.command, description=f"Train a network with {rule.title}. Actions (config key action): "
+                f"{', '.join(f'{a} ({kind} target)' for a, kind in rule.actions.items())}, or {READ_OUT}.")
     p.add_argument("--json_path", help=f"folder holding config.json, or a .json file (default: {rule.default_config})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; VALUE is JSON (e.g. --set epochs=2 --set fcLayers=[784,100])")

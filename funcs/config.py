@@ -97,8 +97,8 @@ class Config:
     lr_schedule: str = _key("linear", "per-epoch learning-rate schedule: 'linear' from 1 at the first epoch "
                             "towards lr_end_factor after the last (the paper's), or 'constant'", "str",
                             choices=("linear", "constant"))
-    lr_end_factor: float = _key(5e-4, "final factor of the linear schedule (paper: 5e-4)", "float", lo=0,
-                                lo_open=True)
+    lr_end_factor: float = _key(5e-4, "final factor of the linear schedule (paper: 5e-4; 0 decays to nothing, "
+                                "as Krotov's rate)", "float", lo=0)
 
     # --- the self-defined target ------------------------------------------------------
     nudge: int = _key(1, "number of winners k of the kWTA target (EP's nudging strength is `beta`)", "int", lo=1)
@@ -137,8 +137,9 @@ class Config:
                                  hi_open=True)
     class_smooth: bool = _key(False, "label smoothing of the classifier's targets", "bool")
     class_schedule: str = _key("auto", "classifier lr schedule: 'exponential' (x0.9 per epoch, after BP), "
-                               "'linear' (1 to 0.5, after EP), 'step' (halvings, CNN), or 'auto' to pick as "
-                               "the paper did", "str", choices=("auto", "exponential", "linear", "step"))
+                               "'linear' (1 to 0.5, after EP), 'step' (halvings, CNN), 'constant' (SoftHebb's "
+                               "read-out), or 'auto' to pick as the paper did", "str",
+                               choices=("auto", "exponential", "linear", "step", "constant"))
 
     # The rule's own keys (Rule.fields), resolved: read as attributes (cfg.T), written flat by to_json.
     rule_values: tuple[tuple[str, Any], ...] = field(default=(), repr=False)

@@ -295,3 +295,19 @@ def test_extra_middle_dropout_entries_are_ignored_with_one_warning(capsys):
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(UserError, match="dropProb"):  # too few is still refused: nothing says what is meant
         from_dict({**BASE, "fcLayers": [784, 30, 20], "lr": [1.0, 1.0], "dropProb": [0.1, 0.2]})
+
+
+def test_rates_may_decay_to_nothing_and_the_classifier_may_keep_its_rate():
+    from funcs import association, loop
+    cfg = from_dict({**BASE, "lr_end_factor": 0, "epochs": 4, "class_schedule": "constant"})
+    assert [loop.lr_factor(cfg, e) for e in range(4)] == [1.0, 0.75, 0.5, 0.25]  # Krotov's eps0 (1 - t/T)
+    assert [association.classifier_lr_factor(cfg.class_schedule, e, 10) for e in (0, 5, 9)] == [1.0, 1.0, 1.0]
+    with pytest.raises(UserError, match="lr_end_factor"):
+        from_dict({**BASE, "lr_end_factor": -0.1})
+
+
+@pytest.mark.parametrize("rule", rules.names())
+def test_help_names_each_rule_and_its_own_actions(rule, capsys):
+    assert cli.main(rules.get(rule), ["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert rules.get(rule).title in text and all(action in text for action in rules.get(rule).actions)
