@@ -1,22 +1,20 @@
-"""The paper's figures and tables, redrawn from our own run folders: what `reproduce_figures.ipynb` calls.
+"""The paper's figures redrawn from our own run folders, and the command line of `make figures` and the notebook.
 
-One registry, `REGISTRY`, says for every figure (the paper's numbering: 2, 4,
-5, 6, 9, 10, 11, 12, 13) and table (3, 4, 5) which run folders it reads
-(paths relative to a results root, `simuResults/` for ours), the command that
-writes each folder, and the paper's numbers to compare with. The functions
-below read run folders (single runs and `--seeds` roots), draw each figure into
-`<out>/<name>.png` and print the tables, paper beside ours.
+The registry (`funcs.experiments.REGISTRY`) says which folders each figure
+reads, the commands that write them and the paper's numbers; `funcs.records`
+reads a folder back and `funcs.tables` makes the tables. Here each figure is
+drawn into `<out>/<name>.png`, and `main` is `python -m funcs.figures`.
 
 Nothing here trains. A run that is missing is left out of its figure and its
 command is printed (a figure with no data at all becomes a PNG that says which
 commands produce it); a shortened or unfinished run is labelled from what its
-own folder says ("108 of 200 epochs (unfinished), 1 seed"), a read-out from the
-epochs its trained run had done when read (its summary.json). A damaged
+own folder says ("108 of 200 epochs (unfinished), 1 seed"). A damaged
 extracted array counts as missing, in one line. The paper's numbers only ever
 appear as reference markers or columns marked "paper".
 
     python -m funcs.figures draw --results simuResults --out figuresPlot
     python -m funcs.figures tables --results simuResults
+    python -m funcs.figures readme                     # the results tables of README.md and docs/, regenerated
     python -m funcs.figures commands --missing         # what to run for the missing data
     python -m funcs.figures extract max_activation simuResults/unsupervised_bp_1layer --data_dir data
     python -m funcs.figures notebook                   # reproduce_figures.ipynb, headless
@@ -24,481 +22,22 @@ appear as reference markers or columns marked "paper".
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
-import json
 import math
 import re
 import sys
 import textwrap
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from funcs import plots
-from funcs.results import accuracies
+from funcs import plots, tables
+from funcs.experiments import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
+                               SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry)
+from funcs.records import NPZ_ERRORS, Record, find, find_file, read_npz
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "reproduce_figures.ipynb"
-
-# Small arrays extracted from trained models (funcs/extract.py), committed beside their run.
-MAX_ACTIVATION = "max_activation.npz"
-FIRST_LAYER = "first_layer_weights.npz"
-UMAP = "umap.npz"
-UMAP_PRETRAINED = "umap_pretrained.npz"  # the phase-1 network of a semi-supervised run
-
-
-# --- the registry -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Source:
-    """One run folder a figure reads, and the command that writes it.
-
-    path: the folder, relative to the results root; also: other folders holding
-    the same run (an unfinished copy), read when `path` is not there.
-    command: the paper's full run, without --out; shorten: the extra arguments
-    of our CPU run where the full one does not fit ("" when it is the full run);
-    full_epochs: the paper's epochs, so that a shorter run is labelled as such.
-    file: a small array file the figure reads, extracted from the trained model
-    by `extract` (an `python -m funcs.figures extract ...` line).
-    seeds: more than 1 makes `path` a `--seeds` root: one run per seed in
-    `path/S-<seed>/` and their mean and std in `seeds_summary.json`.
-    """
-    path: str
-    command: str
-    label: str
-    full_epochs: int | None = None
-    shorten: str = ""
-    also: tuple[str, ...] = ()
-    file: str | None = None
-    extract: str = ""
-    note: str = ""
-    seeds: int = 1
-
-    def produce(self, root="simuResults") -> str:
-        """The command that writes this folder under `root` (with the CPU shortening, if any)."""
-        command = self.command.replace(ROOT, str(root))
-        seeds = f"--seeds {self.seeds}" if self.seeds > 1 else ""
-        return " ".join(p for p in (command, self.shorten, seeds, f"--out {root}/{self.path}") if p)
-
-    def extract_command(self, root="simuResults") -> str:
-        return self.extract.replace(ROOT, str(root)).replace("{path}", self.path)
-
-
-@dataclass(frozen=True)
-class Paper:
-    """A number of the paper (PAPER-TARGETS.md): mean and spread over the paper's runs (None: not given)."""
-    mean: float
-    std: float | None = None
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A figure or a table: its sources by key, the paper's numbers by key, and the function that draws it."""
-    name: str
-    title: str
-    sources: dict[str, Source]
-    paper: dict[str, Paper] = field(default_factory=dict)
-    kind: str = "figure"  # or "table"
-    note: str = ""
-
-
-ROOT = "{root}"  # in a command: the results root its folders go to (simuResults/ for ours)
-
-
-def _cmd(rule: str, preset: str, *sets: str) -> str:
-    return f"python -m {rule}.main --json_path configFile/{preset}" + "".join(f" --set {s}" for s in sets)
-
-
-_EXTRACT = "python -m funcs.figures extract {kind} {{root}}/{{path}} --data_dir data"  # .format(kind=...)
-
-# The unsupervised MLPs and CNNs (Figure 2, Tables 3 and 4), as committed under simuResults/.
-MLP = {
-    "bp_1layer": Source("unsupervised_bp_1layer", _cmd("bp", "unsupervised_bp/1layer"), "BP 784-2000", 200),
-    "ep_1layer": Source("unsupervised_ep_1layer", _cmd("ep", "unsupervised_ep/1layer"), "EP 784-2000", 100),
-    "bp_2layer": Source("unsupervised_bp_2layer", _cmd("bp", "unsupervised_bp/2layer"), "BP 784-2000-2000", 200,
-                        also=("unsupervised_bp_2layer_partial",)),
-    "ep_2layer": Source("unsupervised_ep_2layer", _cmd("ep", "unsupervised_ep/2layer"), "EP 784-2000-2000", 100,
-                        also=("unsupervised_ep_2layer_partial",),
-                        note="a GPU job: 28 minutes per epoch on 2 CPU cores"),
-}
-CNN = {name: Source(f"unsupervised_bp_cnn_{name}", _cmd("bp", f"unsupervised_bp/cnn/{name}"), label, epochs,
-                    also=(f"unsupervised_bp_cnn_{name}_partial",))
-       for name, label, epochs in (("mnist", "CNN MNIST", 30), ("fashionMnist", "CNN Fashion-MNIST", 20),
-                                   ("svhn", "CNN SVHN", 40), ("cifar10", "CNN CIFAR-10", 40))}
-# Table 3 over seeds: each network's run repeated with seeds 1 to N in <path>/S-<seed>/ (the paper gives a mean
-# and std); read in place of the single run above (seed 1) once the seeds root exists.
-SEEDS = {key: dataclasses.replace(MLP[key], path=f"{MLP[key].path}_seeds", seeds=n,
-                                  also=(MLP[key].path, *MLP[key].also))
-         for key, n in (("bp_1layer", 5), ("ep_1layer", 5), ("bp_2layer", 3))}
-# Table 3's Hebbian neighbours (issue 17), on our pipeline: the same data, association and classifier; 3 seeds each.
-HEBB = {name: Source(f"unsupervised_hebb_{name}_seeds", _cmd("hebb", f"unsupervised_hebb/{name}"), label, epochs,
-                     seeds=3, also=(f"unsupervised_hebb_{name}",))
-        for name, label, epochs in (("softhebb", "SoftHebb 784-2000", 10), ("hard_wta", "hard WTA 784-2000", 10),
-                                    ("krotov", "Krotov-Hopfield 784-2000", 200))}
-SUPERVISED_CNN = {name: Source(f"supervised_bp_cnn_{name}", _cmd("bp", f"supervised_bp/cnn/{name}"),
-                               f"supervised CNN {name}", also=(f"supervised_bp_cnn_{name}_partial",))
-                  for name in ("mnist", "fashionMnist", "svhn")}
-
-# Paper Table 3 (all 60,000 labels) and Tables 2 and 4 (CNN + linear classifier; the same CNN supervised).
-TABLE3_PAPER = {
-    "bp_1layer/direct": Paper(95.78, 0.14), "bp_1layer/linear": Paper(97.08, 0.11),
-    "ep_1layer/direct": Paper(95.77, 0.08), "ep_1layer/linear": Paper(97.25, 0.07),
-    "bp_2layer/direct": Paper(96.61, 0.07), "bp_2layer/linear": Paper(97.60, 0.11),
-    "ep_2layer/direct": Paper(96.60, 0.15), "ep_2layer/linear": Paper(97.57, 0.10),
-    # quoted by the paper from their own papers
-    "softhebb/direct": Paper(96.3), "softhebb/linear": Paper(97.8), "hard_wta/direct": Paper(96.2),
-    "hard_wta/linear": Paper(97.8), "krotov/linear": Paper(98.5),
-}
-TABLE3_OTHERS = [("STDP (Diehl and Cook)", 95.0, None)]
-TABLE4_PAPER = {"mnist/linear": Paper(99.17, 0.05), "fashionMnist/linear": Paper(90.25, 0.26),
-                "svhn/linear": Paper(81.53, 1.15), "cifar10/linear": Paper(71.5, 0.3),
-                "mnist/supervised": Paper(99.6), "fashionMnist/supervised": Paper(93.1),
-                "svhn/supervised": Paper(93.4)}
-
-# Figures 4 and 5: `train_class_layer` on a trained (or untrained) network with a share of the labels.
-# The classifier's learning rate by share of labels is the paper's Table 7.
-SHARES = (1, 5, 50, 100)  # % of the training labels
-CLASS_LR = {"bp": {1: 0.05, 5: 0.065, 50: 0.09, 100: 0.1}, "ep": {1: 0.0085, 5: 0.008, 50: 0.005, 100: 0.0022}}
-LABEL_NETWORKS = {  # key: (rule, preset, trained run (None: untrained), legend)
-    "bp_1layer_trained": ("bp", "unsupervised_bp/1layer", MLP["bp_1layer"], "unsupervised BP 1-layer"),
-    "ep_1layer_trained": ("ep", "unsupervised_ep/1layer", MLP["ep_1layer"], "unsupervised EP 1-layer"),
-    "bp_2layer_trained": ("bp", "unsupervised_bp/2layer", MLP["bp_2layer"], "unsupervised BP 2-layer"),
-    "ep_2layer_trained": ("ep", "unsupervised_ep/2layer", MLP["ep_2layer"], "unsupervised EP 2-layer"),
-    "bp_1layer_untrained": ("bp", "unsupervised_bp/1layer", None, "untrained 1-layer"),
-    "bp_2layer_untrained": ("bp", "unsupervised_bp/2layer", None, "untrained 2-layer"),
-}
-
-
-def _label_share(key: str, share: int) -> Source:
-    """A read-out (train_class_layer) of the trained run, or of an untrained network of the preset's shape."""
-    rule, preset, trained, legend = LABEL_NETWORKS[key]
-    sets = [f"class_label_percentage={share / 100:g}", f"class_lr=[{CLASS_LR[rule][share]}]"]
-    if trained is None:
-        command = _cmd(rule, preset, "action=train_class_layer", *sets)
-    else:  # --trained_path makes it a train_class_layer run of that network
-        command = _cmd(rule, preset, *sets) + f" --trained_path {ROOT}/{trained.path}"
-    return Source(f"label_share/{key}/{share}", command, legend, trained.full_epochs if trained else None)
-
-
-def _label_sources(keys) -> dict[str, Source]:
-    return {f"{key}/{share}": _label_share(key, share) for key in keys for share in SHARES}
-
-
-# Figure 9 and Table 5: semi-supervised 784-5000-10. The preset is "+ WTA + homeostasis"; "+ WTA" is the
-# same phase 2 without homeostasis (gamma 0) from the same phase-1 network; "supervised only" is that
-# phase-1 network, whose accuracy every run records (after_phase_1). semi_seed 1 fixes the labeled subset.
-SEMI_LABELS = (100, 300, 600, 1000, 3000)
-SEMI_EPOCHS = {"bp": (200, 400), "ep": (100, 200)}  # N1, N2 (paper Table 10)
-SEMI_SHORTEN = "--set epochs=10"  # on a 2-core CPU: phase 1 in full, 10 phase-2 epochs (a phase-2 epoch: ~1 min)
-SEMI_VARIANTS = {"supervised": "supervised only", "wta": "+ WTA", "wta_homeostasis": "+ WTA + homeostasis"}
-
-
-def _semi(rule: str, labels: int, variant: str) -> Source:
-    base = f"semi_{rule}_{labels}"
-    preset = _cmd(rule, f"semi_{rule}/{labels}", "semi_seed=1")
-    if variant == "wta":
-        return Source(f"{base}_wta", preset + f" --set gamma=0 --set pretrained_path={ROOT}/{base}",
-                      SEMI_VARIANTS[variant], SEMI_EPOCHS[rule][1], shorten=SEMI_SHORTEN,
-                      also=(f"{base}_wta_partial",),
-                      note=f"phase 2 only, from the phase-1 network of {base} (its pretrained.pt)")
-    return Source(base, preset, SEMI_VARIANTS[variant], sum(SEMI_EPOCHS[rule]), also=(f"{base}_partial",),
-                  shorten=SEMI_SHORTEN)
-
-
-def _with_umap(src: Source, variant: str) -> Source:
-    """Figure 10's source: the UMAP of the run's test outputs (of its phase-1 network for "supervised only")."""
-    if variant == "supervised":
-        return dataclasses.replace(src, file=UMAP_PRETRAINED, extract=_EXTRACT.format(kind="umap") + " --pretrained")
-    return _with_file(src, UMAP, "umap")
-
-
-SEMI = {f"{rule}/{labels}/{variant}": _semi(rule, labels, variant)
-        for rule in ("bp", "ep") for labels in SEMI_LABELS for variant in SEMI_VARIANTS}
-# The metric each variant reads from its folder.
-SEMI_METRIC = {"supervised": "after_phase_1", "wta": "test", "wta_homeostasis": "test"}
-TABLE5_PAPER = {"bp/100": Paper(88.43, 1.60), "bp/600": Paper(94.88, 0.35), "bp/1000": Paper(95.66, 0.27),
-                "bp/3000": Paper(96.76, 0.11), "ep/100": Paper(88.41, 3.13), "ep/600": Paper(96.57, 0.22),
-                "ep/1000": Paper(96.79, 0.12), "ep/3000": Paper(97.03, 0.17)}
-PSEUDO_LABEL = {100: 83.85, 600: 94.97, 1000: 95.70, 3000: 97.20}  # Lee 2013, paper Table 5
-
-# Figure 12: batch against sequential homeostasis, 784-500 and 784-1024-500. The paper gives no
-# hyperparameters for it: the 2,000-output presets' with the sizes changed; sequential mode is batch size 1
-# with the learning rate divided by the preset's batch size (the same step per example).
-HOMEOSTASIS_NETS = {  # (rule, layers): (preset, fcLayers, the preset's lr and batch size)
-    ("bp", "1layer"): ("unsupervised_bp/1layer", "[784,500]", (8,), 16),
-    ("bp", "2layer"): ("unsupervised_bp/2layer", "[784,1024,500]", (2.5, 5), 16),
-    ("ep", "1layer"): ("unsupervised_ep/1layer", "[784,500]", (0.03,), 16),
-    ("ep", "2layer"): ("unsupervised_ep/2layer", "[784,1024,500]", (0.01, 0.015), 32),
-}
-FULL_EPOCHS = {"bp": 200, "ep": 100}  # the unsupervised MLPs' epochs (paper Table 6)
-
-
-def _homeostasis(rule: str, layers: str, mode: str) -> Source:
-    preset, sizes, lrs, batch = HOMEOSTASIS_NETS[rule, layers]
-    sets = [f"fcLayers={sizes}"]
-    if mode == "sequential":
-        sets += ["batchSize=1", "lr=[" + ",".join(f"{lr / batch:g}" for lr in lrs) + "]"]
-    return Source(f"homeostasis/{rule}_{layers}_{mode}", _cmd(rule, preset, *sets),
-                  f"{'one' if layers == '1layer' else 'two'}-layer {mode} mode", FULL_EPOCHS[rule],
-                  shorten="--set epochs=2 --set class_epoch=0")
-
-
-HOMEOSTASIS = {f"{rule}/{layers}/{mode}": _homeostasis(rule, layers, mode)
-               for rule, layers in HOMEOSTASIS_NETS for mode in ("batch", "sequential")}
-
-# Figure 13: one unsupervised layer of 10 to 2,000 outputs, direct association with 2% of the labels
-# (class_label_percentage 0.02 is used at every epoch). gamma stays the 2,000-output presets'; k scales with
-# the number of outputs (paper section 6.1: more outputs, more winners), k = round(k_2000 * n / 2000) half up, at
-# least 1; with as many outputs as classes the output has no dropout (paper section 2.3).
-# BP's learning rate scales as n / 2000 too: its MSE loss is a mean over the outputs, so the gradient of each
-# neuron's weights shrinks as 1 / n, and the preset's lr (tuned for 2,000 outputs) would take a 2000 / n times
-# larger per-neuron step. Unscaled, 784-10 collapsed: after 5 epochs the max rule sent every test image to one
-# class (9.8%; mean rule 24.75%). EP's nudge is per neuron, so its lr stays.
-N_OUT = (10, 100, 500, 1000, 2000)
-N_OUT_PRESET = {"bp": (6, "[0.3,0]", 8.0), "ep": (5, "[0.3,0]", None)}  # k, dropProb at n = 10, lr at n = 2000
-
-
-def _n_out(rule: str, n: int) -> Source:
-    k_2000, no_output_dropout, lr_2000 = N_OUT_PRESET[rule]
-    sets = [f"fcLayers=[784,{n}]", f"nudge={max(1, math.floor(k_2000 * n / 2000 + 0.5))}",
-            "class_label_percentage=0.02"] + ([f"dropProb={no_output_dropout}"] if n == 10 else [])
-    if lr_2000 is not None and n != 2000:
-        sets.append(f"lr=[{lr_2000 * n / 2000:g}]")
-    return Source(f"n_out/{rule}_{n}", _cmd(rule, f"unsupervised_{rule}/1layer", *sets), f"{rule.upper()} 784-{n}",
-                  FULL_EPOCHS[rule], shorten="--set epochs=5")
-
-
-N_OUT_RUNS = {f"{rule}/{n}": _n_out(rule, n) for rule in ("bp", "ep") for n in N_OUT}
-# Paper section 6.3: about 60% with 10 outputs; 93.3 (BP) and 93.4 (EP) with 500, which is 2.5 and 2.4
-# points below the 2,000-output networks.
-N_OUT_PAPER = {"bp/10": Paper(60, note="about"), "ep/10": Paper(60, note="about"),
-               "bp/500": Paper(93.3), "ep/500": Paper(93.4), "bp/2000": Paper(95.8), "ep/2000": Paper(95.8)}
-
-
-def _with_file(src: Source, file: str, kind: str) -> Source:
-    """The source with an extracted array file the figure reads, and its extract command."""
-    return dataclasses.replace(src, file=file, extract=_EXTRACT.format(kind=kind))
-
-
-SUPERVISED_MLP = {
-    "bp_1layer": Source("supervised_bp_1layer", _cmd("bp", "supervised_bp/1layer"), "supervised BP 784-2000", 100,
-                        shorten="--set epochs=20"),
-    "bp_2layer": Source("supervised_bp_2layer", _cmd("bp", "supervised_bp/2layer"), "supervised BP 784-2000-2000", 200,
-                        shorten="--set epochs=10"),
-}
-
-REGISTRY: dict[str, Entry] = {e.name: e for e in (
-    Entry("fig2_accuracies", "Figure 2: unsupervised MLPs and CNNs (test accuracy, %)",
-          {**MLP, **{f"cnn_{k}": v for k, v in CNN.items() if k != "cifar10"},
-           **{f"supervised_cnn_{k}": v for k, v in SUPERVISED_CNN.items()}},
-          {**TABLE3_PAPER, **{f"cnn_{k}": v for k, v in TABLE4_PAPER.items()}}),
-    Entry("fig4_label_share_untrained", "Figure 4: trained 1-layer against untrained networks, by share of labels",
-          _label_sources(("bp_1layer_trained", "ep_1layer_trained", "bp_1layer_untrained", "bp_2layer_untrained")),
-          {f"{k}/100/{m}": TABLE3_PAPER[f"{k[:9]}/{m}"] for k in ("bp_1layer_trained", "ep_1layer_trained")
-           for m in ("direct", "linear")}),
-    Entry("fig5_label_share_2layer", "Figure 5: trained 2-layer against 1-layer networks, by share of labels",
-          _label_sources(("bp_1layer_trained", "ep_1layer_trained", "bp_2layer_trained", "ep_2layer_trained")),
-          {f"{k}/100/{m}": TABLE3_PAPER[f"{k[:9]}/{m}"] for k in ("bp_1layer_trained", "ep_1layer_trained",
-                                                                   "bp_2layer_trained", "ep_2layer_trained")
-           for m in ("direct", "linear")}),
-    Entry("fig6_max_activation", "Figure 6: maximum-activation images of the two most responsive output "
-          "neurons per class, unsupervised BP",
-          {"bp_1layer": _with_file(MLP["bp_1layer"], MAX_ACTIVATION, "max_activation"),
-           "bp_2layer": _with_file(MLP["bp_2layer"], MAX_ACTIVATION, "max_activation")}),
-    Entry("fig9_semi_supervised", "Figure 9: semi-supervised test accuracy by number of labels", SEMI,
-          {f"{k}/wta_homeostasis": v for k, v in TABLE5_PAPER.items()}),
-    Entry("fig10_umap", "Figure 10: UMAP of the semi-supervised network's test outputs, 100 labels (BP)",
-          {v: _with_umap(SEMI[f"bp/100/{v}"], v) for v in SEMI_VARIANTS}),
-    Entry("fig11_first_layer_weights", "Figure 11: first-layer weights of 20 neurons, BP",
-          {"supervised_1layer": _with_file(SUPERVISED_MLP["bp_1layer"], FIRST_LAYER, "weights"),
-           "unsupervised_1layer": _with_file(MLP["bp_1layer"], FIRST_LAYER, "weights"),
-           "supervised_2layer": _with_file(SUPERVISED_MLP["bp_2layer"], FIRST_LAYER, "weights"),
-           "unsupervised_2layer": _with_file(MLP["bp_2layer"], FIRST_LAYER, "weights")}),
-    Entry("fig12_homeostasis_mode", "Figure 12: batch against sequential homeostasis (test error, %)", HOMEOSTASIS,
-          note="hyperparameters not in the paper: the presets', sizes changed; sequential: batch 1, lr / batch"),
-    Entry("fig13_n_out", "Figure 13: direct association with 2% of the labels against the number of outputs",
-          N_OUT_RUNS, N_OUT_PAPER),
-    Entry("table3", "Table 3: unsupervised MLPs on MNIST, all labels (test accuracy, %)", {**MLP, **SEEDS, **HEBB},
-          TABLE3_PAPER, kind="table"),
-    Entry("table4", "Table 4: unsupervised CNN + linear classifier (test accuracy, %)",
-          {**CNN, **{f"supervised_{k}": v for k, v in SUPERVISED_CNN.items()}}, TABLE4_PAPER, kind="table"),
-    Entry("table5", "Table 5: semi-supervised MNIST, + WTA + homeostasis (test accuracy, %)",
-          {f"{rule}/{n}": SEMI[f"{rule}/{n}/wta_homeostasis"] for rule in ("bp", "ep") for n in (100, 600, 1000, 3000)},
-          TABLE5_PAPER, kind="table"),
-)}
-
-
-# --- reading run folders ----------------------------------------------------------------------
-
-@dataclass
-class Record:
-    """What a run folder (or a `--seeds` root) says: accuracies (%), their spread, seeds and epochs."""
-    folder: Path
-    config: dict
-    accuracy: dict[str, float]  # mean over seeds for a seeds root
-    std: dict[str, float]  # sample std (ddof 1) over seeds; 0 for one run
-    seeds: list[int]
-    epochs_run: int | None  # rows of results.csv (both phases of a semi-supervised run); min over seeds
-    epochs_planned: int | None  # what its config asks for
-    finished: bool  # summary.json written (every seed's, for a seeds root)
-    phase_rows: tuple[int, int] | None = None  # semi-supervised: rows of phase 1 and phase 2
-    trained: Record | None = None  # train_class_layer: the trained run it evaluated, when found
-
-    def value(self, metric: str) -> float | None:
-        """An accuracy (%) named as summary.json's accuracy_percent; None if the run has none (yet)."""
-        return self.accuracy.get(metric)
-
-    def describe(self, full_epochs: int | None = None, seeds: bool = True) -> str:
-        """'108 of 200 epochs (unfinished), 1 seed', from the folder's own config and rows.
-
-        full_epochs: the paper's epochs (of the trained network, for a read-out), so a shorter run says so.
-        """
-        parts = []
-        train_size = self.config.get("train_size")
-        if self.config.get("action") == "train_class_layer" and self.config.get("trained_path"):
-            parts.append("read-out of a network trained " + (self.trained.describe(full_epochs, seeds=False)
-                                                             if self.trained else "in a folder not found"))
-            train_size = None  # said by the trained run's part
-        elif self.config.get("action") == "train_class_layer":
-            parts.append("untrained network")
-        elif self.epochs_run is not None:
-            parts.append(_epochs_text(self, full_epochs))
-        if train_size:
-            parts.append(f"{train_size} training images")
-        if seeds:
-            parts.append(f"{len(self.seeds)} seed" + ("s" if len(self.seeds) != 1 else ""))
-        return ", ".join(parts)
-
-
-def _epochs_text(rec: Record, full: int | None) -> str:
-    run, planned = rec.epochs_run, rec.epochs_planned
-    if rec.phase_rows is not None:
-        cfg = rec.config
-        p1, p2 = rec.phase_rows
-        text = (f"phase 1: {p1} of {cfg['pre_epochs']}, " if not cfg.get("pretrained_path") else "") + \
-               f"phase 2: {p2} of {cfg['epochs']} epochs"
-    else:
-        text = f"{run} of {planned} epochs" if planned is not None else f"{run} epochs"
-    shortened = full is not None and planned is not None and planned < full
-    if shortened and run == planned and rec.phase_rows is None:
-        return f"{run} of {full} epochs (shortened)"
-    if planned is not None and run < planned:
-        text += " (unfinished" + (f"; shortened from the paper's {full})" if shortened else ")")
-    elif shortened:
-        text += f" (shortened from the paper's {full})"
-    return text
-
-
-def _read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _planned_epochs(cfg: dict) -> int | None:
-    if cfg.get("action") == "train_class_layer":
-        return None
-    if str(cfg.get("action", "")).startswith("semi_supervised") and not cfg.get("pretrained_path"):
-        return cfg["pre_epochs"] + cfg["epochs"]
-    return cfg.get("epochs")
-
-
-def _accuracies_from_rows(rows: list[dict]) -> dict[str, float]:
-    """The accuracies of an unfinished run: its last row (and, semi-supervised, its last phase-1 row)."""
-    if not rows:
-        return {}
-    last = {k: float(v) for k, v in rows[-1].items() if k.startswith("error") and v not in ("", "nan")}
-    if "phase" in rows[0]:
-        phase1 = [r for r in rows if r["phase"] == "1"]
-        last = {"error": float(rows[-1]["error"])} if rows[-1]["phase"] == "2" else {}
-        if phase1:
-            last["pretrain_error"] = float(phase1[-1]["error"])
-    return accuracies({k: v for k, v in last.items() if not math.isnan(v)})
-
-
-def _read_single(folder: Path, root: Path | None = None, rows_read: int | None = None) -> Record | None:
-    """One run folder: summary.json's accuracies, or, unfinished, those of its last results.csv row.
-
-    rows_read: only the first rows of results.csv count: the epochs a read-out found done when it read
-    this (trained) run, which may have gone on since.
-    """
-    if not (folder / "config.json").is_file():
-        return None
-    cfg = json.loads((folder / "config.json").read_text())
-    rows = _read_csv(folder / "results.csv")[:rows_read]
-    summary_path = folder / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    acc = dict(summary["accuracy_percent"]) if summary else _accuracies_from_rows(rows)
-    phase_rows = None
-    if rows and "phase" in rows[0]:
-        phase_rows = (sum(r["phase"] == "1" for r in rows), sum(r["phase"] == "2" for r in rows))
-    trained = None
-    if cfg.get("action") == "train_class_layer" and cfg.get("trained_path"):
-        # the trained run as the read-out found it (summary.json's trained_network; older read-outs: as it is now)
-        read = (summary or {}).get("trained_network") or {}
-        trained = _read_single(_resolve(cfg["trained_path"], root), root, read.get("epochs_done"))
-    seed = summary["seed"] if summary else cfg.get("seed")
-    epochs_run = len(rows) if rows or summary is None or rows_read is not None else None  # None: a read-out
-    return Record(folder, cfg, acc, {k: 0.0 for k in acc}, [seed], epochs_run, _planned_epochs(cfg),
-                  summary is not None, phase_rows, trained)
-
-
-def _resolve(path: str, root: Path | None) -> Path:
-    """A folder a config names (trained_path): as given, or from the results root or its parent."""
-    p = Path(path)
-    for candidate in (p, *((root / p, root.parent / p, root / p.name) if root is not None else ())):
-        if (candidate / "config.json").is_file():
-            return candidate
-    return p
-
-
-def read_run(folder: Path, root: Path | None = None) -> Record | None:
-    """Read a run folder or a `--seeds` root (S-<seed>/ folders, seeds_summary.json); None if it is not there."""
-    folder = Path(folder)
-    seed_dirs = sorted((d for d in folder.glob("S-*") if (d / "config.json").is_file()),
-                       key=lambda d: int(d.name[2:]) if d.name[2:].isdigit() else 0) if folder.is_dir() else []
-    if not seed_dirs:
-        return _read_single(folder, root)
-    per_seed = [r for r in (_read_single(d, root) for d in seed_dirs) if r is not None]
-    stats_path = folder / "seeds_summary.json"
-    if stats_path.is_file():
-        stats = json.loads(stats_path.read_text())
-        mean, std, seeds = dict(stats["mean"]), dict(stats["std"]), list(stats["seeds"])
-    else:  # seeds still running: the finished ones
-        done = [r for r in per_seed if r.finished] or per_seed
-        keys = set.intersection(*(set(r.accuracy) for r in done))
-        values = {k: np.array([r.accuracy[k] for r in done]) for k in keys}
-        mean = {k: round(float(v.mean()), 3) for k, v in values.items()}
-        std = {k: round(float(v.std(ddof=1)), 3) if len(v) > 1 else 0.0 for k, v in values.items()}
-        seeds = [r.seeds[0] for r in done]
-    first = per_seed[0]
-    runs = [r.epochs_run for r in per_seed if r.epochs_run is not None]
-    return Record(folder, first.config, mean, std, seeds, min(runs) if runs else None, first.epochs_planned,
-                  stats_path.is_file() and all(r.finished for r in per_seed), first.phase_rows, first.trained)
-
-
-def find(root: Path, src: Source) -> Record | None:
-    """The record of a source under a results root: its folder, else the first of `also` that exists."""
-    for path in (src.path, *src.also):
-        rec = read_run(Path(root) / path, Path(root))
-        if rec is not None:
-            return rec
-    return None
-
-
-def find_file(rec: Record, name: str) -> Path | None:
-    """An extracted array file beside a run (in a seeds root: beside it, or in its first seed's folder)."""
-    for folder in (rec.folder, *(rec.folder / f"S-{s}" for s in rec.seeds)):
-        if (folder / name).is_file():
-            return folder / name
-    return None
 
 
 # --- what a drawing returns -------------------------------------------------------------------
@@ -568,20 +107,6 @@ def _placeholder(entry: Entry, out: Path, missing: list[str]) -> Path:
         lines.append(f"  ... and {len(missing) - 24} more (python -m funcs.figures commands --missing)")
     fig.text(0.01, 0.98, "\n".join(lines), va="top", ha="left", fontsize=7, family="monospace")
     return _save(fig, out / f"{entry.name}.png", [])
-
-
-# What np.load and reading the arrays raise on a truncated, damaged or foreign file.
-NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
-
-
-def read_npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Every array of an extracted NPZ, read at once; raises one of NPZ_ERRORS if it is damaged or lacks `names`."""
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise KeyError(f"no array {missing[0]!r}")
-    return arrays
 
 
 class _Collector:
@@ -662,9 +187,6 @@ def _figure(entry: Entry, c: _Collector, series: dict[str, list[Point]], out: Pa
 
 
 # --- the figures ----------------------------------------------------------------------------
-
-METRICS = {"direct": "direct_association_mean", "linear": "linear_classifier"}
-
 
 def draw_fig2(entry: Entry, root: Path, out: Path) -> Drawn:
     """Grouped bars: direct association and linear classifier of each network; the paper's as markers."""
@@ -818,7 +340,7 @@ def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
     """Bars by number of labels: supervised only, + WTA, + WTA + homeostasis; BP and EP panels."""
     c = _Collector(entry, root)
     series = {}
-    for rule in ("bp", "ep"):
+    for rule in PAPER_RULES:
         for variant, name in SEMI_VARIANTS.items():
             points = [c.value(f"{rule}/{n}/{variant}", SEMI_METRIC[variant], n) for n in SEMI_LABELS]
             series[f"{rule.upper()} {name}"] = [p for p in points if p]
@@ -827,7 +349,7 @@ def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
         fig, axes = plt.subplots(1, 2, figsize=(12, 5))
         pos = {n: i for i, n in enumerate(SEMI_LABELS)}
         width = 0.27
-        for ax, rule in zip(axes, ("bp", "ep")):
+        for ax, letter, rule in zip(axes, "AB", PAPER_RULES):
             for j, (variant, name) in enumerate(SEMI_VARIANTS.items()):
                 points = series[f"{rule.upper()} {name}"]
                 if points:
@@ -844,7 +366,7 @@ def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
             ax.set_yticks([t for t in ax.get_yticks() if low <= t <= 100])
             ax.set_xticks(range(len(SEMI_LABELS)), [str(n) for n in SEMI_LABELS])
             ax.set(xlabel="labeled examples", ylabel="test accuracy (%)",
-                   title=f"({'A' if rule == 'bp' else 'B'}) semi-supervised {rule.upper()}")
+                   title=f"({letter}) semi-supervised {rule.upper()}")
             ax.legend(fontsize=7, loc="upper center", ncol=2)
         fig.suptitle(entry.title)
         return fig
@@ -895,14 +417,14 @@ def draw_fig12(entry: Entry, root: Path, out: Path) -> Drawn:
     def plot(plt):
         from matplotlib import ticker
         fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-        for ax, rule in zip(axes, ("bp", "ep")):
+        for ax, letter, rule in zip(axes, "AB", PAPER_RULES):
             for key, points in series.items():
                 if key.startswith(rule):
                     _, layers, mode = key.split("/")
                     ax.plot([p.x for p in points], [p.y for p in points], "-" if mode == "sequential" else "--",
                             color="C0" if layers == "1layer" else "C3", label=entry.sources[key].label)
             ax.set(xlabel="epoch", ylabel="test error rate (%), direct association", yscale="log",
-                   title=f"({'A' if rule == 'bp' else 'B'}) unsupervised {rule.upper()}")
+                   title=f"({letter}) unsupervised {rule.upper()}")
             ax.yaxis.set_major_formatter(ticker.ScalarFormatter())  # plain numbers on the log axis
             ax.yaxis.set_minor_formatter(ticker.ScalarFormatter())
             ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
@@ -917,13 +439,13 @@ def draw_fig13(entry: Entry, root: Path, out: Path) -> Drawn:
     """Direct association (2% of labels) against the number of output neurons, BP and EP."""
     c = _Collector(entry, root)
     series = {}
-    for rule in ("bp", "ep"):
+    for rule in PAPER_RULES:
         points = [c.value(f"{rule}/{n}", METRICS["direct"], n) for n in N_OUT]
         series[rule.upper()] = [p for p in points if p]
 
     def plot(plt):
         fig, ax = plt.subplots(figsize=(7, 5))
-        for rule, color in (("bp", "g"), ("ep", "b")):
+        for rule, color in zip(PAPER_RULES, "gb"):
             points = series[rule.upper()]
             if points:
                 ax.errorbar([p.x for p in points], [p.y for p in points], yerr=[p.std for p in points],
@@ -960,85 +482,6 @@ def draw_all(results="simuResults", out="figuresPlot", echo: bool = True) -> dic
         if echo:
             print(drawn[name].report() + "\n")
     return drawn
-
-
-# --- the tables -------------------------------------------------------------------------------
-
-@dataclass
-class Row:
-    """One line of a table: the paper's number and ours, traceable to its folder."""
-    what: str
-    method: str
-    paper: Paper | None
-    mean: float | None = None
-    std: float | None = None
-    seeds: int = 0
-    epochs: str = ""
-    folder: str = ""
-    metric: str = ""
-
-
-TABLE_ROWS = {  # table -> [(source key, what, method, metric, paper key)]
-    "table3": [(k, src.label, m, METRICS[m], f"{k}/{m}") for k, src in {**MLP, **HEBB}.items()
-               for m in ("direct", "linear")],
-    "table4": [(k, CNN[k].label, "linear classifier", METRICS["linear"], f"{k}/linear") for k in CNN] +
-              [(f"supervised_{k}", SUPERVISED_CNN[k].label, "supervised", "test", f"{k}/supervised")
-               for k in SUPERVISED_CNN],
-    "table5": [(f"{r}/{n}", f"{r.upper()} + WTA + homeostasis", f"{n} labels", "test", f"{r}/{n}")
-               for r in ("bp", "ep") for n in (100, 600, 1000, 3000)],
-}
-
-
-def table(name: str, results="simuResults") -> list[Row]:
-    """The rows of a table: paper beside ours (mean, std, seeds, epochs run, folder) for every source."""
-    entry, root = REGISTRY[name], Path(results)
-    rows = []
-    for key, what, method, metric, paper_key in TABLE_ROWS[name]:
-        src = entry.sources[key]
-        row = Row(what, method if method not in METRICS else {"direct": "direct association",
-                                                              "linear": "linear classifier"}[method],
-                  entry.paper.get(paper_key), metric=metric)
-        rec = find(root, src)
-        if rec is not None:
-            row.folder = str(rec.folder.relative_to(root))
-            row.seeds = len(rec.seeds)
-            row.epochs = _epochs_text(rec, src.full_epochs) if rec.epochs_run is not None else ""
-            row.mean, row.std = rec.value(metric), rec.std.get(metric) if rec.value(metric) is not None else None
-        else:
-            row.folder = f"missing: {src.produce(root)}"
-        rows.append(row)
-    return rows
-
-
-def _fmt(v: float | None, std: float | None = None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.2f}" + (f" ({std:.2f})" if std is not None else "")
-
-
-def format_table(name: str, results="simuResults") -> str:
-    """A table as text: paper mean (std), ours mean, std, seeds, epochs run, folder."""
-    header = ["network", "method", "paper", "ours", "std", "seeds", "epochs", "folder"]
-    lines = [[r.what, r.method, _fmt(r.paper.mean, r.paper.std) if r.paper else "-", _fmt(r.mean),
-              _fmt(r.std) if r.mean is not None and r.seeds > 1 else "-", str(r.seeds or "-"), r.epochs or "-",
-              r.folder] for r in table(name, results)]
-    if name == "table3":
-        lines += [[who, m, _fmt(v), "(paper only)", "", "", "", ""] for who, d, lin in TABLE3_OTHERS
-                  for m, v in (("direct association", d), ("linear classifier", lin)) if v is not None]
-    if name == "table5":
-        lines += [["pseudo-label (Lee 2013)", f"{n} labels", _fmt(v), "(paper only)", "", "", "", ""]
-                  for n, v in PSEUDO_LABEL.items()]
-    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header) - 1)]
-    text = [REGISTRY[name].title]
-    for line in [header, *lines]:
-        text.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1])
-    return "\n".join(text)
-
-
-def print_tables(results="simuResults") -> None:
-    """Tables 3, 4 and 5, paper beside ours."""
-    for name in (n for n, e in REGISTRY.items() if e.kind == "table"):
-        print(format_table(name, results) + "\n")
 
 
 # --- commands and the notebook ------------------------------------------------------------------
@@ -1100,8 +543,9 @@ def main(argv=None) -> int:
     d.add_argument("--results", default="simuResults")
     d.add_argument("--out", default="figuresPlot")
     d.add_argument("--only", nargs="*", choices=list(DRAW))
-    t = sub.add_parser("tables", help="print tables 3, 4 and 5, paper beside ours")
+    t = sub.add_parser("tables", help="print tables 3, 4 and 5 and ours beyond them, paper beside ours")
     t.add_argument("--results", default="simuResults")
+    sub.add_parser("readme", help="rewrite the results tables of README.md and docs/*.md from simuResults/")
     c = sub.add_parser("commands", help="the commands that produce every folder and extracted file")
     c.add_argument("--results", default="simuResults")
     c.add_argument("--missing", action="store_true", help="only those whose output is not there yet")
@@ -1119,7 +563,10 @@ def main(argv=None) -> int:
         for name in args.only or DRAW:
             print(draw(name, args.results, args.out).report() + "\n")
     elif args.command == "tables":
-        print_tables(args.results)
+        tables.print_tables(args.results)
+    elif args.command == "readme":
+        written = tables.write_docs()
+        print("\n".join(f"rewrote {page.relative_to(REPO)}" for page in written) or "up to date")
     elif args.command == "commands":
         print("\n".join(commands(args.results, args.missing)))
     elif args.command == "notebook":

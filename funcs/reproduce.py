@@ -1,6 +1,6 @@
 """Run the experiments behind every figure and table at their full length: `python -m funcs.reproduce`.
 
-The registry of funcs/figures.py names every run folder and the command that
+The registry of funcs/experiments.py names every run folder and the command that
 writes it; this runs those commands (the paper's full runs, never the CPU
 shortenings) into ROOT/<source path>, N jobs at a time with T threads each.
 
@@ -53,7 +53,8 @@ import torch
 from funcs import config as config_mod
 from funcs import plots, results
 from funcs.errors import UserError
-from funcs.figures import REGISTRY, REPO, ROOT, Source, _planned_epochs
+from funcs.experiments import REGISTRY, REPO, ROOT, Source
+from funcs.records import planned_epochs
 
 BENCH = REPO / "bench" / "results"
 POLL_S = 0.2  # how often running jobs are looked at
@@ -239,7 +240,7 @@ def read_rows(folder: Path) -> list[dict]:
 
 def epochs_left(cfg: dict, rows: list[dict]) -> tuple[int, int] | None:
     """Epochs still to train: (phase 1, the rest); None for a read-out, which trains no network."""
-    planned = _planned_epochs(cfg)
+    planned = planned_epochs(cfg)
     if planned is None:
         return None
     if cfg.get("action", "").startswith("semi_supervised") and not cfg.get("pretrained_path"):
@@ -297,7 +298,7 @@ def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | 
         return f"extract  {job.name}  {text}", None
     if job.action == "skip":
         cfg = json.loads((job.folder / "config.json").read_text())
-        planned, full = _planned_epochs(cfg), job.source.full_epochs
+        planned, full = planned_epochs(cfg), job.source.full_epochs
         short = f" (shortened: {planned} of the paper's {full} epochs; another --root reruns it in full)" \
             if planned is not None and full is not None and planned < full else ""
         return f"skip     {job.name}  finished{short}", None
@@ -308,7 +309,7 @@ def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | 
         text = "read-out, no estimate"
     else:
         found = estimate(cfg, _option(job.argv, "--json_path").removeprefix("configFile/"), left, threads, bench)
-        text = f"{sum(left)} of {_planned_epochs(cfg)} epochs left, " + \
+        text = f"{sum(left)} of {planned_epochs(cfg)} epochs left, " + \
             (f"~{_duration(found[0])} ({shown(found[1])})" if found else "no estimate")
     waits = [shown(n) for n in job.needs if not is_ready(n)]
     text += f"; waits for {', '.join(waits)}" if waits else ""
@@ -428,7 +429,7 @@ def epoch_text(job: Job) -> str:
     """'epoch 37 of 600', from the folder's config.json and its results.csv rows."""
     if job.action == "extract" or not (job.folder / "config.json").is_file():
         return "its start"
-    planned = _planned_epochs(json.loads((job.folder / "config.json").read_text()))
+    planned = planned_epochs(json.loads((job.folder / "config.json").read_text()))
     return f"epoch {len(read_rows(job.folder))} of {planned}" if planned is not None else "reading out"
 
 

@@ -1,11 +1,12 @@
-"""The README and docs/ cannot drift: their experiment commands validate, the config table lists every key."""
+"""The README and docs/ cannot drift: their experiment commands validate, the config table lists every key, the
+results tables are generated from simuResults/ and every number of ours in them is its run folder's."""
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from funcs import cli, config, rules
+from funcs import cli, config, rules, tables
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -38,3 +39,52 @@ def test_readme_stays_a_newcomer_s_page():
     assert len(README.encode()) <= 12 * 1024
     for page in sorted((REPO / "docs").glob("*.md")):
         assert f"(docs/{page.name})" in README, page.name
+
+
+def test_results_tables_in_readme_and_docs_are_what_the_run_folders_give_now():
+    """README's summary and docs/experiments.md's tables are `python -m funcs.figures readme` of simuResults/."""
+    pages = tables.generated()
+    assert {REPO / "README.md", REPO / "docs/experiments.md"} <= set(pages)
+    assert "<!-- results:begin summary -->" in README
+    for page, text in pages.items():
+        assert page.read_text() == text, f"stale: run python -m funcs.figures readme ({page.relative_to(REPO)})"
+
+
+def test_a_hand_edited_number_in_a_results_table_is_rewritten():
+    """The staleness check can fail: a number of ours changed in a copy of README is put back, nothing else moves."""
+    row = next(line for line in README.splitlines() if line.startswith("| 3 | BP 784-2000 |"))
+    cells = row.split(" | ")  # table, network, paper, ours, our run
+    ours = re.search(r"\d+\.\d\d", cells[3])[0]
+    edited_row = " | ".join([*cells[:3], cells[3].replace(ours, f"{float(ours) + 1:.2f}", 1), *cells[4:]])
+    edited = README.replace(row, edited_row)
+    assert edited != README and tables.render(edited, "") == README
+
+
+def _folder_numbers(folder: Path) -> set[str]:
+    """Every accuracy a run folder records, as the tables print it: summary.json's, seeds_summary.json's mean and
+    std, or, unfinished, 100 (1 - error) of each error column of its last results.csv row."""
+    values = []
+    if (folder / "seeds_summary.json").is_file():
+        stats = json.loads((folder / "seeds_summary.json").read_text())
+        values += [*stats["mean"].values(), *stats["std"].values()]
+    elif (folder / "summary.json").is_file():
+        values += json.loads((folder / "summary.json").read_text())["accuracy_percent"].values()
+    else:
+        last = (folder / "results.csv").read_text().strip().splitlines()
+        for name, value in zip(last[0].split(","), last[-1].split(",")):
+            if name.startswith("error") and value:
+                values.append(100 * (1 - float(value)))
+    return {f"{v:.2f}" for v in values}
+
+
+def test_every_number_of_ours_in_readme_is_in_the_run_folder_its_row_links():
+    block = README.split("<!-- results:begin summary -->", 1)[1].split("<!-- results:end summary -->", 1)[0]
+    rows = [line.split(" | ") for line in block.splitlines() if re.match(r"\| \d \|", line)]
+    linked = 0
+    for cells in rows:
+        ours, run = re.findall(r"\d+\.\d\d", cells[3]), re.search(r"\]\((simuResults/[^)]+)\)", cells[4])
+        assert bool(ours) == bool(run), cells  # a number of ours exactly where a run folder is linked
+        if run:
+            linked += 1
+            assert set(ours) <= _folder_numbers(REPO / run[1]), cells
+    assert linked >= 10

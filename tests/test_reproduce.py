@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from funcs import figures, reproduce
-from funcs.figures import Source
+from funcs import experiments, records, reproduce
+from funcs.experiments import Source
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
@@ -90,7 +90,7 @@ def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_fold
                                                                ("hebb_krotov", 3))
              for s in range(1, n + 1)]
     assert runs[:8] == table5 and runs[8:8 + len(seeds)] == seeds
-    registry = {s.path for e in figures.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
+    registry = {s.path for e in experiments.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
     assert sorted(runs[8 + len(seeds):]) == sorted(registry - set(table5))  # each folder once
     # every seed of a seeds root runs the base command with its seed, into <path>/S-<seed>
     s3 = next(j for j in jobs if j.name == "unsupervised_bp_1layer_seeds/S-3")
@@ -103,13 +103,13 @@ def test_table3_reads_the_seeds_root_where_it_exists_else_the_single_run(tmp_pat
     single = write(root / "unsupervised_bp_1layer", {
         "config.json": '{"epochs": 200}',
         "summary.json": '{"seed": 1, "accuracy_percent": {"direct_association_mean": 95.0}}'})
-    src = figures.REGISTRY["table3"].sources["bp_1layer"]
-    assert figures.find(root, src).folder == single
+    src = experiments.REGISTRY["table3"].sources["bp_1layer"]
+    assert records.find(root, src).folder == single
     for seed, acc in ((1, 95.5), (2, 96.0)):
         write(root / f"{src.path}/S-{seed}", {
             "config.json": '{"epochs": 200}', "results.csv": rows_csv(200),
             "summary.json": json.dumps({"seed": seed, "accuracy_percent": {"direct_association_mean": acc}})})
-    rec = figures.find(root, src)
+    rec = records.find(root, src)
     assert rec.folder == root / src.path and rec.seeds == [1, 2]
     assert rec.value("direct_association_mean") == pytest.approx(np.mean([95.5, 96.0]))
 

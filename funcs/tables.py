@@ -1,0 +1,180 @@
+"""The paper's tables beside ours, every number of ours read from a run folder: as text and as markdown in the docs.
+
+`python -m funcs.figures tables` prints them; `python -m funcs.figures readme`
+rewrites the generated blocks of README.md and docs/*.md, each the text between
+`<!-- results:begin NAME -->` and `<!-- results:end NAME -->`: NAME is a table
+of `funcs.experiments.TABLES` (one line per network and method) or `summary`
+(README's: the paper's Tables 3, 4 and 5, one line per run). A test fails when a
+committed block differs from what the command writes now, so no number of ours
+in the docs is typed by hand.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from funcs.experiments import DIRECT, LINEAR, PAPER_ONLY_ROWS, REPO, TABLE_ROWS, TABLES, Paper, Source
+from funcs.records import find
+
+RESULTS = REPO / "simuResults"  # what the docs describe: our committed runs
+BLOCK = re.compile(r"(<!-- results:begin (\w+) -->\n).*?(<!-- results:end \2 -->)", re.S)
+SUMMARY_TABLES = {"table3": "3", "table4": "4", "table5": "5"}  # README's summary: the paper's own tables, by number
+
+
+@dataclass
+class Row:
+    """One line of a table: the paper's number and ours, traceable to its folder."""
+    what: str
+    method: str
+    paper: Paper | None
+    source: Source | None = None  # None: a line only the paper has
+    metric: str = ""
+    mean: float | None = None
+    std: float | None = None  # over seeds; None for one seed
+    seeds: int = 0
+    epochs: str = ""  # '200 of 200 epochs' (and its training images if a subset), from the folder's config and rows
+    folder: str = ""  # relative to the results root; "" when not run
+    command: str = ""  # what writes the folder, under the results root as given
+
+
+def _shown(root: Path) -> Path:
+    """A results root as a command names it: relative to the repository when inside it."""
+    root = Path(root).resolve()
+    return root.relative_to(REPO) if root.is_relative_to(REPO) else root
+
+
+def table(name: str, results=RESULTS) -> list[Row]:
+    """The rows of a table: paper beside ours (mean, std, seeds, epochs run, folder), then the paper's alone."""
+    entry, root = TABLES[name], Path(results)
+    rows = []
+    for key, what, method, metric, paper_key in TABLE_ROWS[name]:
+        src = entry.sources[key]
+        row = Row(what, method, entry.paper.get(paper_key), src, metric, command=src.produce(_shown(root)))
+        rec = find(root, src)
+        if rec is not None:
+            row.folder, row.seeds = str(rec.folder.relative_to(root)), len(rec.seeds)
+            row.epochs = rec.describe(src.full_epochs, seeds=False)
+            row.mean = rec.value(metric)
+            row.std = rec.std.get(metric) if row.mean is not None and row.seeds > 1 else None
+        rows.append(row)
+    return rows + [Row(what, method, paper) for what, method, paper in PAPER_ONLY_ROWS.get(name, [])]
+
+
+def _number(mean: float | None, std: float | None = None) -> str:
+    """'95.85 ± 0.01', '80.24' (one run), '-' (none)."""
+    if mean is None:
+        return "-"
+    return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def _paper(row: Row) -> str:
+    return _number(row.paper.mean, row.paper.std) if row.paper else "-"
+
+
+def _ours(row: Row) -> str:
+    return "(paper only)" if row.source is None else _number(row.mean, row.std)
+
+
+def format_table(name: str, results=RESULTS) -> str:
+    """A table as text: paper mean ± std, ours mean ± std, seeds, epochs run, folder (or the missing command)."""
+    header = ["network", "method", "paper", "ours", "seeds", "epochs", "folder"]
+    lines = [[r.what, r.method, _paper(r), _ours(r), str(r.seeds or "-"), r.epochs or "-",
+              r.folder or (f"missing: {r.command}" if r.source else "")] for r in table(name, results)]
+    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header) - 1)]
+    text = [TABLES[name].title]
+    for line in [header, *lines]:
+        text.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1])
+    return "\n".join(text)
+
+
+def print_tables(results=RESULTS) -> None:
+    """The paper's Tables 3, 4 and 5 and ours beyond them, paper beside ours."""
+    for name in TABLES:
+        print(format_table(name, results) + "\n")
+
+
+# --- markdown, for README.md and docs/ ------------------------------------------------------------
+
+def _markdown(header: list[str], lines: list[list[str]]) -> str:
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *lines])
+
+
+def _run(row: Row, root: str, command: bool = True) -> str:
+    """Seeds and epochs, linked to the folder (`root`: the results root from the page); when not run, says so
+    (with the command that runs it)."""
+    if not row.folder:
+        return f"not run: `{row.command}`" if command else "not run"
+    seeds = f"{row.seeds} seed" + ("s" if row.seeds != 1 else "")
+    return f"[{', '.join(p for p in (seeds, row.epochs) if p)}]({root}{row.folder})"
+
+
+def _root_link(link: str, results) -> str:
+    """The results root as a page links it: `link` is the repository from the page's folder ("" or "../")."""
+    return f"{link}{_shown(results).as_posix()}/"
+
+
+def markdown_table(name: str, link: str, results=RESULTS) -> str:
+    """A table in markdown, one line per network and method; `link`: the repository from the page's folder."""
+    rows, root = table(name, results), _root_link(link, results)
+    return f"{TABLES[name].title}:\n\n" + _markdown(
+        ["network", "method", "paper", "ours", "our run"],
+        [[r.what, r.method, _paper(r), _ours(r), _run(r, root) if r.source else ""] for r in rows])
+
+
+def summary_table(link: str, results=RESULTS) -> str:
+    """README's table: the paper's Tables 3, 4 and 5, one line per run (direct / linear of an unsupervised one)."""
+    lines, root = [], _root_link(link, results)
+    for name, number in SUMMARY_TABLES.items():
+        runs: dict[str, list[Row]] = {}
+        for row in table(name, results):
+            if row.source is not None:
+                runs.setdefault(row.source.path, []).append(row)
+        for rows in runs.values():
+            methods = [r.method for r in rows]
+            lines.append([number, rows[0].what if methods == [DIRECT, LINEAR] else f"{rows[0].what}: {methods[0]}",
+                          " / ".join(map(_paper, rows)), " / ".join(map(_ours, rows)),
+                          _run(rows[0], root, command=False)])
+    return (f"Test accuracy (%), mean ± std over seeds; two numbers: {DIRECT} / {LINEAR}.\n\n" +
+            _markdown(["table", "network", "paper", "ours", "our run"], lines))
+
+
+def block(name: str, link: str, results=RESULTS) -> str:
+    """The generated text of a block named `name` in a page whose folder reaches the repository by `link`."""
+    if name == "summary":
+        return summary_table(link, results)
+    if name not in TABLES:
+        raise KeyError(f"no generated block {name!r}: 'summary' or one of {', '.join(TABLES)}")
+    return markdown_table(name, link, results)
+
+
+def render(text: str, link: str, results=RESULTS) -> str:
+    """A markdown page with each of its blocks rewritten from the run folders under `results`."""
+    return BLOCK.sub(lambda m: m[1] + block(m[2], link, results) + "\n" + m[3], text)
+
+
+def pages() -> list[Path]:
+    """The markdown pages that may hold blocks: README.md and docs/*.md."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def generated(results=RESULTS) -> dict[Path, str]:
+    """Each page that holds a block, as `render` writes it now."""
+    out = {}
+    for page in pages():
+        text = page.read_text()
+        if BLOCK.search(text):
+            link = os.path.relpath(REPO, page.parent).replace(os.sep, "/")
+            out[page] = render(text, "" if link == "." else link + "/", results)
+    return out
+
+
+def write_docs(results=RESULTS) -> list[Path]:
+    """Rewrite the pages whose blocks are stale; returns them."""
+    written = []
+    for page, text in generated(results).items():
+        if page.read_text() != text:
+            page.write_text(text)
+            written.append(page)
+    return written
