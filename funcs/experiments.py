@@ -267,6 +267,12 @@ def _with_file(src: Source, file: str, kind: str) -> Source:
     return dataclasses.replace(src, file=file, extract=_EXTRACT.format(kind=kind))
 
 
+def _one_seed(src: Source, seed: int) -> Source:
+    """One seed's run of a `--seeds` source, its folder <path>/S-<seed> (the seeds' job writes it)."""
+    return dataclasses.replace(src, path=f"{src.path}/S-{seed}", command=f"{src.command} --set seed={seed}",
+                               seeds=1, also=())
+
+
 SUPERVISED_MLP = {
     "bp_1layer": Source("supervised_bp_1layer", _cmd("bp", "supervised_bp/1layer"), "supervised BP 784-2000", 100,
                         shorten="--set epochs=20"),
@@ -301,6 +307,13 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
            "unsupervised_1layer": _with_file(MLP["bp_1layer"], FIRST_LAYER, "weights"),
            "supervised_2layer": _with_file(SUPERVISED_MLP["bp_2layer"], FIRST_LAYER, "weights"),
            "unsupervised_2layer": _with_file(MLP["bp_2layer"], FIRST_LAYER, "weights")}),
+    Entry("fig11_rules_first_layer_weights", "First-layer weights of 20 neurons (as Figure 11): the self-defined "
+          "target with BP and EP beside its Hebbian neighbours, all 784-2000 on MNIST",
+          {"bp": _with_file(MLP["bp_1layer"], FIRST_LAYER, "weights"),
+           "ep": _with_file(MLP["ep_1layer"], FIRST_LAYER, "weights"),
+           **{name: _with_file(_one_seed(HEBB[name], seed), FIRST_LAYER, "weights")
+              for name, seed in (("softhebb", 2), ("hard_wta", 2), ("krotov", 1))}},
+          note="not in the paper; Hebbian rules: one seed's run of their seeds folder"),
     Entry("fig12_homeostasis_mode", "Figure 12: batch against sequential homeostasis (test error, %)", HOMEOSTASIS,
           note="hyperparameters not in the paper: the presets', sizes changed; sequential: batch 1, lr / batch"),
     Entry("fig13_n_out", "Figure 13: direct association with 2% of the labels against the number of outputs",

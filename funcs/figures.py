@@ -336,6 +336,12 @@ def draw_fig11(entry: Entry, root: Path, out: Path) -> Drawn:
         signed=True)
 
 
+def draw_fig11_rules(entry: Entry, root: Path, out: Path) -> Drawn:
+    return _image_panels(entry, root, out, "weights", {
+        "bp": "(A) BP, self-defined target", "ep": "(B) EP, self-defined target", "softhebb": "(C) SoftHebb",
+        "hard_wta": "(D) hard WTA", "krotov": "(E) Krotov-Hopfield"}, signed=True)
+
+
 def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
     """Bars by number of labels: supervised only, + WTA, + WTA + homeostasis; BP and EP panels."""
     c = _Collector(entry, root)
@@ -464,7 +470,8 @@ def draw_fig13(entry: Entry, root: Path, out: Path) -> Drawn:
 DRAW: dict[str, Callable[[Entry, Path, Path], Drawn]] = {
     "fig2_accuracies": draw_fig2, "fig4_label_share_untrained": draw_fig4, "fig5_label_share_2layer": draw_fig5,
     "fig6_max_activation": draw_fig6, "fig9_semi_supervised": draw_fig9, "fig10_umap": draw_fig10,
-    "fig11_first_layer_weights": draw_fig11, "fig12_homeostasis_mode": draw_fig12, "fig13_n_out": draw_fig13,
+    "fig11_first_layer_weights": draw_fig11, "fig11_rules_first_layer_weights": draw_fig11_rules,
+    "fig12_homeostasis_mode": draw_fig12, "fig13_n_out": draw_fig13,
 }
 
 

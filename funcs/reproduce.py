@@ -178,7 +178,8 @@ def plan(sources: list[Source], root: Path, device: int | None = None, data_dir:
             paths.add(src.path)
             argv = _words(src.command.replace(ROOT, root_text))
             if src.seeds == 1:
-                jobs.append(_run_job(src.path, src, root / src.path, argv, root, extra))
+                if not any(job.name == src.path for job in jobs):  # not one seed of a seeds source met before
+                    jobs.append(_run_job(src.path, src, root / src.path, argv, root, extra))
             else:  # seeds from the preset's, as --seeds counts them
                 first = planned_config(argv)["seed"]
                 for seed in range(first, first + src.seeds):

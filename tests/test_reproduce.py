@@ -91,7 +91,10 @@ def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_fold
              for s in range(1, n + 1)]
     assert runs[:8] == table5 and runs[8:8 + len(seeds)] == seeds
     registry = {s.path for e in experiments.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
-    assert sorted(runs[8 + len(seeds):]) == sorted(registry - set(table5))  # each folder once
+    # each folder once: a figure's single seed of a seeds root (Figure 11 of the rules) is that seed's job
+    assert sorted(runs[8 + len(seeds):]) == sorted(registry - set(table5) - set(seeds)) and len(set(runs)) == len(runs)
+    assert registry & set(seeds) == {"unsupervised_hebb_softhebb_seeds/S-2", "unsupervised_hebb_hard_wta_seeds/S-2",
+                                     "unsupervised_hebb_krotov_seeds/S-1"}
     # every seed of a seeds root runs the base command with its seed, into <path>/S-<seed>
     s3 = next(j for j in jobs if j.name == "unsupervised_bp_1layer_seeds/S-3")
     assert s3.argv[-4:] == ["--set", "seed=3", "--out", str(tmp_path / "unsupervised_bp_1layer_seeds/S-3")]
