@@ -81,6 +81,6 @@ RULE = Rule(
     name="hebb", title="Hebbian winner-take-all learning (SoftHebb, hard WTA, Krotov-Hopfield)",
     actions={"unsupervised_hebb": "unsupervised"},
     build=learner.build, default_config="configFile/unsupervised_hebb/softhebb", fields=FIELDS, check=check,
-    classifier_schedule="linear",  # the closest of the shared schedules to SoftHebb's constant rate below 20 epochs
+    classifier_schedule="constant",  # SoftHebb's: its CustomStepLR (utils.py) never halves below 20 epochs
     network_keys=("lebesgue_p",),  # u depends on it; the read-out keys may change on a trained network
     main="hebb.main", search="hebb.optuna_optim")

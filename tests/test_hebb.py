@@ -225,6 +225,10 @@ def test_presets_load_and_state_their_papers_values(preset):
     else:
         assert (cfg.init, cfg.init_norm, cfg.lr, cfg.adaptive_lr, cfg.batchSize, cfg.readout_t_inv) == \
             ("uniform", 35, (0.045,), True, 32, 5)
+        # SoftHebb's read-out protocol (batch 32, 10 epochs, constant rate, no dropout), at Adam 1e-2 where SoftHebb
+        # used 1e-3: on softmax(5u) features 1e-3 leaves the classifier unfitted after 10 epochs (issue 17)
+        assert (cfg.test_batchSize, cfg.class_epoch, cfg.class_schedule, cfg.class_dropProb, cfg.class_lr) == \
+            (32, 10, "constant", 0, (0.01,))
 
 
 @pytest.mark.parametrize("changes,key", [
