@@ -120,8 +120,16 @@ class EPLearner:
         return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        before = [id(p) for p in self.net.parameters()]
         self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if [id(p) for p in self.net.parameters()] == before:
+            self.optimizer.load_state_dict(state["optimizer"])
+            return
+        # The state held another wiring (a small-world network trained under another seed, read out here): the
+        # network rebuilt its skip blocks, so the optimizer and the connection counts follow them. (A resumed run
+        # has its checkpoint's seed, hence its wiring: this happens to read-outs only, which train nothing.)
+        self.optimizer = make_optimizer(self.net.layer_parameters(), self.net.group_lrs(self.lrs), self.optimizer_name)
+        self._root_connections = [n ** 0.5 for n in self.net.connections()] if self.log_update_sizes else []
 
 
 TOPOLOGIES = {"layered": EPNetwork, "small_world": SmallWorldNetwork}

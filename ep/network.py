@@ -29,13 +29,22 @@ and EP's gradient from them by autograd, for any topology); `step` and
 `ep_gradients` here are the same derivatives written out by hand for this
 chain, the fast path, held to the autograd one by tests/test_ep.py.
 
-States are plain tensors in a list, updated in place. Two shortcuts make a step
+States are plain tensors in a list, updated in place. Three shortcuts make a step
 cheap, each switchable for the benchmark: the input's drive of the first layer
 is computed once per batch (the input is clamped, W does not move within a
-phase), and hard-sigmoid states clamped to [0, 1] have rho(s) = s and
-rho'(s) = 1, so the step is a linear blend with no activation to evaluate.
+phase); hard-sigmoid states clamped to [0, 1] have rho(s) = s and
+rho'(s) = 1, so the step is a linear blend with no activation to evaluate; and
+a network of few neurons in several layers (`dense_step`) steps all its states
+at once: every connection between two dynamic layers sits in one symmetric
+(N, N) matrix M built once per mini-batch, so that a step is
+drive = base + rho(s) M for the N states side by side (base: the biases and the
+input's drives), a handful of tensor operations however deep the network,
+where the per-layer step costs a few per layer (Gammell et al.'s code keeps
+its whole network in one such matrix).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -44,6 +53,16 @@ from ep.energy import ClampedInput, EnergyModel
 from funcs.activations import ENERGY_ACTIVATIONS
 
 XAVIER_GAIN = 0.5  # initialisation of the original code (as BP's); biases start at zero
+# `dense_step` by default for at most this many states (hidden and output neurons) in two or more dynamic layers:
+# a dense (N, N) product costs N^2 per example against the blocks' sum of n_j n_(j+1), so it pays where the
+# per-layer operations' overhead dominates (tens of neurons a layer), not for wide layers.
+DENSE_MAX_STATES = 256
+
+
+@dataclass(frozen=True)
+class DenseInput(ClampedInput):
+    """A clamped input with the dense step's operator (M, base) of this mini-batch (see the module docstring)."""
+    dense: tuple = ()
 
 
 class EPNetwork(EnergyModel):
@@ -51,7 +70,7 @@ class EPNetwork(EnergyModel):
 
     def __init__(self, sizes, activation: str = "hardsigm", dt: float = 0.2, clamped: bool = True,
                  softmax_readout: bool = False, cache_input_drive: bool = True, box_shortcut: bool = True,
-                 xavier_gain: float = XAVIER_GAIN):
+                 xavier_gain: float = XAVIER_GAIN, dense_step: bool | None = None):
         super().__init__()
         if softmax_readout and len(sizes) < 3:
             raise ValueError("a softmax read-out needs at least one hidden layer")
@@ -63,6 +82,9 @@ class EPNetwork(EnergyModel):
         self.rho, self.rho_prime = ENERGY_ACTIVATIONS[activation]
         self.cache_input_drive = cache_input_drive
         self.box = box_shortcut and activation == "hardsigm" and clamped
+        # the dense step needs the cached input drive (its `base`) and no read-out outside the dynamics
+        small = self.n_states >= 2 and sum(self.state_sizes) <= DENSE_MAX_STATES
+        self.dense = (small if dense_step is None else dense_step) and cache_input_drive and not softmax_readout
 
     @classmethod
     def from_config(cls, cfg) -> "EPNetwork":
@@ -128,10 +150,64 @@ class EPNetwork(EnergyModel):
         return torch.softmax(self.readout(s), dim=1) if self.softmax_readout else s[-1]
 
     def clamp_input(self, x: torch.Tensor) -> "ClampedInput":
-        """The (masked) input of a mini-batch, with its drive of the first layer if cached."""
+        """The (masked) input of a mini-batch, with its drive of the first layer if cached (and of any other layer
+        it reaches, `input_extra`), and with `dense`, the dense step's operator."""
         if isinstance(x, ClampedInput):
             return x
-        return ClampedInput(x, self.input_drive(x) if self.cache_input_drive else None)
+        inp = ClampedInput(x, self.input_drive(x) if self.cache_input_drive else None, self.input_extra(x))
+        if not self.dense:
+            return inp
+        return DenseInput(inp.x, inp.drive, inp.extra, self.dense_operator(inp))
+
+    def input_extra(self, x: torch.Tensor) -> tuple:
+        """Drives of the clamped input beyond the first layer's, as (layer, drive) pairs: none in a chain."""
+        return ()
+
+    def state_blocks(self):
+        """(i, k, W) for every weight block between two dynamic entries i < k (fcLayers' entries, input 0):
+        entry k's drive gains W rho(s_i), entry i's gains W^T rho(s_k). In the chain, layers 1 .. n_states - 1."""
+        return [(j, j + 1, self.layers[j].weight) for j in range(1, self.n_states)]
+
+    @torch.no_grad()
+    def dense_operator(self, inp: ClampedInput) -> tuple:
+        """(M, base, sizes, out) of the dense step for this mini-batch: drive = base + rho(s) M, s the states side
+        by side.
+
+        M (N, N), symmetric: block (i, k) holds W^T and block (k, i) holds W for each `state_blocks` entry.
+        base (batch, N): each layer's bias, plus the input's drives (first layer, then `input_extra`).
+        sizes: the states' sizes (their columns, in order); out: the output layer's columns, where the cost pulls."""
+        ends = torch.tensor(self.state_sizes).cumsum(0).tolist()
+        cols = [slice(end - n, end) for n, end in zip(self.state_sizes, ends)]  # entry j's columns: cols[j - 1]
+        m = self.layers[0].weight.new_zeros(ends[-1], ends[-1])
+        for i, k, w in self.state_blocks():
+            m[cols[i - 1], cols[k - 1]] = w.t()
+            m[cols[k - 1], cols[i - 1]] = w
+        batch = inp.x.shape[0]
+        base = torch.cat([inp.drive] + [self.layers[j].bias.expand(batch, -1) for j in range(1, self.n_states)], 1)
+        for layer, drive in inp.extra:
+            base[:, cols[layer - 1]] += drive
+        return m, base, self.state_sizes, cols[-1]
+
+    def _dense_step(self, s, operator, masks, d, beta) -> None:
+        """`step` with the dense operator: the same update of every state, computed side by side."""
+        m, base, sizes, out = operator
+        u = torch.cat(s, 1)  # (batch, N)
+        drive = torch.addmm(base, self.act(u), m)
+        if self.box:  # rho'(s) = 1: the cost's force beta (d - s) joins the drive, s <- (1 - dt) s + dt drive
+            if d is not None:
+                drive[:, out].add_(d - u[:, out], alpha=beta)
+            u.lerp_(drive, self.dt)
+        else:
+            change = self.rho_prime(u) * drive - u
+            if d is not None:
+                change[:, out].add_(d - u[:, out], alpha=beta)
+            u.add_(change, alpha=self.dt)
+        if self.clamped:
+            u.clamp_(0, 1)
+        torch._foreach_copy_(s, u.split(sizes, 1))  # one call for every layer's copy back
+        for si, mask in zip(s, masks or ()):
+            if mask is not None:
+                si.mul_(mask)
 
     def _drives(self, s, inp: "ClampedInput"):
         """Drive of every dynamic layer from the current states (synchronous update); never writes inp.drive."""
@@ -152,6 +228,8 @@ class EPNetwork(EnergyModel):
 
         -dF/ds of `energy` written out for this chain (EnergyModel.autograd_step is the reference)."""
         inp = self.clamp_input(x)
+        if isinstance(inp, DenseInput):
+            return self._dense_step(s, inp.dense, masks, d, beta)
         drives, r = self._drives(s, inp)
         last = len(s) - 1
         if d is not None and self.softmax_readout:

@@ -15,7 +15,13 @@ energy gains one term per skip block,
 
 so ep/energy.py's autograd step and EP gradient cover it unchanged; `step` and
 `ep_gradients` below add the skip blocks' terms to the chain's hand-derived
-fast path, and tests/test_small_world.py holds the two to each other.
+fast path (and the dense step's matrix gains the skip blocks), and
+tests/test_small_world.py holds them to each other.
+
+The wiring is drawn from `seed`, and it is part of the network's state: the
+masks and the layers (a, b) of every skip block (`skip_layers`) are saved with
+the weights, and loading a state rebuilds the blocks it describes, so a network
+read out under another seed (train_class_layer) is the one that was trained.
 """
 from __future__ import annotations
 
@@ -61,19 +67,45 @@ class SmallWorldNetwork(EPNetwork):
         if self.softmax_readout:
             raise ValueError("a small-world network has no softmax read-out")
         adjacent, skips, self.rewired_share = rewire(self.sizes, p, torch.Generator().manual_seed(seed))
-        self.skip_pairs = tuple(skips)
         self.skip_lr = skip_lr
         for j, mask in enumerate(adjacent):
             self.register_buffer(f"adjacent_mask_{j}", mask)
-        self.skips = nn.ParameterList()
+        self.skip_pairs: tuple[tuple[int, int], ...] = ()
+        self._wire(skips)
         gen = torch.Generator().manual_seed(seed + 1)
-        for i, (pair, mask) in enumerate(skips.items()):
-            self.register_buffer(f"skip_mask_{i}", mask)
-            weight = (torch.rand(mask.shape, generator=gen) * 2 - 1) * skip_magnitude * mask
-            self.skips.append(nn.Parameter(weight))
         with torch.no_grad():
+            for w, mask in zip(self.skips, skips.values()):
+                w.copy_((torch.rand(mask.shape, generator=gen) * 2 - 1) * skip_magnitude * mask)
             for j, layer in enumerate(self.layers):
                 layer.weight.mul_(self.adjacent_mask(j))
+
+    def _wire(self, skips: dict) -> None:
+        """Make the skip blocks {(a, b): mask}: their masks, their layers (buffer `skip_layers`, (k, 2)) and zero
+        weights, replacing any blocks the network had."""
+        ref = self.layers[0].weight
+        for i in range(len(self.skip_pairs)):
+            delattr(self, f"skip_mask_{i}")
+        self.skip_pairs = tuple(skips)
+        self.register_buffer("skip_layers", torch.tensor(self.skip_pairs, dtype=torch.long, device=ref.device)
+                             .view(-1, 2))
+        self.skips = nn.ParameterList()
+        for i, mask in enumerate(skips.values()):
+            self.register_buffer(f"skip_mask_{i}", mask.to(ref))
+            self.skips.append(nn.Parameter(torch.zeros_like(mask, dtype=ref.dtype, device=ref.device)))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load weights together with the wiring they were trained on: when the state's skip blocks (`skip_layers`
+        and their masks) differ from this network's (built from another seed), the blocks are rebuilt as the
+        state has them first. A state saved before the wiring was (no `skip_layers`) keeps this network's."""
+        state = dict(state_dict)
+        saved = state.setdefault("skip_layers", self.skip_layers)
+        pairs = tuple(tuple(pair) for pair in saved.tolist())
+        if pairs != self.skip_pairs:
+            self._wire({pair: state[f"skip_mask_{i}"] for i, pair in enumerate(pairs)})
+        result = super().load_state_dict(state, strict, assign)
+        removed = sum(int((self.adjacent_mask(j) == 0).sum()) for j in range(len(self.layers)))
+        self.rewired_share = removed / sum(layer.weight.numel() for layer in self.layers)
+        return result
 
     @classmethod
     def from_config(cls, cfg) -> "SmallWorldNetwork":
@@ -110,14 +142,14 @@ class SmallWorldNetwork(EPNetwork):
 
     # --- the fast path: the chain's, plus the skip blocks ------------------------------------------
 
-    def clamp_input(self, x) -> ClampedInput:
-        """The input's drive of layer 1 and of every layer it skips to, computed once per mini-batch."""
-        if isinstance(x, ClampedInput):
-            return x
-        inp = super().clamp_input(x)
+    def input_extra(self, x) -> tuple:
+        """The input's drive of every layer it skips to, computed once per mini-batch."""
         rx = self.rho(x)
-        skipped = tuple((b, rx @ w.t()) for w, (a, b) in zip(self.skips, self.skip_pairs) if a == 0)
-        return ClampedInput(inp.x, inp.drive, skipped)
+        return tuple((b, rx @ w.t()) for w, (a, b) in zip(self.skips, self.skip_pairs) if a == 0)
+
+    def state_blocks(self):
+        """The chain's blocks and every skip block between two dynamic layers."""
+        return super().state_blocks() + [(a, b, w) for w, (a, b) in zip(self.skips, self.skip_pairs) if a > 0]
 
     def _drives(self, s, inp: ClampedInput):
         drives, r = super()._drives(s, inp)

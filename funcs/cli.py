@@ -20,6 +20,7 @@ from funcs import data as data_mod
 from funcs import loop, plots, results, rules, semi
 from funcs.errors import UserError
 from funcs.rules import READ_OUT, Rule
+from funcs.target import check_task
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +64,7 @@ def check(rule: Rule, cfg) -> None:
         raise UserError(f"config key 'action': {what} is run by {rules.get(cfg.rule).command}, "
                         f"not {rule.command}")
     spec = data_mod.spec(cfg.dataset)
+    check_task(cfg, spec)  # a regression dataset refuses what needs classes
     if cfg.n_class != spec.n_class:
         raise UserError(f"config key 'n_class': {cfg.n_class}, but {cfg.dataset} has {spec.n_class} classes")
     n_in = spec.shape[0] * spec.shape[1] * spec.shape[2]
@@ -214,7 +216,7 @@ def run_one(rule: Rule, cfg, folder: Path | None, argv, resume: bool = False, ch
     if can_plot(run.log):
         plots.plot_run(run.folder, f"{cfg.action}, {list(cfg.fcLayers)}, seed {cfg.seed}")
     split = "validation" if cfg.validation_size is not None else "test"
-    run.log(f"final {split} accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items()))
+    run.log(results.final_line(summary, split))
     return summary
 
 

@@ -21,7 +21,7 @@ from funcs.errors import UserError
 from funcs.rules import READ_OUT
 
 ACTIVATIONS = tuple(activations.ACTIVATIONS)
-DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits", "wine")
+DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits", "wine", "diabetes")
 TARGET_KINDS = ("supervised", "unsupervised", "semi_supervised")
 
 
@@ -44,7 +44,7 @@ class Config:
     # --- what to train, where -------------------------------------------------------
     device: int = _key(-1, "execution device: -1 for the CPU, N for GPU number N", "int", lo=-1)
     dataset: str = _key("mnist", "dataset name", "str", choices=DATASETS)
-    n_class: int = _key(10, "number of classes in the dataset", "int", lo=2)
+    n_class: int = _key(10, "number of classes in the dataset", "int", lo=1)
     action: str = _key("unsupervised_bp", "what to train, as the original code names it: each rule's actions "
                        "(say the rule and where the target comes from: supervised, unsupervised, "
                        "semi-supervised); train_class_layer: no training (epochs is taken as 0), only the "

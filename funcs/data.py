@@ -18,8 +18,9 @@ A source stops at its first failing file (it is likely broken for the rest too) 
 the next source is asked for whatever is still missing. Files are written to a temp
 file beside the target, verified, then renamed into place, so an interrupted or bad
 copy leaves nothing behind. Adding a dataset is a new ``DATASETS`` entry plus a reader
-returning uint8 NCHW images and integer labels; readers only ever see verified files,
-which matters for CIFAR-10's pickles (unpickling runs code).
+returning uint8 NCHW images (or floats already in [0, 1]) and integer labels, or for a
+regression task (``DatasetSpec.task``) float target values; readers only ever see verified
+files, which matters for CIFAR-10's pickles (unpickling runs code).
 
 The downloads use the standard library rather than pooch: pooch checks the hash of
 the file as downloaded (gzipped), while one hash of the decompressed content must
@@ -123,22 +124,29 @@ class AptPackage:
             _from_dir(tmp / "root" / self.member_dir, missing, dest)
 
 
+CLASSIFICATION, REGRESSION = "classification", "regression"  # what a dataset's y is: classes, or values to fit
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     files: tuple[FileSpec, ...]
-    # paths by role -> {"train": (x uint8 (n, C, H, W), y ints (n,)), "test": (...)}
+    # paths by role -> {"train": (x, y), "test": (...)}: x uint8 (n, C, H, W) (or floats in [0, 1]); y ints (n,),
+    # or for a regression float target values (n, n_class)
     reader: Callable[[dict[str, Path]], dict[str, tuple[np.ndarray, np.ndarray]]]
-    n_class: int
+    n_class: int  # classes; a regression's number of target values (the network's outputs)
     shape: tuple[int, int, int]  # (C, H, W)
     system_dirs: tuple[Path, ...] = ()
     mirrors: tuple[str, ...] = ()
     packages: tuple[NpmPackage | AptPackage, ...] = ()
+    # classification: the target comes from classes (or is self-defined) and the read-out names a class;
+    # regression: the target is y itself, and the test metric its cost (funcs.loop.regression_cost)
+    task: str = CLASSIFICATION
 
 
 @dataclass(frozen=True)
 class Split:
     x: torch.Tensor  # (n, C, H, W) float32 in [0, 1] (pixels / 255), not normalised
-    y: torch.Tensor  # (n,) int64
+    y: torch.Tensor  # (n,) int64 classes, or a regression's (n, n_class) float32 target values
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,7 @@ class Dataset:
     test: Split
     n_class: int
     shape: tuple  # (C, H, W)
+    task: str = CLASSIFICATION
 
 
 _IDX_NAMES = {
@@ -227,6 +236,32 @@ def _read_sklearn_wine(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, np
     n_train, n_test = WINE_SPLIT
     train, test = order[:n_train], order[n_train:n_train + n_test]
     y = bunch.target.astype(np.int64)
+    return {"train": (x[train], y[train]), "test": (x[test], y[test])}
+
+
+DIABETES_SPLIT = (400, 40)  # train, test: the sizes of Gammell et al. 2021 (2 of the 442 patients unused)
+DIABETES_SEED = 0  # the fixed shuffle that draws them: their trials' seed 0 (np.random.seed(0), then one shuffle)
+
+
+def _min_max(v: np.ndarray) -> np.ndarray:
+    """Each column scaled to [0, 1] over all rows: (v - min) / (max - min)."""
+    return (v - v.min(0)) / (v.max(0) - v.min(0))
+
+
+def _read_sklearn_diabetes(paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's bundled diabetes data (442 patients, 10 features, a disease progression to fit, no download),
+    as Gammell et al. 2021 use it: each feature and the target min-max scaled to [0, 1] over all 442 (as floats),
+    a fixed shuffle, then 400 train and the next 40 test."""
+    try:
+        from sklearn.datasets import load_diabetes
+    except ImportError as e:
+        raise UserError("dataset 'diabetes' needs scikit-learn: pip install scikit-learn") from e
+    bunch = load_diabetes()
+    x = _min_max(bunch.data).astype(np.float32)[:, None, None, :]  # (n, 1, 1, 10)
+    y = _min_max(bunch.target.astype(np.float64)[:, None]).astype(np.float32)  # (n, 1)
+    order = np.random.RandomState(DIABETES_SEED).permutation(len(x))
+    n_train, n_test = DIABETES_SPLIT
+    train, test = order[:n_train], order[n_train:n_train + n_test]
     return {"train": (x[train], y[train]), "test": (x[test], y[test])}
 
 
@@ -377,6 +412,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "digits": DatasetSpec(files=(), reader=_read_sklearn_digits, n_class=10, shape=(1, 8, 8)),
     "wine": DatasetSpec(files=(), reader=_read_sklearn_wine, n_class=3, shape=(1, 1, 13)),
+    "diabetes": DatasetSpec(files=(), reader=_read_sklearn_diabetes, n_class=1, shape=(1, 1, 10), task=REGRESSION),
 }
 
 
@@ -568,12 +604,21 @@ def provision(name: str, data_dir, fetch: bool = True) -> dict[str, Path]:
 
 
 def _to_split(x: np.ndarray, y: np.ndarray, spec: DatasetSpec, device) -> Split:
-    """Move as uint8 (4x less to copy), then scale on the device."""
-    if x.shape[1:] != spec.shape or len(x) != len(y) or y.min() < 0 or y.max() >= spec.n_class:
+    """Move images as uint8 (4x less to copy), then scale on the device; floats (already in [0, 1]) as they are."""
+    if spec.task == REGRESSION:
+        fits = y.ndim == 2 and y.shape[1] == spec.n_class and bool(np.isfinite(y).all())
+        says = f"{spec.n_class} target values per example"
+    else:
+        fits = y.ndim == 1 and y.min() >= 0 and y.max() < spec.n_class
+        says = f"{spec.n_class} classes"
+    if x.shape[1:] != spec.shape or len(x) != len(y) or not fits:
         raise ValueError(f"reader gave x {x.shape}, y {y.shape} in [{y.min()}, {y.max()}]; "
-                         f"spec says shape {spec.shape}, {spec.n_class} classes")
-    xt = torch.from_numpy(x).to(device).to(torch.float32).div_(255)
-    return Split(xt, torch.from_numpy(y.astype(np.int64)).to(device))
+                         f"spec says shape {spec.shape}, {says}")
+    xt = torch.from_numpy(x).to(device).to(torch.float32)
+    if x.dtype == np.uint8:
+        xt.div_(255)
+    yt = y.astype(np.float32) if spec.task == REGRESSION else y.astype(np.int64)
+    return Split(xt, torch.from_numpy(yt).to(device))
 
 
 def load_dataset(name: str, data_dir, device="cpu", fetch: bool = True) -> Dataset:
@@ -581,13 +626,14 @@ def load_dataset(name: str, data_dir, device="cpu", fetch: bool = True) -> Datas
     entry = spec(name)
     arrays = entry.reader(provision(name, data_dir, fetch=fetch))
     train, test = (_to_split(*arrays[s], entry, device) for s in ("train", "test"))
-    return Dataset(name, train, test, entry.n_class, entry.shape)
+    return Dataset(name, train, test, entry.n_class, entry.shape, entry.task)
 
 
 def subset(split: Split, n: int, generator: torch.Generator | None = None) -> Split:
     """First `n` samples if `generator` is None; else a seeded random pick balanced
     across classes (class counts differ by at most one while every class has enough
-    samples), returned in dataset order so it is as unsorted as the original."""
+    samples; a regression's, plain random), returned in dataset order so it is as unsorted
+    as the original."""
     if not 0 <= n <= len(split.y):
         raise ValueError(f"subset of {n} from a split of {len(split.y)}")
     if generator is None:
@@ -597,8 +643,11 @@ def subset(split: Split, n: int, generator: torch.Generator | None = None) -> Sp
 
 
 def balanced_indices(labels: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """Sorted indices (on the CPU) of `subset`'s seeded, class-balanced pick of n examples."""
+    """Sorted indices (on the CPU) of `subset`'s seeded, class-balanced pick of n examples (a regression's target
+    values, floats, have no classes to balance: n drawn at random)."""
     perm = torch.randperm(len(labels), generator=generator)
+    if labels.is_floating_point():
+        return perm[:n].sort().values
     y = labels.cpu()[perm]
     rank = torch.nn.functional.one_hot(y).cumsum(0).gather(1, y[:, None]).squeeze(1)
     return perm[torch.argsort(rank * (int(y.max()) + 1) + y)[:n]].sort().values

@@ -8,7 +8,9 @@ A learner supplies two things per mini-batch, with the target built in between:
 
 and `infer(x)` for evaluation, `set_lr_factor(f)` for the schedule, and
 `state_dict`/`load_state_dict` for checkpoints. Supervised and unsupervised
-training differ only in the Target.
+training differ only in the Target. A regression dataset (its `task`) is trained
+towards its values with the same loop; it is scored by `regression_cost`, not by
+an error rate, and has no classes to associate.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Protocol
 import torch
 
 from funcs import association, rules
+from funcs.data import REGRESSION
 from funcs.errors import UserError
 from funcs.target import Target, class_of_neuron
 
@@ -151,14 +154,27 @@ def supervised_error(cfg, learner: Learner, split) -> torch.Tensor:
     return (class_of_neuron(out, cfg.n_class) != split.y).float().mean()
 
 
+def regression_cost(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over examples of the cost C = 1/2 ||y - out||^2 (out, y: (n, n_out)): EP's cost at the free state, and
+    what Gammell et al. 2021 report as a regression's test error (their Table 1, diabetes)."""
+    return 0.5 * ((out - y) ** 2).sum(1).mean()
+
+
+# The test metric of a regression in results.csv and summary.json: regression_cost on the test set.
+REGRESSION_METRIC = "test_cost"
+
+
 class Evaluator:
-    """Test errors after an epoch: direct association (unsupervised) or the class-owner read-out (supervised)."""
+    """Test errors after an epoch: direct association (unsupervised) or the class-owner read-out (supervised);
+    a regression's cost (`REGRESSION_METRIC`)."""
 
     def __init__(self, cfg, data, labeled):
-        self.cfg, self.data, self.labeled = cfg, data, labeled  # labeled: the association's Split
+        self.cfg, self.data, self.labeled = cfg, data, labeled  # labeled: the association's Split (None: regression)
 
     def __call__(self, learner: Learner) -> dict[str, torch.Tensor]:
         cfg, test = self.cfg, self.data.test
+        if self.data.task == REGRESSION:
+            return {REGRESSION_METRIC: regression_cost(outputs(learner, test.x, cfg.test_batchSize), test.y)}
         if cfg.target_kind == "supervised":
             return {"error": supervised_error(cfg, learner, test)}
         test_out = outputs(learner, test.x, cfg.test_batchSize)
@@ -231,10 +247,11 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     """
     device = data.train.x.device
     target = Target.from_config(cfg, device=device)
-    assoc_idx = association_indices(cfg, data)
-    labeled = labeled_split(data, assoc_idx)
+    classes = data.task != REGRESSION  # a regression has no classes to associate (nor a linear classifier)
+    assoc_idx = association_indices(cfg, data) if classes else None
+    labeled = labeled_split(data, assoc_idx) if classes else None
     evaluate = Evaluator(cfg, data, labeled)
-    if run is not None:
+    if run is not None and classes:
         run.facts["association_labels"] = association.describe_subset(assoc_idx)
     start = restore(state, learner, target, device) if state is not None else 0
     metrics: dict = {}

@@ -24,6 +24,7 @@ import torch
 
 from funcs import config as config_mod
 from funcs.errors import UserError
+from funcs.loop import REGRESSION_METRIC
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -229,7 +230,7 @@ class Run:
         if self.progress is not None:
             self.progress.step({"loss": f"{row['loss']:.4f}", **{
                 f"acc_{k[6:].lstrip('_') or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items()
-                if k.startswith("error")}})
+                if k.startswith("error")}, **{k: f"{v:.4f}" for k, v in costs(row).items()}})
         self.log(format_row(row))
 
     def classifier_epoch_done(self, row: dict) -> None:
@@ -282,11 +283,14 @@ class Run:
     # --- the end --------------------------------------------------------------------------
     def write_summary(self, cfg, metrics: dict, device: str, argv: list[str], diverged: dict | None = None) -> dict:
         """summary.json. A diverged run (`diverged`: where and why) has status 'diverged', the last good epoch's
-        metrics and no accuracies: nothing reads it as a final result."""
+        metrics and no accuracies: nothing reads it as a final result. A regression's final numbers are costs, not
+        accuracies: its `accuracy_percent` is empty and `cost` holds them (`costs`)."""
+        final_costs = {} if diverged else costs(metrics)
         summary = {
             "action": cfg.action, "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
             "status": "diverged" if diverged else "finished", **({"diverged": diverged} if diverged else {}),
             "metrics": metrics, "accuracy_percent": {} if diverged else accuracies(metrics),
+            **({"cost": final_costs} if final_costs else {}),
             **self.facts,
             "device": device, "torch": torch.__version__, "python": platform.python_version(),
             "command": " ".join(argv),
@@ -370,6 +374,23 @@ def accuracies(metrics: dict) -> dict:
     return {names[k]: round(100 * (1 - v), 2) for k, v in metrics.items() if k in names}
 
 
+# A regression's final numbers: the mean cost 1/2 ||y - output||^2 on the test set (funcs.loop.regression_cost), as
+# Gammell et al. 2021 report it; lower is better, rounded to 6 decimals in summary.json, not turned into a percentage.
+COSTS = (REGRESSION_METRIC,)
+
+
+def costs(metrics: dict) -> dict:
+    """The regression costs among the metrics, named as in results.csv."""
+    return {k: round(v, 6) for k, v in metrics.items() if k in COSTS}
+
+
+def final_line(summary: dict, split: str = "test") -> str:
+    """The run's last printed line: its accuracies (%), or a regression's costs."""
+    if summary.get("cost"):
+        return f"final {split} cost 1/2 (y - output)^2: " + ", ".join(f"{k} {v}" for k, v in summary["cost"].items())
+    return f"final {split} accuracy (%): " + ", ".join(f"{k} {v}" for k, v in summary["accuracy_percent"].items())
+
+
 def format_row(row: dict) -> str:
     parts = [f"epoch {row['epoch']}"]
     parts += [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
@@ -379,12 +400,14 @@ def format_row(row: dict) -> str:
 
 
 def seeds_summary(per_seed: list[dict]) -> dict:
-    """Mean and sample standard deviation (ddof=1) of every accuracy over seeds, with the seed list."""
-    keys = per_seed[0]["accuracy_percent"].keys()
+    """Mean and sample standard deviation (ddof=1) of every accuracy (and a regression's every cost) over seeds,
+    with the seed list."""
+    blocks = (("accuracy_percent", 3), ("cost", 6))  # (summary.json block, decimals kept)
     out = {"seeds": [s["seed"] for s in per_seed], "std_ddof": 1, "per_seed": {}, "mean": {}, "std": {}}
-    for key in keys:
-        values = torch.tensor([s["accuracy_percent"][key] for s in per_seed], dtype=torch.float64)
-        out["per_seed"][key] = values.tolist()
-        out["mean"][key] = round(values.mean().item(), 3)
-        out["std"][key] = round(values.std(unbiased=True).item(), 3) if len(values) > 1 else 0.0
+    for block, decimals in blocks:
+        for key in per_seed[0].get(block, {}):
+            values = torch.tensor([s[block][key] for s in per_seed], dtype=torch.float64)
+            out["per_seed"][key] = values.tolist()
+            out["mean"][key] = round(values.mean().item(), decimals)
+            out["std"][key] = round(values.std(unbiased=True).item(), decimals) if len(values) > 1 else 0.0
     return out

@@ -4,12 +4,16 @@ Paper section 2 ("self-defined target"): for an unlabeled input the target d of
 the output y has ones on the k largest entries of (y - H) and zeros elsewhere,
 H being the homeostasis vector that raises the threshold of frequent winners.
 Both learning rules (BP, EP) receive d from here; none computes a target itself.
+A regression dataset (funcs.data, task 'regression') has no classes: its target
+is the value to fit itself, and only label targets make sense (`check_task`).
 """
 from __future__ import annotations
 
 import torch
 
+from funcs import data as data_mod
 from funcs import dropout, rules
+from funcs.errors import UserError
 
 # Label smoothing factors of the original code: 0.3 for the self-defined target (paper section 3.1, used
 # with EP); label targets take their rule's (Rule.smooth_labels: 0.2 after BP, 0.3 after EP).
@@ -36,6 +40,38 @@ def class_target(labels: torch.Tensor, n_out: int, n_class: int) -> torch.Tensor
     per_class = n_out // n_class
     owner = torch.arange(n_out, device=labels.device) // per_class  # (n_out,) class of each neuron
     return (owner.unsqueeze(0) == labels.unsqueeze(1)).to(torch.float32)
+
+
+def check_task(cfg, spec) -> None:
+    """What a regression dataset (spec: its funcs.data.DatasetSpec) refuses: anything that needs classes.
+
+    Its target is y itself, so only a rule's supervised action trains on it: no self-defined (kWTA) target,
+    no semi-supervised phases, no read-out of classes (direct association, the linear classifier). One
+    UserError line naming the key; nothing for a classification dataset.
+    """
+    if spec.task != data_mod.REGRESSION:
+        return
+    what = f"{cfg.dataset} is a regression (its target is {spec.n_class} value(s) to fit, not classes)"
+    if cfg.action == rules.READ_OUT:
+        _fail("action", f"{rules.READ_OUT} reads classes out of a network (direct association, linear "
+                        f"classifier); {what}")
+    if cfg.target_kind != "supervised":
+        supervised = [a for a, kind in rules.get(cfg.rule).actions.items() if kind == "supervised"]
+        _fail("action", f"'{cfg.action}' trains towards a self-defined target of k winners (and reads classes "
+                        f"out with the association and the linear classifier); {what}: use "
+                        f"{' or '.join(repr(a) for a in supervised) or 'a supervised action'}")
+    if cfg.n_class != spec.n_class:
+        _fail("n_class", f"{what}: give n_class {spec.n_class}, its number of target values")
+    if cfg.n_out != spec.n_class:
+        _fail("fcLayers", f"{what}: the output layer needs {spec.n_class} neuron(s), not {cfg.n_out}")
+    if cfg.loss != "MSE":
+        _fail("loss", f"{what}: fit it with MSE (EP's cost 1/2 ||y - s||^2), not {cfg.loss}")
+    if cfg.smooth:
+        _fail("smooth", f"label smoothing spreads a class target; {what}")
+
+
+def _fail(key: str, problem: str):
+    raise UserError(f"config key '{key}': {problem}")
 
 
 def class_of_neuron(output: torch.Tensor, n_class: int) -> torch.Tensor:
@@ -95,6 +131,8 @@ class Homeostasis:
 class Target:
     """Builds the target d of each mini-batch: from labels ('supervised') or self-defined ('unsupervised').
 
+    A regression's labels are the target values themselves (batch, n_out): d = y (`regression`).
+
     Semi-supervised training (issue #4) alternates the two on labeled and unlabeled batches.
 
     `__call__(y, labels, mask)` returns d (batch, n_out), what the output learns
@@ -109,9 +147,10 @@ class Target:
 
     def __init__(self, kind: str, n_out: int, n_class: int, k: int, gamma: float, eta: float,
                  sequential: bool, smooth_target: bool, p_out: float, smooth_labels: float = SMOOTH_SUPERVISED,
-                 device=None, losers_learn: bool = True):
+                 device=None, losers_learn: bool = True, regression: bool = False):
         assert kind in ("supervised", "unsupervised"), kind
-        self.kind, self.n_out, self.n_class, self.k = kind, n_out, n_class, k
+        assert kind == "supervised" or not regression, "a regression has no self-defined target (check_task)"
+        self.kind, self.n_out, self.n_class, self.k, self.regression = kind, n_out, n_class, k, regression
         self.smooth_target, self.smooth_labels, self.losers_learn = smooth_target, smooth_labels, losers_learn
         self.homeostasis = Homeostasis(n_out, gamma, rate=(1 - p_out) * k / n_out,
                                        eta=eta if sequential else None, device=device)
@@ -121,7 +160,8 @@ class Target:
         """The config's target; `kind` picks one half of a semi-supervised config."""
         return cls(kind or cfg.target_kind, cfg.n_out, cfg.n_class, cfg.nudge, cfg.gamma, cfg.eta,
                    sequential=cfg.batchSize == 1, smooth_target=cfg.smooth, p_out=cfg.drop_probs[-1],
-                   smooth_labels=rules.get(cfg.rule).smooth_labels, device=device, losers_learn=cfg.losers_learn)
+                   smooth_labels=rules.get(cfg.rule).smooth_labels, device=device, losers_learn=cfg.losers_learn,
+                   regression=data_mod.spec(cfg.dataset).task == data_mod.REGRESSION)
 
     def new_epoch(self) -> None:
         self.homeostasis.reset()
@@ -132,6 +172,8 @@ class Target:
         if self.kind == "unsupervised":
             winners = kwta_target(y.detach(), self.k, self.homeostasis.h)
             d = smooth(winners, SMOOTH_UNSUPERVISED, self.k) if self.smooth_target else winners
+        elif self.regression:
+            d = labels  # (batch, n_out) the values to fit
         else:
             d = class_target(labels, self.n_out, self.n_class)
             if self.smooth_target:

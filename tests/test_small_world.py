@@ -1,5 +1,6 @@
 """EP on layer-skipping topologies (ep/small_world.py): the wiring, the energy's generic path against the fast
-one and against BPTT, the learner's options, and the wine data."""
+one and against BPTT, the dense step, the wiring saved with the weights, the learner's options, and the wine
+data."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ep.learner import EPLearner
+from ep.learner import TOPOLOGIES, EPLearner
+from ep.network import DenseInput, EPNetwork
 from ep.rule import RULE
 from ep.small_world import SmallWorldNetwork, rewire
 from funcs import cli, data
@@ -159,3 +161,79 @@ def test_impossible_small_world_settings_are_one_line_and_exit_2(override, messa
     assert cli.main(RULE, [*args, *[a for o in override for a in ("--set", o)]]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize("topology", ["layered", "small_world"])
+@pytest.mark.parametrize("activation,clamped", [("sigmoid", False), ("hardsigm", True)])
+def test_dense_step_gives_the_per_layer_step_s_states_under_masks_and_both_nudges(topology, activation, clamped):
+    """All states stepped side by side through one (N, N) matrix equal the per-layer step (float64), both phases."""
+    def net(dense):
+        if topology == "small_world":
+            chosen = small_world(activation=activation, clamped=clamped)
+        else:
+            torch.manual_seed(0)
+            chosen = EPNetwork(SIZES, activation, dt=0.2, clamped=clamped, xavier_gain=1.5).double()
+        chosen.dense = dense
+        return chosen
+
+    x = torch.rand(3, SIZES[0], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    d = torch.rand(3, SIZES[-1], dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    masks = [None, (torch.rand(3, 7, generator=torch.Generator().manual_seed(3)) > 0.3).double(), None, None]
+    states = []
+    for dense in (True, False):
+        n = net(dense)
+        assert isinstance(n.clamp_input(x), DenseInput) == dense
+        free = n.free_phase(x, 40, masks)
+        states.append(free + n.nudged_phase(free, x, d, 0.5, 10, masks) + n.nudged_phase(free, x, d, -0.5, 10, masks))
+    for a, b in zip(*states):
+        assert (a - b).abs().max().item() < 1e-12
+    assert max(s.abs().max().item() for s in states[0]) > 0.05  # non-trivial states
+
+
+def test_dense_step_is_chosen_for_few_neurons_in_several_layers_only():
+    assert EPNetwork([10] + [10] * 8 + [1]).dense  # Gammell et al.'s diabetes network: 81 states
+    assert not EPNetwork([784, 100, 100, 100, 100, 100, 10]).dense  # 510 states: the per-layer step
+    assert not EPNetwork([784, 20]).dense  # one dynamic layer: nothing to stack
+    assert not EPNetwork([10, 10, 10, 4], softmax_readout=True).dense  # the read-out is outside the dynamics
+    assert not EPNetwork([10, 10, 4], cache_input_drive=False).dense  # its base is the cached input drive
+
+
+def test_a_loaded_small_world_network_has_the_wiring_it_was_trained_with_not_its_seed_s():
+    """The skip blocks (their layers and masks) are saved with the weights: a network built from another seed
+    (a read-out with --set seed=...) rebuilds them from the state and computes what the trained one computed."""
+    sizes = [5, 6, 6, 6, 6, 3]
+    trained = SmallWorldNetwork(sizes, 0.1, skip_magnitude=0.5, seed=1, xavier_gain=1.5)
+    other = SmallWorldNetwork(sizes, 0.1, skip_magnitude=0.5, seed=2, xavier_gain=1.5)
+    assert other.skip_pairs != trained.skip_pairs
+    state = trained.state_dict()
+    assert state["skip_layers"].tolist() == [list(p) for p in trained.skip_pairs]
+    other.load_state_dict(state)
+    assert other.skip_pairs == trained.skip_pairs and other.rewired_share == trained.rewired_share
+    for i in range(len(trained.skips)):
+        assert torch.equal(other.skip_mask(i), trained.skip_mask(i))
+    x = torch.rand(4, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(other.free_phase(x, 50)[-1], trained.free_phase(x, 50)[-1])
+    old = {k: v for k, v in state.items() if k != "skip_layers"}  # saved before the wiring was
+    again = SmallWorldNetwork(sizes, 0.1, skip_magnitude=0.5, seed=1, xavier_gain=1.5)
+    again.load_state_dict(old)
+    assert torch.equal(again.free_phase(x, 50)[-1], trained.free_phase(x, 50)[-1])
+
+
+def test_a_read_out_under_another_seed_reads_the_trained_wiring_through_the_command_line(tmp_path):
+    out = tmp_path / "trained"
+    args = ["--json_path", str(REPO / "configFile/small_world/wine_5layer_small_world"), "--set", "epochs=1",
+            "--set", "T=60", "--set", "Kmax=6", "--out", str(out)]
+    assert cli.main(RULE, args) == 0
+    trained_cfg = cli.load_config(RULE, cli.parse_args(RULE, ["--json_path", str(out)]))
+    trained = TOPOLOGIES["small_world"].from_config(trained_cfg)
+    trained.load_state_dict(torch.load(out / "model_state_dict.pt", weights_only=True))
+    cfg = cli.load_config(RULE, cli.parse_args(RULE, ["--trained_path", str(out), "--set", "seed=2"]))
+    assert cfg.seed == 2 and TOPOLOGIES["small_world"].from_config(cfg).skip_pairs != trained.skip_pairs
+    _, dataset, learner = cli.prepare(RULE, cfg)
+    assert learner.net.skip_pairs == trained.skip_pairs
+    assert {id(p) for g in learner.optimizer.param_groups for p in g["params"]} == {
+        id(p) for p in learner.net.parameters()}  # the optimizer follows the rebuilt blocks
+    x = dataset.test.x.flatten(1)
+    assert torch.equal(learner.infer(x), trained.free_phase(x, cfg.T)[-1])
+    assert cli.main(RULE, ["--trained_path", str(out), "--set", "seed=2", "--set", "class_epoch=1",
+                           "--out", str(tmp_path / "read")]) == 0
