@@ -4,9 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from funcs import networks
+from funcs import dropout, networks
 from funcs.optim import loss_function, make_optimizer, set_lr_factor
-from funcs.target import dropout_mask
 
 
 class BPLearner:
@@ -34,7 +33,7 @@ class BPLearner:
         """Training-mode output (dropout on) times the output dropout mask; kept for the following `learn`."""
         self.model.train()
         y = self.model(x)
-        mask = dropout_mask(y.shape, self.p_out, device=y.device)
+        mask = dropout.mask(y.shape, self.p_out, device=y.device)
         self._y = y if mask is None else y * mask
         return self._y.detach(), mask
 

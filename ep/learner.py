@@ -5,8 +5,8 @@ import torch
 
 from ep.network import EPNetwork
 from ep.small_world import SmallWorldNetwork, realised_share
+from funcs import dropout
 from funcs.optim import make_optimizer, set_lr_factor
-from funcs.target import dropout_mask
 
 
 class EPLearner:
@@ -42,7 +42,7 @@ class EPLearner:
                          self.nudged_steps, self.error_estimate, self.random_sign, self.log_update_sizes)
 
     def _masks(self, batch: int, device):
-        return [dropout_mask((batch, n), p, device=device) for n, p in zip(self.net.sizes, self.drop_probs)]
+        return [dropout.mask((batch, n), p, device=device) for n, p in zip(self.net.sizes, self.drop_probs)]
 
     def output(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Free phase under this mini-batch's dropout; the output the target is built from, and its mask.

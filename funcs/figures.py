@@ -337,9 +337,9 @@ def draw_fig11(entry: Entry, root: Path, out: Path) -> Drawn:
 
 
 def draw_fig11_rules(entry: Entry, root: Path, out: Path) -> Drawn:
+    """Panels (A), (B), ... in the registry's order, each titled by its run's label."""
     return _image_panels(entry, root, out, "weights", {
-        "bp": "(A) BP, self-defined target", "ep": "(B) EP, self-defined target", "softhebb": "(C) SoftHebb",
-        "hard_wta": "(D) hard WTA", "krotov": "(E) Krotov-Hopfield"}, signed=True)
+        key: f"({chr(65 + i)}) {src.label}" for i, (key, src) in enumerate(entry.sources.items())}, signed=True)
 
 
 def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:

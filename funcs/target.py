@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from funcs import data as data_mod
-from funcs import dropout, rules
+from funcs import rules
+from funcs.config import fail
 from funcs.errors import UserError
 
 # Label smoothing factors of the original code: 0.3 for the self-defined target (paper section 3.1, used
@@ -53,25 +54,21 @@ def check_task(cfg, spec) -> None:
         return
     what = f"{cfg.dataset} is a regression (its target is {spec.n_class} value(s) to fit, not classes)"
     if cfg.action == rules.READ_OUT:
-        _fail("action", f"{rules.READ_OUT} reads classes out of a network (direct association, linear "
+        fail("action", f"{rules.READ_OUT} reads classes out of a network (direct association, linear "
                         f"classifier); {what}")
     if cfg.target_kind != "supervised":
         supervised = [a for a, kind in rules.get(cfg.rule).actions.items() if kind == "supervised"]
-        _fail("action", f"'{cfg.action}' trains towards a self-defined target of k winners (and reads classes "
+        fail("action", f"'{cfg.action}' trains towards a self-defined target of k winners (and reads classes "
                         f"out with the association and the linear classifier); {what}: use "
                         f"{' or '.join(repr(a) for a in supervised) or 'a supervised action'}")
     if cfg.n_class != spec.n_class:
-        _fail("n_class", f"{what}: give n_class {spec.n_class}, its number of target values")
+        fail("n_class", f"{what}: give n_class {spec.n_class}, its number of target values")
     if cfg.n_out != spec.n_class:
-        _fail("fcLayers", f"{what}: the output layer needs {spec.n_class} neuron(s), not {cfg.n_out}")
+        fail("fcLayers", f"{what}: the output layer needs {spec.n_class} neuron(s), not {cfg.n_out}")
     if cfg.loss != "MSE":
-        _fail("loss", f"{what}: fit it with MSE (EP's cost 1/2 ||y - s||^2), not {cfg.loss}")
+        fail("loss", f"{what}: fit it with MSE (EP's cost 1/2 ||y - s||^2), not {cfg.loss}")
     if cfg.smooth:
-        _fail("smooth", f"label smoothing spreads a class target; {what}")
-
-
-def _fail(key: str, problem: str):
-    raise UserError(f"config key '{key}': {problem}")
+        fail("smooth", f"label smoothing spreads a class target; {what}")
 
 
 def class_of_neuron(output: torch.Tensor, n_class: int) -> torch.Tensor:
@@ -82,11 +79,6 @@ def class_of_neuron(output: torch.Tensor, n_class: int) -> torch.Tensor:
 def smooth(d: torch.Tensor, a: float, k: float) -> torch.Tensor:
     """Label smoothing that keeps each row's sum k: d <- d * (1 - a) + a * k / n_out."""
     return d * (1 - a) + a * k / d.shape[1]
-
-
-def dropout_mask(shape, p: float, device=None, generator=None) -> torch.Tensor | None:
-    """A 0/1 Bernoulli(1 - p) mask (unscaled: a dropped output neuron is 0, a kept one unchanged); None if p == 0."""
-    return dropout.mask(shape, p, device=device, generator=generator)
 
 
 class Homeostasis:

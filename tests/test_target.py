@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from funcs.config import from_dict
+from funcs.dropout import mask as dropout_mask
 from funcs.target import (SMOOTH_SUPERVISED, SMOOTH_UNSUPERVISED, Homeostasis, Target, class_of_neuron,
-                          class_target, dropout_mask, kwta_target, smooth)
+                          class_target, kwta_target, smooth)
 
 Y = torch.tensor([[0.10, 0.90, 0.50, 0.30],
                   [0.70, 0.20, 0.80, 0.10],
