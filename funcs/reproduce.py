@@ -15,7 +15,8 @@ A source with `seeds` > 1 is one job per seed in <path>/S-<seed>/ (command with
 written as `--seeds` writes it.
 
 Order: Table 5's semi-supervised runs (+ WTA + homeostasis) first, then Table 3's
-seeds, then every other source in registry order. A job waits for what it reads:
+seeds, then every other source in registry order, then our own tables' (small-world
+EP, Fashion-MNIST, supervised references). A job waits for what it reads:
 a `_wta` variant for its base run's pretrained.pt (written when phase 1 ends), a
 read-out (`--trained_path`) for its trained run's summary.json, an extraction
 (`Source.extract`) for its own run's summary.json. Each job's output goes to
@@ -53,7 +54,7 @@ import torch
 from funcs import config as config_mod
 from funcs import plots, results
 from funcs.errors import UserError
-from funcs.experiments import REGISTRY, REPO, ROOT, Source
+from funcs.experiments import OTHER_TABLES, REGISTRY, REPO, ROOT, Source
 from funcs.records import planned_epochs
 
 BENCH = REPO / "bench" / "results"
@@ -70,10 +71,11 @@ EXTRACT_MODULES = {"umap": "umap"}
 # --- the plan ------------------------------------------------------------------------------------
 
 def registry_sources() -> list[Source]:
-    """Every source of the registry, Table 5's first, then Table 3's seeds, then the rest (duplicates kept)."""
+    """Every source of the registry, Table 5's first, then Table 3's seeds, then the rest, then our own tables'
+    (duplicates kept)."""
     table5 = list(REGISTRY["table5"].sources.values())
     seeds = [s for s in REGISTRY["table3"].sources.values() if s.seeds > 1]
-    return table5 + seeds + [s for e in REGISTRY.values() for s in e.sources.values()]
+    return table5 + seeds + [s for e in (*REGISTRY.values(), *OTHER_TABLES.values()) for s in e.sources.values()]
 
 
 @dataclass
@@ -268,7 +270,7 @@ def estimate(cfg: dict, preset: str, left: tuple[int, int], threads: int,
     """Seconds for the epochs left, from the first bench result of the same preset, shape and device kind."""
     gpu = cfg.get("device", -1) >= 0 and torch.cuda.is_available()  # the CLI falls back to the CPU
     for path, data in _bench_files(threads, bench):
-        if ("gpu" in data.get("machine", {})) != gpu:  # bench/throughput.py names no GPU: CPU measurements
+        if bool(data.get("machine", {}).get("gpu")) != gpu:  # no GPU named (absent or null): CPU measurements
             continue
         for r in data.get("results", []):
             if r.get("preset") != preset or r.get("variant", "default") != "default" or \
@@ -461,7 +463,7 @@ def summarize_seeds(src: Source, root: Path) -> None:
 def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callable[[], bool]) -> int:
     """Run the jobs, n_jobs at a time, each once what it needs is there, until done or `stop()`; the exit code."""
     pending = [j for j in jobs if has_work(j)]
-    running: dict[int, tuple[Job, subprocess.Popen, float]] = {}
+    running: dict[int, tuple[Job, subprocess.Popen, float, int]] = {}  # pid: (job, process, start, its rows then)
     ended: list[tuple[Job, str, str]] = []  # (job, "failed" or "left", why)
     for src in {j.source.path: j.source for j in jobs if j.source.seeds > 1}.values():
         summarize_seeds(src, root)
@@ -477,7 +479,7 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
                 pending = []
             if time.monotonic() - last_progress >= PROGRESS_S:
                 last_progress = time.monotonic()
-                for job, _, _ in running.values():
+                for job, *_ in running.values():
                     say(f"{job.name}: {epoch_text(job)}")
             time.sleep(POLL_S if running or pending else 0)
     except KeyboardInterrupt:  # our children run in their own sessions: interrupt them ourselves
@@ -508,7 +510,7 @@ def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str
         say(f"{job.name}: finished already")
         return []
     proc = start(job, argv, threads)
-    running[proc.pid] = (job, proc, time.monotonic())
+    running[proc.pid] = (job, proc, time.monotonic(), len(read_rows(job.folder)))
     how = f"resumed ({epoch_text(job)} done)" if "--resume" in argv else "started"
     say(f"{job.name}: {how}, log {shown(job.log)}")
     return []
@@ -517,7 +519,7 @@ def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str
 def reap(running: dict, root: Path) -> list[tuple[Job, str, str]]:
     """Jobs that have ended: said finished (with their accuracy) or failed (exit code, last line of the log)."""
     out = []
-    for pid, (job, proc, t0) in list(running.items()):
+    for pid, (job, proc, t0, _) in list(running.items()):
         if proc.poll() is None:
             continue
         del running[pid]
@@ -532,18 +534,26 @@ def reap(running: dict, root: Path) -> list[tuple[Job, str, str]]:
 
 
 def interrupt(running: dict, reason: str) -> list[tuple[Job, str, str]]:
-    """SIGINT every running job (each checkpoints every epoch), wait GRACE_S, then kill what is left."""
-    for job, proc, _ in running.values():
-        proc.send_signal(signal.SIGINT)
+    """SIGINT every running job that has finished an epoch since it started (it stops at its epoch's end, with
+    its checkpoint), kill the others (a kill loses at most the epoch under way; the next call resumes the
+    folder, or starts it again), wait GRACE_S, then kill what is left.
+
+    Why not SIGINT at once: a Python process interrupted while it imports can swallow the KeyboardInterrupt in
+    a half-imported module (seen: numpy inside torch's import) and train on to a traceback at its end."""
+    for job, proc, _, rows_at_start in running.values():
+        if len(read_rows(job.folder)) > rows_at_start:
+            proc.send_signal(signal.SIGINT)
+        else:
+            proc.kill()
     end = time.monotonic() + GRACE_S
-    for job, proc, _ in running.values():
+    for job, proc, *_ in running.values():
         try:
             proc.wait(timeout=max(0.1, end - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
     return [(job, "left", f"{reason}: stopped at {epoch_text(job)}; the same command resumes it")
-            for job, _, _ in running.values()]
+            for job, *_ in running.values()]
 
 
 def blocked(job: Job, jobs: list[Job], ended: list[tuple[Job, str, str]]) -> tuple[Job, str, str]:

@@ -81,7 +81,7 @@ def test_plan_skips_finished_resumes_checkpointed_restarts_dead_and_makes_the_wt
     assert reproduce.command_for(jobs["done"]) is None
 
 
-def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_folder_once(tmp_path):
+def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_folder_once_then_our_tables(tmp_path):
     jobs = reproduce.plan(reproduce.registry_sources(), tmp_path)
     runs = [j.name for j in jobs if j.is_run]
     table5 = [f"semi_{r}_{n}" for r in ("bp", "ep") for n in (100, 600, 1000, 3000)]
@@ -92,7 +92,13 @@ def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_fold
     assert runs[:8] == table5 and runs[8:8 + len(seeds)] == seeds
     registry = {s.path for e in experiments.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
     # each folder once: a figure's single seed of a seeds root (Figure 11 of the rules) is that seed's job
-    assert sorted(runs[8 + len(seeds):]) == sorted(registry - set(table5) - set(seeds)) and len(set(runs)) == len(runs)
+    rest = sorted(registry - set(table5) - set(seeds))
+    assert sorted(runs[8 + len(seeds):8 + len(seeds) + len(rest)]) == rest and len(set(runs)) == len(runs)
+    # then our own tables' folders, those the paper's figures and tables do not already run
+    ours = {f"{s.path}/S-{k}" if s.seeds > 1 else s.path for e in experiments.OTHER_TABLES.values()
+            for s in e.sources.values() for k in range(1, s.seeds + 1)}
+    assert sorted(runs[8 + len(seeds) + len(rest):]) == sorted(ours - registry)
+    assert "unsupervised_hebb_krotov_fashionMnist" in ours and "small_world/wine_8layer_small_world/S-3" in ours
     assert registry & set(seeds) == {"unsupervised_hebb_softhebb_seeds/S-2", "unsupervised_hebb_hard_wta_seeds/S-2",
                                      "unsupervised_hebb_krotov_seeds/S-1"}
     # every seed of a seeds root runs the base command with its seed, into <path>/S-<seed>
@@ -141,10 +147,13 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     entry = {"preset": "quickstart", "fcLayers": [784, 500], "batchSize": 16}
     semi = {"preset": "semi_bp/100", "fcLayers": [784, 5000, 10], "supervised_seconds": 0.5,
             "evaluation_seconds": 3.0, "seconds_per_phase2_epoch": 20.0}
-    for name, threads, seconds in (("2026-01-01_old.json", 1, 99.0), ("2026-02-01_new.json", 1, 12.5),
-                                   ("2026-03-01_two-threads.json", 2, 7.0),
-                                   ("2026-02-01_new_before-speedup.json", 1, 50.0)):
-        write(bench, {name: json.dumps({"machine": {"threads": threads},
+    # A GPU's numbers never estimate a CPU run; "gpu": null (as bench/hebb_throughput.py writes) is a CPU's.
+    for name, threads, gpu, seconds in (("2026-01-01_old.json", 1, None, 99.0), ("2026-02-01_new.json", 1, None, 12.5),
+                                        ("2026-03-01_two-threads.json", 2, None, 7.0),
+                                        ("2026-04-01_gpu.json", 1, "NVIDIA H200", 0.1),
+                                        ("2026-02-01_new_before-speedup.json", 1, None, 50.0)):
+        machine = {"threads": threads, **({"gpu": gpu} if name != "2026-01-01_old.json" else {})}
+        write(bench, {name: json.dumps({"machine": machine,
                                         "results": [{**entry, "seconds_per_epoch": seconds}, semi]})})
     sources = [Source("half", QUICK + " --set epochs=10", "x"),
                Source("wide", QUICK + " --set fcLayers=[784,300]", "x"), Source("semi", SEMI, "x")]
