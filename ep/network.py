@@ -17,7 +17,8 @@ The nudged phase adds beta * (d - s_out) to the output's update: the force of
 the cost C = ||d - s_out||^2 / 2. EP's update is then
 (1 / beta) (dE/dtheta at the free state - dE/dtheta at the nudged state),
 which tends to -dC/dtheta at the free equilibrium as beta -> 0
-(Scellier & Bengio 2017).
+(Scellier & Bengio 2017). Gammell et al.'s code nudges otherwise (`nudge_form`
+'after_step', see NUDGE_FORMS); the update is the same.
 
 With `softmax_readout` (the cross-entropy variant) the last weight layer is not
 part of the dynamics: the output is softmax(W_L rho(s_last) + b_L), the cost is
@@ -57,6 +58,10 @@ XAVIER_GAIN = 0.5  # initialisation of the original code (as BP's); biases start
 # a dense (N, N) product costs N^2 per example against the blocks' sum of n_j n_(j+1), so it pays where the
 # per-layer operations' overhead dominates (tens of neurons a layer), not for wide layers.
 DENSE_MAX_STATES = 256
+# How the nudged phase pulls the output towards its target d: 'force', the cost's force beta (d - s) inside each
+# step (the energy F = E + beta C, the paper's original code); 'after_step', Gammell et al.'s code: after each
+# free step the output moves by 2 dt beta (d - s), a pull twice as strong applied after the step.
+NUDGE_FORMS = ("force", "after_step")
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,14 @@ class EPNetwork(EnergyModel):
 
     def __init__(self, sizes, activation: str = "hardsigm", dt: float = 0.2, clamped: bool = True,
                  softmax_readout: bool = False, cache_input_drive: bool = True, box_shortcut: bool = True,
-                 xavier_gain: float = XAVIER_GAIN, dense_step: bool | None = None):
+                 xavier_gain: float = XAVIER_GAIN, dense_step: bool | None = None, nudge_form: str = "force"):
         super().__init__()
         if softmax_readout and len(sizes) < 3:
             raise ValueError("a softmax read-out needs at least one hidden layer")
+        if nudge_form not in NUDGE_FORMS or (nudge_form == "after_step" and softmax_readout):
+            raise ValueError(f"nudge_form: one of {NUDGE_FORMS}; 'after_step' only without a softmax read-out")
         self.sizes, self.dt, self.clamped, self.softmax_readout = tuple(sizes), dt, clamped, softmax_readout
+        self.nudge_form = nudge_form
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         for layer in self.layers:
             nn.init.xavier_uniform_(layer.weight, gain=xavier_gain)
@@ -89,7 +97,8 @@ class EPNetwork(EnergyModel):
     @classmethod
     def from_config(cls, cfg) -> "EPNetwork":
         return cls(cfg.fcLayers, cfg.activation_function, cfg.dt, cfg.clamped,
-                   softmax_readout=cfg.loss == "Cross-entropy", xavier_gain=cfg.xavier_gain)
+                   softmax_readout=cfg.loss == "Cross-entropy", xavier_gain=cfg.xavier_gain,
+                   nudge_form=cfg.nudge_form)
 
     @property
     def n_states(self) -> int:
@@ -226,7 +235,18 @@ class EPNetwork(EnergyModel):
     def step(self, s, x, masks=None, d=None, beta=0.0) -> None:
         """One step of the dynamics, in place on the states s; nudged towards d with strength beta if given.
 
-        -dF/ds of `energy` written out for this chain (EnergyModel.autograd_step is the reference)."""
+        -dF/ds of `energy` written out for this chain (EnergyModel.autograd_step is the reference). With
+        nudge_form 'after_step' the nudge is Gammell et al.'s instead: a free step, then the output moves by
+        2 dt beta (d - s_out) (with dt 0.5 and beta 1 it lands on d; beta -1 pushes it as far the other way)."""
+        if d is not None and self.nudge_form == "after_step":
+            self.step(s, x, masks)
+            out = s[-1]
+            out.add_(d - out, alpha=2 * self.dt * beta)
+            if self.clamped:
+                out.clamp_(0, 1)
+            if masks is not None and masks[-1] is not None:
+                out.mul_(masks[-1])
+            return
         inp = self.clamp_input(x)
         if isinstance(inp, DenseInput):
             return self._dense_step(s, inp.dense, masks, d, beta)

@@ -1,5 +1,6 @@
 """Equilibrium propagation as a registered learning rule (rules.json): its actions, keys and checks."""
 from ep import learner
+from ep.network import NUDGE_FORMS
 from funcs import activations
 from funcs.config import fail
 from funcs.rules import Rule, Schedules, key
@@ -19,6 +20,10 @@ FIELDS = {
     "beta_sign": key("random", "EP, one-sided estimate: 'random' draws the sign of beta for each mini-batch (the "
                                "original code, and Gammell et al.'s toggle), 'positive' always nudges with +beta",
                      "str", choices=("random", "positive")),
+    "nudge_form": key("force", "EP: how the nudged phase pulls the output towards its target: 'force' adds the "
+                               "cost's force beta (d - s) to each step (the paper's code), 'after_step' moves the "
+                               "output by 2 dt beta (d - s) after each free step (Gammell et al.'s code; dt 0.5 and "
+                               "beta 1 put it on the target)", "str", choices=NUDGE_FORMS),
     "xavier_gain": key(0.5, "EP: gain of the Xavier-uniform initial weights (0.5: the original code; 1: Glorot's, "
                             "as Gammell et al.)", "float", lo=0, lo_open=True),
     "topology": key("layered", "EP: 'layered' (each layer talks to its neighbours) or 'small_world' (each adjacent "
@@ -50,6 +55,9 @@ def check(cfg) -> None:
                      "at least one hidden layer")
     if cfg.loss == "Cross-entropy" and cfg.drop_probs[-1] > 0:
         fail("dropProb", "EP's softmax read-out (loss Cross-entropy) has no dropout: set the last entry to 0")
+    if cfg.nudge_form == "after_step" and cfg.loss == "Cross-entropy":
+        fail("nudge_form", "'after_step' moves the output state, which the softmax read-out (loss Cross-entropy) "
+                           "does not have: use 'force'")
     if cfg.topology == "small_world":
         if cfg.loss == "Cross-entropy":
             fail("topology", "a small-world network has no softmax read-out: use loss MSE")

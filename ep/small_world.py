@@ -110,7 +110,8 @@ class SmallWorldNetwork(EPNetwork):
     @classmethod
     def from_config(cls, cfg) -> "SmallWorldNetwork":
         return cls(cfg.fcLayers, cfg.rewire_p, cfg.skip_magnitude, cfg.skip_lr, cfg.seed,
-                   activation=cfg.activation_function, dt=cfg.dt, clamped=cfg.clamped, xavier_gain=cfg.xavier_gain)
+                   activation=cfg.activation_function, dt=cfg.dt, clamped=cfg.clamped, xavier_gain=cfg.xavier_gain,
+                   nudge_form=cfg.nudge_form)
 
     def adjacent_mask(self, j: int) -> torch.Tensor:
         return getattr(self, f"adjacent_mask_{j}")

@@ -155,6 +155,8 @@ def test_update_size_plot_reads_each_layer_s_column(tmp_path):
 @pytest.mark.parametrize("override,message", [
     (["fcLayers=[13,20,3]", "lr=[0.01,0.01]", "dropProb=[0,0,0]", "rewire_p=0.9"], "layer-skipping pairs"),
     (["fcLayers=[13,3]", "lr=[0.01]", "dropProb=[0,0]"], "needs a hidden layer"),
+    (["loss=Cross-entropy", "nudge_form=after_step"], "'after_step' moves the output state"),
+    (["nudge_form=clamp"], "nudge_form"),
 ])
 def test_impossible_small_world_settings_are_one_line_and_exit_2(override, message, capsys):
     args = ["--json_path", str(REPO / "configFile/small_world/wine_5layer_small_world"), "--dry-run"]
@@ -237,3 +239,32 @@ def test_a_read_out_under_another_seed_reads_the_trained_wiring_through_the_comm
     assert torch.equal(learner.infer(x), trained.free_phase(x, cfg.T)[-1])
     assert cli.main(RULE, ["--trained_path", str(out), "--set", "seed=2", "--set", "class_epoch=1",
                            "--out", str(tmp_path / "read")]) == 0
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_after_step_nudge_is_a_free_step_then_gammell_s_pull_of_the_output(dense):
+    """nudge_form 'after_step' (Gammell et al.'s step_weakly_clamped): the free step, then
+    s_out += 2 dt beta (d - s_out) and the clamp; with dt 0.5 and beta 1 the output lands on its target."""
+    x = torch.rand(3, SIZES[0], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    d = torch.rand(3, SIZES[-1], dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for dt, beta in ((0.2, 0.7), (0.2, -0.7), (0.5, 1.0)):
+        torch.manual_seed(0)
+        net = EPNetwork(SIZES, "hardsigm", dt=dt, clamped=True, xavier_gain=1.5, nudge_form="after_step").double()
+        net.dense = dense
+        free = net.free_phase(x, 30)
+        nudged = [si.clone() for si in free]
+        net.step(nudged, x, d=d, beta=beta)
+        expected = [si.clone() for si in free]
+        net.step(expected, x)  # the free step ...
+        expected[-1] = (expected[-1] + 2 * dt * beta * (d - expected[-1])).clamp(0, 1)  # ... then the pull
+        for a, b in zip(nudged, expected):
+            assert (a - b).abs().max().item() < 1e-12
+        if dt == 0.5 and beta == 1.0:
+            assert (nudged[-1] - d).abs().max().item() < 1e-12
+        net.nudge_form = "force"  # the other form moves the output elsewhere, and no hidden layer differently
+        force = [si.clone() for si in free]
+        net.step(force, x, d=d, beta=beta)
+        assert (force[-1] - nudged[-1]).abs().max().item() > 1e-3
+        assert all((a - b).abs().max().item() < 1e-12 for a, b in zip(force[:-1], nudged[:-1]))
+    with pytest.raises(ValueError, match="nudge_form"):
+        EPNetwork([4, 5, 3], softmax_readout=True, nudge_form="after_step")
