@@ -5,23 +5,36 @@
 Variants: "default" (every speed-up on), "no_input_cache" (the input's drive of
 the first layer recomputed at every step instead of once per mini-batch),
 "no_box_shortcut" (rho and rho' evaluated at every step instead of using
-rho(s) = s, rho'(s) = 1 for clamped hard-sigmoid states). The 2-layer preset
-is slow on a CPU: time a few hundred samples and read the extrapolation.
+rho(s) = s, rho'(s) = 1 for clamped hard-sigmoid states); for a preset of two
+or more hidden layers also "per_layer_step" and "dense_step" (each path forced,
+where the default picks one per mini-batch by its cost estimate,
+ep.network.EPNetwork.uses_dense_step). The 2-layer preset is slow on a CPU:
+time a few hundred samples and read the extrapolation.
 """
+import json
+
 from bench import throughput
+from funcs.experiments import REPO
 
 VARIANTS = {
     "default": None,
     "no_input_cache": lambda learner: setattr(learner.net, "cache_input_drive", False),
     "no_box_shortcut": lambda learner: setattr(learner.net, "box", False),
 }
+DEEP_VARIANTS = {"per_layer_step": lambda learner: setattr(learner.net, "dense", False),
+                 "dense_step": lambda learner: setattr(learner.net, "dense", True)}
+
+
+def variants(preset: str) -> dict:
+    layers = json.loads((REPO / "configFile" / preset / "config.json").read_text())["fcLayers"]
+    return {**VARIANTS, **(DEEP_VARIANTS if len(layers) >= 4 else {})}
 
 
 def main(argv=None) -> None:
     args = throughput.parse(__doc__.splitlines()[0], ["unsupervised_ep/1layer", "unsupervised_ep/2layer"], argv)
     throughput.report([throughput.measure(p, args.samples, args.eval_samples, args.repeats, args.data_dir,
                                           variant, tweak)
-                       for p in args.presets for variant, tweak in VARIANTS.items()])
+                       for p in args.presets for variant, tweak in variants(p).items()])
 
 
 if __name__ == "__main__":

@@ -35,13 +35,16 @@ cheap, each switchable for the benchmark: the input's drive of the first layer
 is computed once per batch (the input is clamped, W does not move within a
 phase); hard-sigmoid states clamped to [0, 1] have rho(s) = s and
 rho'(s) = 1, so the step is a linear blend with no activation to evaluate; and
-a network of few neurons in several layers (`dense_step`) steps all its states
-at once: every connection between two dynamic layers sits in one symmetric
+a network of several narrow layers can step all its states at once (the dense
+step): every connection between two dynamic layers sits in one symmetric
 (N, N) matrix M built once per mini-batch, so that a step is
 drive = base + rho(s) M for the N states side by side (base: the biases and the
 input's drives), a handful of tensor operations however deep the network,
-where the per-layer step costs a few per layer (Gammell et al.'s code keeps
-its whole network in one such matrix).
+where the per-layer step costs a few per layer and two per layer-skipping block
+(Gammell et al.'s code keeps its whole network in one such matrix). Which of
+the two a mini-batch takes is a cost estimate (`uses_dense_step`): N^2
+multiply-adds per example against the blocks' own, each operation of a step
+counted as STEP_OVERHEAD_MACS more.
 """
 from __future__ import annotations
 
@@ -54,10 +57,11 @@ from ep.energy import ClampedInput, EnergyModel
 from funcs.activations import ENERGY_ACTIVATIONS
 
 XAVIER_GAIN = 0.5  # initialisation of the original code (as BP's); biases start at zero
-# `dense_step` by default for at most this many states (hidden and output neurons) in two or more dynamic layers:
-# a dense (N, N) product costs N^2 per example against the blocks' sum of n_j n_(j+1), so it pays where the
-# per-layer operations' overhead dominates (tens of neurons a layer), not for wide layers.
-DENSE_MAX_STATES = 256
+# What one tensor operation of a step costs beyond its arithmetic, in multiply-adds: about 3.5 us on this project's
+# 2-core CPU, which does ~30 G multiply-adds a second in these products (steps timed quietly, batch 20: 784-100x5-10
+# layered 0.13 ms per-layer / 0.17 ms dense; small-world 0.30 / 0.17; 784-500x3-10 small-world 0.94 / 1.57).
+STEP_OVERHEAD_MACS = 100_000
+DENSE_STEP_OPS = 5  # product, nudge, blend, clamp, copy back
 # How the nudged phase pulls the output towards its target d: 'force', the cost's force beta (d - s) inside each
 # step (the energy F = E + beta C, the paper's original code); 'after_step', Gammell et al.'s code: after each
 # free step the output moves by 2 dt beta (d - s), a pull twice as strong applied after the step.
@@ -90,9 +94,7 @@ class EPNetwork(EnergyModel):
         self.rho, self.rho_prime = ENERGY_ACTIVATIONS[activation]
         self.cache_input_drive = cache_input_drive
         self.box = box_shortcut and activation == "hardsigm" and clamped
-        # the dense step needs the cached input drive (its `base`) and no read-out outside the dynamics
-        small = self.n_states >= 2 and sum(self.state_sizes) <= DENSE_MAX_STATES
-        self.dense = (small if dense_step is None else dense_step) and cache_input_drive and not softmax_readout
+        self.dense = dense_step  # None: chosen per mini-batch by its cost (`uses_dense_step`)
 
     @classmethod
     def from_config(cls, cfg) -> "EPNetwork":
@@ -164,9 +166,24 @@ class EPNetwork(EnergyModel):
         if isinstance(x, ClampedInput):
             return x
         inp = ClampedInput(x, self.input_drive(x) if self.cache_input_drive else None, self.input_extra(x))
-        if not self.dense:
+        if not self.uses_dense_step(x.shape[0]):
             return inp
         return DenseInput(inp.x, inp.drive, inp.extra, self.dense_operator(inp))
+
+    def uses_dense_step(self, batch: int) -> bool:
+        """Whether a mini-batch of `batch` examples steps through the dense matrix: as `dense` says if set, else
+        where it costs fewer multiply-adds than the per-layer step, each operation counted STEP_OVERHEAD_MACS
+        more. Only for two or more dynamic layers, with the cached input drive (the matrix's `base`) and no
+        read-out outside the dynamics."""
+        if self.n_states < 2 or not self.cache_input_drive or self.softmax_readout:
+            return False
+        if self.dense is not None:
+            return self.dense
+        blocks = self.state_blocks()
+        per_layer = batch * 2 * sum(w.numel() for *_, w in blocks) + \
+            STEP_OVERHEAD_MACS * 2 * (self.n_states + len(blocks))  # each block used both ways
+        dense = batch * sum(self.state_sizes) ** 2 + STEP_OVERHEAD_MACS * DENSE_STEP_OPS
+        return dense < per_layer
 
     def input_extra(self, x: torch.Tensor) -> tuple:
         """Drives of the clamped input beyond the first layer's, as (layer, drive) pairs: none in a chain."""

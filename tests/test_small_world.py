@@ -58,10 +58,13 @@ def test_removed_connections_start_at_zero_and_skip_weights_only_where_connected
         assert torch.equal(w * (1 - mask), torch.zeros_like(w)) and (w[mask > 0].abs() <= 0.8).all()
 
 
+@pytest.mark.parametrize("path", ["dense", "per layer"])
 @pytest.mark.parametrize("activation,clamped", [("sigmoid", False), ("hardsigm", True)])
-def test_fast_step_and_update_equal_the_generic_ones_from_the_skip_aware_energy(activation, clamped):
-    """Each skip weight acts bottom-up and top-down alike: the hand-written drives equal -dE/ds by autograd."""
+def test_fast_step_and_update_equal_the_generic_ones_from_the_skip_aware_energy(activation, clamped, path):
+    """Each skip weight acts bottom-up and top-down alike: the hand-written drives equal -dE/ds by autograd,
+    whichever way the step computes them (one dense matrix, or per layer plus each skip block)."""
     net = small_world(activation=activation, clamped=clamped)
+    net.dense = path == "dense"
     x = torch.rand(3, SIZES[0], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     d = torch.rand(3, SIZES[-1], dtype=torch.float64, generator=torch.Generator().manual_seed(2))
 
@@ -192,12 +195,20 @@ def test_dense_step_gives_the_per_layer_step_s_states_under_masks_and_both_nudge
     assert max(s.abs().max().item() for s in states[0]) > 0.05  # non-trivial states
 
 
-def test_dense_step_is_chosen_for_few_neurons_in_several_layers_only():
-    assert EPNetwork([10] + [10] * 8 + [1]).dense  # Gammell et al.'s diabetes network: 81 states
-    assert not EPNetwork([784, 100, 100, 100, 100, 100, 10]).dense  # 510 states: the per-layer step
-    assert not EPNetwork([784, 20]).dense  # one dynamic layer: nothing to stack
-    assert not EPNetwork([10, 10, 10, 4], softmax_readout=True).dense  # the read-out is outside the dynamics
-    assert not EPNetwork([10, 10, 4], cache_input_drive=False).dense  # its base is the cached input drive
+def test_dense_step_is_chosen_where_it_costs_less_and_only_where_it_can_run():
+    """The cost estimate picks the faster path of the quiet timings in ep/network.py (STEP_OVERHEAD_MACS)."""
+    assert EPNetwork([10] + [10] * 8 + [1]).uses_dense_step(5)  # Gammell et al.'s diabetes network: 81 states
+    mnist = [784, 100, 100, 100, 100, 100, 10]
+    assert not EPNetwork(mnist).uses_dense_step(20)  # 510 states, five blocks: per layer, 0.13 against 0.17 ms
+    # ten more blocks between hidden layers: the dense step (0.17 against 0.30 ms), but not for a test batch of 1000
+    small_world = SmallWorldNetwork(mnist, 0.1, 0.168, seed=1)
+    assert small_world.uses_dense_step(20) and not small_world.uses_dense_step(1000)
+    assert not SmallWorldNetwork([784, 500, 500, 500, 10], 0.1, 0.0829, seed=1).uses_dense_step(20)  # 0.94 / 1.57 ms
+    assert not EPNetwork([784, 20]).uses_dense_step(5)  # one dynamic layer: nothing to stack
+    assert not EPNetwork([10, 10, 10, 4], softmax_readout=True).uses_dense_step(5)  # read-out outside the dynamics
+    assert not EPNetwork([10, 10, 4], cache_input_drive=False).uses_dense_step(5)  # its base is the cached drive
+    assert not EPNetwork([10, 10, 4], dense_step=False).uses_dense_step(5)  # forced either way
+    assert EPNetwork(mnist, dense_step=True).uses_dense_step(20)
 
 
 def test_a_loaded_small_world_network_has_the_wiring_it_was_trained_with_not_its_seed_s():
