@@ -355,6 +355,18 @@ SMALL_WORLD = {f"{net}_{top}": Source(f"small_world/{net}_{top}", _cmd("ep", f"s
 # says so, and so does its row.
 SMALL_WORLD["mnist_5layer_layered"] = dataclasses.replace(
     SMALL_WORLD["mnist_5layer_layered"], also=("small_world/mnist_5layer_layered_6000_partial",))
+# Diabetes, a regression scored by its test cost 1/2 (y - output)^2 (lower is better), and their final cost of each;
+# the 8-layer network also with their nudge (nudge_form after_step) beside ours (the cost's force in the step).
+REGRESSION_NETS = {"diabetes_5layer": ("diabetes 10-10x5-1", (0.0441, 0.0394)),
+                   "diabetes_8layer": ("diabetes 10-10x8-1", (0.0425, 0.0339))}
+SMALL_WORLD_REGRESSION = {
+    f"{net}_{top}{form}": Source(f"small_world/{net}_{top}{form}", _cmd("ep", f"small_world/{net}_{top}", *sets),
+                                 f"{label}, {top.replace('_', '-')}{label_form}", seeds=3)
+    for net, (label, _) in REGRESSION_NETS.items() for top in SMALL_WORLD_TOPOLOGIES
+    for form, sets, label_form in (("", (), ""), ("_after_step", ("nudge_form=after_step",), ", their nudge"))
+    if net == "diabetes_8layer" or not form}
+SMALL_WORLD_REGRESSION_PAPER = {f"{net}_{top}{form}/cost": Paper(cost) for net, (_, costs) in REGRESSION_NETS.items()
+                                for top, cost in zip(SMALL_WORLD_TOPOLOGIES, costs) for form in ("", "_after_step")}
 # As accuracies (100 - their error), beside ours.
 SMALL_WORLD_PAPER = {f"{net}_{top}/supervised": Paper(round(100 - error, 2))
                      for net, (_, errors, _) in SMALL_WORLD_NETS.items()
@@ -375,6 +387,9 @@ OTHER_TABLES: dict[str, Entry] = {e.name: e for e in (
     Entry("supervised", "Supervised references (test accuracy, %)", SUPERVISED_REFERENCES, kind="table"),
     Entry("small_world", "EP on small-world topologies (test accuracy, %; paper: 100 - the test error of "
           "Gammell et al. 2021)", SMALL_WORLD, SMALL_WORLD_PAPER, kind="table"),
+    Entry("small_world_regression", "EP on small-world topologies, diabetes regression (test cost "
+          "1/2 (y - output)^2, lower is better; paper: Gammell et al. 2021's final test cost)",
+          SMALL_WORLD_REGRESSION, SMALL_WORLD_REGRESSION_PAPER, kind="table"),
     Entry("fashion_1layer", "Unsupervised 784-2000 networks on Fashion-MNIST, all labels (test accuracy, %)",
           FASHION_1LAYER, kind="table"),
 )}
@@ -400,6 +415,8 @@ TABLE_ROWS = {  # table -> [(source key, network, method, metric in summary.json
                for r in PAPER_RULES for n in TABLE5_LABELS],
     "supervised": _supervised_rows(SUPERVISED_REFERENCES),
     "fashion_1layer": _association_rows(FASHION_1LAYER),
+    "small_world_regression": [(k, src.label, "test cost", "test_cost", f"{k}/cost")
+                               for k, src in SMALL_WORLD_REGRESSION.items()],
     "small_world": _supervised_rows({k: v for k, v in SMALL_WORLD.items() if k not in _SMALL_WORLD_OURS}) +
                    _association_rows(_SMALL_WORLD_OURS),
 }

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from funcs.experiments import Source
-from funcs.results import accuracies
+from funcs.results import COSTS, accuracies, costs
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Record:
     """What a run folder (or a `--seeds` root) says: accuracies (%), their spread, seeds and epochs."""
     folder: Path
     config: dict
-    accuracy: dict[str, float]  # mean over seeds for a seeds root
+    accuracy: dict[str, float]  # mean over seeds for a seeds root; a regression's costs (test_cost) too
     std: dict[str, float]  # sample std (ddof 1) over seeds; 0 for one run
     seeds: list[int]
     epochs_run: int | None  # rows of results.csv (both phases of a semi-supervised run); min over seeds
@@ -38,7 +38,8 @@ class Record:
     trained: Record | None = None  # train_class_layer: the trained run it evaluated, when found
 
     def value(self, metric: str) -> float | None:
-        """An accuracy (%) named as summary.json's accuracy_percent; None if the run has none (yet)."""
+        """An accuracy (%) named as summary.json's accuracy_percent, or a cost as its `cost`; None if the run has
+        none (yet)."""
         return self.accuracy.get(metric)
 
     def describe(self, full_epochs: int | None = None, seeds: bool = True) -> str:
@@ -104,13 +105,15 @@ def _accuracies_from_rows(rows: list[dict]) -> dict[str, float]:
     """The accuracies of an unfinished run: its last row (and, semi-supervised, its last phase-1 row)."""
     if not rows:
         return {}
-    last = {k: float(v) for k, v in rows[-1].items() if k.startswith("error") and v not in ("", "nan")}
+    last = {k: float(v) for k, v in rows[-1].items() if v not in ("", "nan", None) and
+            (k.startswith("error") or k in COSTS)}
     if "phase" in rows[0]:
         phase1 = [r for r in rows if r["phase"] == "1"]
         last = {"error": float(rows[-1]["error"])} if rows[-1]["phase"] == "2" else {}
         if phase1:
             last["pretrain_error"] = float(phase1[-1]["error"])
-    return accuracies({k: v for k, v in last.items() if not math.isnan(v)})
+    last = {k: v for k, v in last.items() if not math.isnan(v)}
+    return {**accuracies(last), **costs(last)}
 
 
 def _read_single(folder: Path, root: Path | None = None, rows_read: int | None = None) -> Record | None:
@@ -125,7 +128,8 @@ def _read_single(folder: Path, root: Path | None = None, rows_read: int | None =
     rows = _read_csv(folder / "results.csv")[:rows_read]
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    acc = dict(summary.get("accuracy_percent", {})) if summary else _accuracies_from_rows(rows)
+    acc = {**summary.get("accuracy_percent", {}), **summary.get("cost", {})} if summary else \
+        _accuracies_from_rows(rows)
     phase_rows = None
     if rows and "phase" in rows[0]:
         phase_rows = (sum(r["phase"] == "1" for r in rows), sum(r["phase"] == "2" for r in rows))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from funcs.experiments import DIRECT, LINEAR, PAPER_ONLY_ROWS, REPO, TABLE_ROWS, TABLES, Paper, Source
 from funcs.records import find
+from funcs.results import COSTS
 
 RESULTS = REPO / "simuResults"  # what the docs describe: our committed runs
 BLOCK = re.compile(r"(<!-- results:begin (\w+) -->\n).*?(<!-- results:end \2 -->)", re.S)
@@ -62,19 +63,24 @@ def table(name: str, results=RESULTS) -> list[Row]:
     return rows + [Row(what, method, paper) for what, method, paper in PAPER_ONLY_ROWS.get(name, [])]
 
 
-def _number(mean: float | None, std: float | None = None) -> str:
+def _number(mean: float | None, std: float | None = None, digits: int = 2) -> str:
     """'95.85 ± 0.01', '80.24' (one run), '-' (none)."""
     if mean is None:
         return "-"
-    return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+
+def _digits(row: Row) -> int:
+    """Accuracies (%) to 2 decimals, a regression's cost (about 0.04) to 4."""
+    return 4 if row.metric in COSTS else 2
 
 
 def _paper(row: Row) -> str:
-    return _number(row.paper.mean, row.paper.std) if row.paper else "-"
+    return _number(row.paper.mean, row.paper.std, _digits(row)) if row.paper else "-"
 
 
 def _ours(row: Row) -> str:
-    return "(paper only)" if row.source is None else _number(row.mean, row.std)
+    return "(paper only)" if row.source is None else _number(row.mean, row.std, _digits(row))
 
 
 def format_table(name: str, results=RESULTS) -> str:

@@ -95,13 +95,17 @@ def results(tmp_path_factory, dataset) -> Path:
 
 
 def read_back(folder: Path, metric: str) -> float:
-    """A run folder's accuracy (%), read the plain way: seeds_summary.json, summary.json, or the last CSV row."""
+    """A run folder's accuracy (%) or cost, read the plain way: seeds_summary.json, summary.json, or the last CSV
+    row."""
     if (folder / "seeds_summary.json").is_file():
         return json.loads((folder / "seeds_summary.json").read_text())["mean"][metric]
     if (folder / "summary.json").is_file():
-        return json.loads((folder / "summary.json").read_text())["accuracy_percent"][metric]
+        summary = json.loads((folder / "summary.json").read_text())
+        return summary["cost"][metric] if metric == "test_cost" else summary["accuracy_percent"][metric]
     with open(folder / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    if metric == "test_cost":
+        return float(rows[-1]["test_cost"])
     if metric == "after_phase_1":
         rows = [r for r in rows if r["phase"] == "1"]
     column = {"direct_association_mean": "error_mean", "test": "error", "after_phase_1": "error"}[metric]
@@ -199,6 +203,19 @@ def test_committed_runs_are_labelled_from_their_folders():
     semi = records.read_run(REPO / "simuResults/semi_bp_600_partial")  # phase 2 stopped after 53 of 400 epochs
     phase2 = [r for r in csv.DictReader(open(semi.folder / "results.csv")) if r["phase"] == "2"]
     assert f"phase 2: {len(phase2)} of 400 epochs (unfinished)" in semi.describe(600)
+
+
+def test_a_regression_run_is_read_and_tabled_by_its_cost_to_four_decimals(tmp_path):
+    """Diabetes: summary.json's `cost`, or an unfinished run's last test_cost; 0.0432 is not an accuracy."""
+    cfg = {"action": "supervised_ep", "epochs": 10, "seed": 1}
+    done = write_run(tmp_path / "done", cfg, 10, {"seed": 1, "accuracy_percent": {}, "cost": {"test_cost": 0.04321}})
+    running = write_run(tmp_path / "running", cfg, 0)
+    (running / "results.csv").write_text("epoch,loss,test_cost\n1,0.3,0.0877\n2,0.1,0.0601\n")
+    assert records.read_run(done).value("test_cost") == 0.04321
+    assert records.read_run(running).value("test_cost") == 0.0601
+    row = tables.Row("diabetes", "test cost", experiments.Paper(0.0441), metric="test_cost", mean=0.04321,
+                     std=0.0035, source=experiments.SMALL_WORLD_REGRESSION["diabetes_5layer_layered"])
+    assert (tables._paper(row), tables._ours(row)) == ("0.0441", "0.0432 ± 0.0035")
 
 
 def test_shortened_run_is_labelled_with_the_papers_epochs(results):
