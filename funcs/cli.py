@@ -18,7 +18,7 @@ import torch
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs import loop, plots, results, rules, semi
-from funcs.errors import UserError
+from funcs.errors import UserError, stop_signals_interrupt
 from funcs.rules import READ_OUT, Rule
 from funcs.target import check_task
 
@@ -311,6 +311,7 @@ def load_config(rule: Rule, args):
 
 def main(rule: Rule, argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    stop_signals_interrupt()
     try:
         args = parse_args(rule, argv)
     except SystemExit as done:  # --help, or a malformed command line (one line printed already)

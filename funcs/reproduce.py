@@ -27,6 +27,9 @@ ROOT/<path>.log, beside its folder (the CLI wants a new run folder empty).
     python -m funcs.reproduce --root R --print              # one resumable shell line per job group
     python -m funcs.reproduce --only semi_bp_100 --device 0 --jobs 8 --deadline 480
 
+Ctrl-C or `kill` (SIGTERM) stops it as --deadline does: every running job stops
+at a checkpoint (exit 130), and the same command continues them.
+
 Exit code: 0 everything asked for is finished; 1 a job failed or cannot start;
 2 bad input; 3 work left without a failure (stopped at --deadline, or a folder
 is being trained by another process): the same command continues it.
@@ -53,7 +56,7 @@ import torch
 
 from funcs import config as config_mod
 from funcs import plots, results
-from funcs.errors import UserError
+from funcs.errors import UserError, stop_signals_interrupt
 from funcs.experiments import OTHER_TABLES, REGISTRY, REPO, ROOT, Source
 from funcs.records import planned_epochs
 
@@ -645,6 +648,7 @@ def main(argv=None, sources: list[Source] | None = None, stop: Callable[[], bool
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    stop_signals_interrupt()  # kill (SIGTERM) or Ctrl-C: the running jobs stop at a checkpoint
     if stop is None:
         end = time.monotonic() + (args.deadline if args.deadline is not None else float("inf"))
         stop = lambda: time.monotonic() >= end  # noqa: E731

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,21 @@ def test_readout_waits_for_its_trained_seed_and_seeds_summary_holds_mean_and_std
     readout = json.loads((tmp_path / "readout/summary.json").read_text())
     assert readout["trained_network"]["folder"] == str(tmp_path / "seeds/S-1")
     assert (tmp_path / "seeds/S-1.log").is_file() and (tmp_path / "readout.log").is_file()
+
+
+def test_sigterm_and_a_background_shell_s_ignored_sigint_both_stop_with_keyboardinterrupt():
+    """A process started by `nohup ... &` from a script has SIGINT ignored (and its children too): --deadline's
+    SIGINT went unheard. stop_signals_interrupt makes Ctrl-C work again and SIGTERM stop as Ctrl-C does."""
+    code = ("import os, signal, time\n"
+            "from funcs.errors import stop_signals_interrupt\n"
+            "assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
+            "stop_signals_interrupt()\n"
+            "for sig in (signal.SIGINT, signal.SIGTERM):\n"
+            "    try:\n"
+            "        os.kill(os.getpid(), sig)\n"
+            "        time.sleep(0.5)\n"
+            "    except KeyboardInterrupt:\n"
+            "        print('stopped by', sig.name)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)).stdout
+    assert out.split("\n")[:2] == ["stopped by SIGINT", "stopped by SIGTERM"]
