@@ -440,11 +440,13 @@ def epoch_text(job: Job) -> str:
 
 
 def finished_text(job: Job) -> str:
-    """What a finished job made: its accuracies (%), or the array file it wrote."""
+    """What a finished job made: its accuracies (%) or a regression's cost, or the array file it wrote."""
     if job.action == "extract":
         return f"wrote {shown(job.done_file)}"
-    acc = json.loads(job.done_file.read_text()).get("accuracy_percent", {})
-    return "accuracy (%) " + ", ".join(f"{k} {v}" for k, v in acc.items())
+    summary = json.loads(job.done_file.read_text())
+    numbers, what = (summary["cost"], "cost") if summary.get("cost") else \
+        (summary.get("accuracy_percent", {}), "accuracy (%)")
+    return f"{what} " + ", ".join(f"{k} {v}" for k, v in numbers.items())
 
 
 def summarize_seeds(src: Source, root: Path) -> None:

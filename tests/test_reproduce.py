@@ -255,3 +255,14 @@ def test_sigterm_and_a_background_shell_s_ignored_sigint_both_stop_with_keyboard
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)).stdout
     assert out.split("\n")[:2] == ["stopped by SIGINT", "stopped by SIGTERM"]
+
+
+def test_a_finished_job_is_reported_by_its_accuracies_or_a_regression_s_cost(tmp_path):
+    def finished(summary: dict) -> str:
+        done = tmp_path / "summary.json"
+        done.write_text(json.dumps(summary))
+        job = reproduce.Job("x", Source("x", QUICK, "x"), tmp_path, "fresh", [], {}, [], done, tmp_path / "x.log")
+        return reproduce.finished_text(job)
+
+    assert finished({"accuracy_percent": {"test": 28.0}, "cost": {}}) == "accuracy (%) test 28.0"
+    assert finished({"accuracy_percent": {}, "cost": {"test_cost": 0.045926}}) == "cost test_cost 0.045926"
