@@ -281,8 +281,8 @@ SUPERVISED_MLP = {
 }
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in (
-    Entry("fig2_accuracies", "Figure 2: unsupervised MLPs and CNNs (test accuracy, %)",
-          {**MLP, **{f"cnn_{k}": v for k, v in CNN.items() if k != "cifar10"},
+    Entry("fig2_accuracies", "Figure 2: unsupervised MLPs and CNNs, and the Hebbian neighbours (test accuracy, %)",
+          {**MLP, **SEEDS, **HEBB, **{f"cnn_{k}": v for k, v in CNN.items() if k != "cifar10"},
            **{f"supervised_cnn_{k}": v for k, v in SUPERVISED_CNN.items()}},
           {**TABLE3_PAPER, **{f"cnn_{k}": v for k, v in TABLE4_PAPER.items()}}),
     Entry("fig4_label_share_untrained", "Figure 4: trained 1-layer against untrained networks, by share of labels",
