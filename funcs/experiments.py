@@ -376,7 +376,8 @@ SMALL_WORLD_PAPER = {f"{net}_{top}/supervised": Paper(round(100 - error, 2))
 # The Hebbian neighbours on Fashion-MNIST (issue 17: no published number for them there, ours is the reference),
 # beside the self-defined target's 784-2000 networks on the same data; one seed each.
 FASHION_1LAYER = {
-    **{key: dataclasses.replace(MLP[key], path=f"{MLP[key].path}_fashionMnist", also=(),
+    **{key: dataclasses.replace(MLP[key], path=f"{MLP[key].path}_fashionMnist",
+                                also=(f"{MLP[key].path}_fashionMnist_partial",),
                                 command=MLP[key].command + " --set dataset=fashionMnist",
                                 label=f"{MLP[key].label} (self-defined target)") for key in ("bp_1layer", "ep_1layer")},
     **{name: Source(f"unsupervised_hebb_{name}_fashionMnist",
