@@ -8,8 +8,10 @@ the first layer recomputed at every step instead of once per mini-batch),
 rho(s) = s, rho'(s) = 1 for clamped hard-sigmoid states); for a preset of two
 or more hidden layers also "per_layer_step" and "dense_step" (each path forced,
 where the default picks one per mini-batch by its cost estimate,
-ep.network.EPNetwork.uses_dense_step). The 2-layer preset is slow on a CPU:
-time a few hundred samples and read the extrapolation.
+ep.network.EPNetwork.uses_dense_step); for a small-world preset also
+"skip_product_per_block" and "skip_sparse_product" (the per-layer step's skip
+drives each way forced, ep.small_world.SmallWorldNetwork.sparse). The 2-layer
+preset is slow on a CPU: time a few hundred samples and read the extrapolation.
 """
 import json
 
@@ -24,10 +26,14 @@ VARIANTS = {
 DEEP_VARIANTS = {"per_layer_step": lambda learner: setattr(learner.net, "dense", False),
                  "dense_step": lambda learner: setattr(learner.net, "dense", True)}
 
+SKIP_VARIANTS = {"skip_product_per_block": lambda learner: setattr(learner.net, "sparse", False),
+                 "skip_sparse_product": lambda learner: setattr(learner.net, "sparse", True)}
+
 
 def variants(preset: str) -> dict:
-    layers = json.loads((REPO / "configFile" / preset / "config.json").read_text())["fcLayers"]
-    return {**VARIANTS, **(DEEP_VARIANTS if len(layers) >= 4 else {})}
+    cfg = json.loads((REPO / "configFile" / preset / "config.json").read_text())
+    return {**VARIANTS, **(DEEP_VARIANTS if len(cfg["fcLayers"]) >= 4 else {}),
+            **(SKIP_VARIANTS if cfg.get("topology") == "small_world" else {})}
 
 
 def main(argv=None) -> None:

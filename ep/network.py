@@ -179,11 +179,15 @@ class EPNetwork(EnergyModel):
             return False
         if self.dense is not None:
             return self.dense
-        blocks = self.state_blocks()
-        per_layer = batch * 2 * sum(w.numel() for *_, w in blocks) + \
-            STEP_OVERHEAD_MACS * 2 * (self.n_states + len(blocks))  # each block used both ways
         dense = batch * sum(self.state_sizes) ** 2 + STEP_OVERHEAD_MACS * DENSE_STEP_OPS
-        return dense < per_layer
+        return dense < self.per_layer_step_macs(batch)
+
+    def per_layer_step_macs(self, batch: int) -> int:
+        """The per-layer step's estimated cost: each block between dynamic layers used both ways, plus
+        STEP_OVERHEAD_MACS for each operation."""
+        chain = self.layers[1:self.n_states]
+        return batch * 2 * sum(layer.weight.numel() for layer in chain) + \
+            STEP_OVERHEAD_MACS * 2 * (self.n_states + len(chain))
 
     def input_extra(self, x: torch.Tensor) -> tuple:
         """Drives of the clamped input beyond the first layer's, as (layer, drive) pairs: none in a chain."""
