@@ -1,6 +1,7 @@
 """Speed of the EP presets, and of each of EP's speed-ups against the code without it.
 
     python -m bench.ep_throughput [--presets unsupervised_ep/1layer unsupervised_ep/2layer] [--samples 1600]
+                                  [--variants default per_layer_step ...]
 
 Variants: "default" (every speed-up on), "no_input_cache" (the input's drive of
 the first layer recomputed at every step instead of once per mini-batch),
@@ -37,10 +38,12 @@ def variants(preset: str) -> dict:
 
 
 def main(argv=None) -> None:
-    args = throughput.parse(__doc__.splitlines()[0], ["unsupervised_ep/1layer", "unsupervised_ep/2layer"], argv)
+    args = throughput.parse(__doc__.splitlines()[0], ["unsupervised_ep/1layer", "unsupervised_ep/2layer"], argv,
+                            variants=True)
     throughput.report([throughput.measure(p, args.samples, args.eval_samples, args.repeats, args.data_dir,
                                           variant, tweak)
-                       for p in args.presets for variant, tweak in variants(p).items()])
+                       for p in args.presets for variant, tweak in variants(p).items()
+                       if not args.variants or variant in args.variants])
 
 
 if __name__ == "__main__":

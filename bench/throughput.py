@@ -64,9 +64,11 @@ def measure(preset: str, samples: int, eval_samples: int, repeats: int, data_dir
             "seconds_per_epoch": round(n_train / rate + n_eval / eval_rate, 2)}
 
 
-def parse(description: str, presets: list[str], argv=None):
+def parse(description: str, presets: list[str], argv=None, variants: bool = False):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--presets", nargs="+", default=presets)
+    if variants:
+        p.add_argument("--variants", nargs="+", default=None, help="time only these variants (default: all)")
     p.add_argument("--samples", type=int, default=8000, help="training samples timed per repeat")
     p.add_argument("--eval-samples", type=int, default=10000, help="test samples whose inference is timed")
     p.add_argument("--repeats", type=int, default=3)

@@ -301,3 +301,16 @@ def test_after_step_nudge_is_a_free_step_then_gammell_s_pull_of_the_output(dense
         assert all((a - b).abs().max().item() < 1e-12 for a, b in zip(force[:-1], nudged[:-1]))
     with pytest.raises(ValueError, match="nudge_form"):
         EPNetwork([4, 5, 3], softmax_readout=True, nudge_form="after_step")
+
+
+def test_the_bench_times_each_skip_path_of_a_small_world_preset_only():
+    from types import SimpleNamespace
+
+    from bench.ep_throughput import variants
+    wide = variants("small_world/mnist_5layer_unsupervised_small_world")
+    assert {"default", "per_layer_step", "dense_step", "skip_product_per_block", "skip_sparse_product"} <= set(wide)
+    assert "skip_sparse_product" not in variants("small_world/mnist_5layer_unsupervised_layered")
+    for name, sparse in (("skip_product_per_block", False), ("skip_sparse_product", True)):
+        learner = SimpleNamespace(net=small_world())
+        wide[name](learner)
+        assert learner.net.sparse is sparse
