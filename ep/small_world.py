@@ -31,11 +31,10 @@ read out under another seed (train_class_layer) is the one that was trained.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from dataclasses import dataclass
 
 from ep.energy import ClampedInput
 from ep.network import STEP_OVERHEAD_MACS, DenseInput, EPNetwork

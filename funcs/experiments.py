@@ -351,11 +351,12 @@ SMALL_WORLD_TOPOLOGIES = ("layered", "small_world")
 SMALL_WORLD = {f"{net}_{top}": Source(f"small_world/{net}_{top}", _cmd("ep", f"small_world/{net}_{top}"),
                                       f"{label}, {top.replace('_', '-')}", seeds=seeds)
                for net, (label, _, seeds) in SMALL_WORLD_NETS.items() for top in SMALL_WORLD_TOPOLOGIES}
-# Our MNIST runs of it are on 6,000 training images and 2,000 test ones (an epoch of the full sets: 16 minutes on our
-# CPU), stopped when the session ended; their folders say so, and so do their rows.
-SMALL_WORLD.update({f"mnist_5layer_{top}": dataclasses.replace(
-    SMALL_WORLD[f"mnist_5layer_{top}"], also=(f"small_world/mnist_5layer_{top}_6000_partial",))
-    for top in SMALL_WORLD_TOPOLOGIES})
+# Our MNIST runs of them are on 6,000 training images and 2,000 test ones (an epoch of the full sets: 16 minutes on
+# our CPU, an hour for the 2,000-output network), the supervised ones stopped when the session ended; their folders
+# say so, and so do their rows.
+SMALL_WORLD.update({f"{net}_{top}": dataclasses.replace(
+    SMALL_WORLD[f"{net}_{top}"], also=(f"small_world/{net}_{top}_6000", f"small_world/{net}_{top}_6000_partial"))
+    for net in ("mnist_5layer", "mnist_5layer_unsupervised") for top in SMALL_WORLD_TOPOLOGIES})
 # Diabetes, a regression scored by its test cost 1/2 (y - output)^2 (lower is better), and their final cost of each;
 # the 8-layer network also with their nudge (nudge_form after_step) beside ours (the cost's force in the step).
 REGRESSION_NETS = {"diabetes_5layer": ("diabetes 10-10x5-1", (0.0441, 0.0394)),
