@@ -18,12 +18,22 @@ class EPLearner:
     One-sided estimates nudge with +beta or -beta, the sign drawn at random each
     mini-batch (as the original code: the bias of the two signs cancels on
     average); symmetric estimates use both.
+
+    With persistent states (Gammell et al.'s persistent particles) each training
+    example's free phase starts where its previous one ended instead of at zero:
+    the loop says which examples a mini-batch holds (`examples`), and their states
+    are kept, one row per example, in the checkpoint too. The examples relax
+    independently, so this equals their per-fixed-batch particles whatever the
+    batches. Evaluation (`infer`) still starts at zero.
     """
 
     def __init__(self, net: EPNetwork, lrs, optimizer: str, drop_probs, beta: float, free_steps: int,
                  nudged_steps: int, error_estimate: str = "one-sided", random_sign: bool = True,
-                 log_update_sizes: bool = False):
+                 log_update_sizes: bool = False, persistent_states: bool = False):
         self.net, self.drop_probs, self.lrs = net, tuple(drop_probs), tuple(lrs)
+        self.persistent_states = persistent_states
+        self._kept = None  # with persistent_states: per state layer, (n examples, size), each one's last free state
+        self._idx = None  # the examples of the next mini-batch, if told
         self.beta, self.free_steps, self.nudged_steps = beta, free_steps, nudged_steps
         self.symmetric, self.random_sign = error_estimate == "symmetric", random_sign
         self.optimizer_name, self.error_estimate = optimizer, error_estimate
@@ -39,7 +49,17 @@ class EPLearner:
     def sibling(self, lrs) -> "EPLearner":
         """A learner of the same network with its own optimizer and rates (semi-supervised phases)."""
         return EPLearner(self.net, lrs, self.optimizer_name, self.drop_probs, self.beta, self.free_steps,
-                         self.nudged_steps, self.error_estimate, self.random_sign, self.log_update_sizes)
+                         self.nudged_steps, self.error_estimate, self.random_sign, self.log_update_sizes,
+                         self.persistent_states)
+
+    def examples(self, idx: torch.Tensor, n: int) -> None:
+        """The next mini-batch holds examples idx of an n-example split (kept states are per split size)."""
+        if not self.persistent_states:
+            return
+        if self._kept is None or self._kept[0].shape[0] != n:
+            weight = self.net.layers[0].weight
+            self._kept = [weight.new_zeros(n, size) for size in self.net.state_sizes]
+        self._idx = idx
 
     def _masks(self, batch: int, device):
         return [dropout.mask((batch, n), p, device=device) for n, p in zip(self.net.sizes, self.drop_probs)]
@@ -55,11 +75,23 @@ class EPLearner:
         if masks[0] is not None:
             x = x * masks[0]
         x = self.net.clamp_input(x)  # with the input's drive, computed once for both phases
-        free = self.net.free_phase(x, self.free_steps, masks[1:])
+        if self._idx is None:
+            free = self.net.free_phase(x, self.free_steps, masks[1:])
+        else:
+            free = self._persistent_free_phase(x, masks[1:])
         self._batch = (x, masks, free)
         # (a softmax read-out has no dropout: the config refuses it, so masks[-1] is None then)
         out = self.net.readout(free) if self.net.softmax_readout else free[-1]  # read only by the target
         return out, masks[-1]
+
+    @torch.no_grad()
+    def _persistent_free_phase(self, x, masks) -> list[torch.Tensor]:
+        """The free phase from the told examples' kept states, which it then replaces."""
+        idx, self._idx = self._idx, None
+        free = self.net.relax([kept[idx] for kept in self._kept], x, self.free_steps, masks)
+        for kept, state in zip(self._kept, free):
+            kept[idx] = state
+        return free
 
     def _beta(self) -> float:
         if self.random_sign and not self.symmetric and torch.rand(()) < 0.5:
@@ -117,9 +149,12 @@ class EPLearner:
         set_lr_factor(self.optimizer, factor)
 
     def state_dict(self) -> dict:
-        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+        state = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return state if self._kept is None else {**state, "persistent_states": self._kept}
 
     def load_state_dict(self, state: dict) -> None:
+        if self.persistent_states and state.get("persistent_states") is not None:
+            self._kept = [kept.to(self.net.layers[0].weight.device) for kept in state["persistent_states"]]
         before = [id(p) for p in self.net.parameters()]
         self.net.load_state_dict(state["model"])
         if [id(p) for p in self.net.parameters()] == before:
@@ -141,4 +176,5 @@ def build(cfg, device) -> EPLearner:
     if cfg.compile:
         net.relax = torch.compile(net.relax)
     return EPLearner(net, cfg.lr, cfg.optimizer, cfg.drop_probs, cfg.beta, cfg.T, cfg.Kmax, cfg.error_estimate,
-                     random_sign=cfg.beta_sign == "random", log_update_sizes=cfg.log_update_sizes)
+                     random_sign=cfg.beta_sign == "random", log_update_sizes=cfg.log_update_sizes,
+                     persistent_states=cfg.persistent_states)

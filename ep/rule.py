@@ -35,6 +35,9 @@ FIELDS = {
                                "0.0829 for 784-500x3-10, 0.168 for 784-100x5-10)", "float", lo=0),
     "skip_lr": key("mean", "EP, small_world: a skip block between layers a and b learns at the mean, min or max "
                            "of the rates of the layers it spans", "str", choices=("mean", "min", "max")),
+    "persistent_states": key(False, "EP: each training example's free phase starts where its previous one "
+                                    "ended, not at zero (Gammell et al.'s persistent particles); evaluation still "
+                                    "starts at zero", "bool"),
     "log_update_sizes": key(False, "EP: write each layer's mean update size ||dW|| / sqrt(connections) per epoch "
                                    "into results.csv (update_size_<layer>; dW is EP's estimate before the learning "
                                    "rate, as Gammell et al.'s Figure 3)", "bool"),

@@ -357,6 +357,13 @@ SMALL_WORLD = {f"{net}_{top}": Source(f"small_world/{net}_{top}", _cmd("ep", f"s
 SMALL_WORLD.update({f"{net}_{top}": dataclasses.replace(
     SMALL_WORLD[f"{net}_{top}"], also=(f"small_world/{net}_{top}_6000", f"small_world/{net}_{top}_6000_partial"))
     for net in ("mnist_5layer", "mnist_5layer_unsupervised") for top in SMALL_WORLD_TOPOLOGIES})
+# Wine also with persistent states (`persistent_states`, an option of Gammell et al.'s code), after its plain rows.
+SMALL_WORLD = {**{k: v for k, v in SMALL_WORLD.items() if k.startswith("wine_")},
+               **{f"{k}_persistent": dataclasses.replace(src, path=f"{src.path}_persistent",
+                                                         label=f"{src.label}, persistent states",
+                                                         command=f"{src.command} --set persistent_states=true")
+                  for k, src in SMALL_WORLD.items() if k.startswith("wine_")},
+               **{k: v for k, v in SMALL_WORLD.items() if not k.startswith("wine_")}}
 # Diabetes, a regression scored by its test cost 1/2 (y - output)^2 (lower is better), and their final cost of each;
 # the 8-layer network also with their nudge (nudge_form after_step) beside ours (the cost's force in the step).
 REGRESSION_NETS = {"diabetes_5layer": ("diabetes 10-10x5-1", (0.0441, 0.0394)),
@@ -371,9 +378,10 @@ SMALL_WORLD_REGRESSION.update({
 SMALL_WORLD_REGRESSION_PAPER = {f"{net}_{top}{form}/cost": Paper(cost) for net, (_, costs) in REGRESSION_NETS.items()
                                 for top, cost in zip(SMALL_WORLD_TOPOLOGIES, costs) for form in ("", "_after_step")}
 # As accuracies (100 - their error), beside ours.
-SMALL_WORLD_PAPER = {f"{net}_{top}/supervised": Paper(round(100 - error, 2))
+SMALL_WORLD_PAPER = {f"{net}_{top}{option}/supervised": Paper(round(100 - error, 2))
                      for net, (_, errors, _) in SMALL_WORLD_NETS.items()
-                     for top, error in zip(SMALL_WORLD_TOPOLOGIES, errors) if error is not None}
+                     for top, error in zip(SMALL_WORLD_TOPOLOGIES, errors) if error is not None
+                     for option in ("", "_persistent")}
 
 # The Hebbian neighbours on Fashion-MNIST (issue 17: no published number for them there, ours is the reference),
 # beside the self-defined target's 784-2000 networks on the same data; one seed each.

@@ -36,6 +36,8 @@ class Learner(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
     # Optional: `epoch_metrics() -> dict[str, float]`, the rule's own numbers of the epoch just trained (row
     # norms, per-layer update sizes), written as extra columns of results.csv.
+    # Optional: `examples(idx, n)`, told before each training `output` which examples of the n-example split the
+    # mini-batch holds (their indices), for a rule that keeps state per example (EP's persistent states).
 
 
 def rule_metrics(learner) -> dict[str, float]:
@@ -118,9 +120,12 @@ def train_epoch(learner: Learner, target: Target, x: torch.Tensor, y: torch.Tens
     perm = torch.randperm(n).to(x.device)
     target.new_epoch()
     losses = torch.zeros(n_batches, device=x.device)
+    tell_examples = getattr(learner, "examples", None)
     checked = time.monotonic()
     for b, start in enumerate(range(0, n, batch_size)):
         idx = perm[start:start + batch_size]
+        if tell_examples is not None:
+            tell_examples(idx, n)
         out, mask = learner.output(x[idx] if augment is None else augment(x[idx]))
         losses[b] = learner.learn(target(out, y[idx], mask))
         if time.monotonic() - checked > CHECK_SECONDS or b == n_batches - 1:

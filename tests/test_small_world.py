@@ -123,6 +123,61 @@ def test_positive_beta_sign_never_flips_and_random_flips():
     assert {EPLearner(net, **kw, random_sign=False)._beta() for _ in range(30)} == {0.5}
 
 
+def test_persistent_states_start_each_example_where_its_last_free_phase_ended():
+    """Checked against the network relaxed by hand: example 2 seen in two mini-batches with different partners
+    continues from its own state; evaluation and a learner without the option start at zero."""
+    net = small_world(activation="hardsigm", clamped=True)
+    x = torch.rand(4, SIZES[0], dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    kw = dict(lrs=[0.0] * 4, optimizer="SGD", drop_probs=[0.0] * 5, beta=0.5, free_steps=3, nudged_steps=2)
+    learner = EPLearner(net, **kw, persistent_states=True)
+    for idx in (torch.tensor([0, 2]), torch.tensor([2, 3])):
+        learner.examples(idx, 4)
+        out, _ = learner.output(x[idx])
+        learner.learn(torch.zeros_like(out))  # lr 0: the weights stay, so only the start state differs
+    once = net.free_phase(x, 3)
+    twice = net.relax([s.clone() for s in once], x, 3)
+    assert torch.allclose(out[0], twice[-1][2]) and torch.allclose(out[1], once[-1][3])
+    assert torch.allclose(learner._kept[-1][0], once[-1][0]) and not learner._kept[-1][1].any()  # 1: never seen
+    assert torch.allclose(learner.infer(x), once[-1])
+    plain = EPLearner(net, **kw)
+    plain.examples(torch.tensor([2, 3]), 4)
+    assert torch.allclose(plain.output(x[[2, 3]])[0], once[-1][[2, 3]]) and plain._kept is None
+    restored = EPLearner(net, **kw, persistent_states=True)
+    restored.load_state_dict(learner.state_dict())  # kept in the checkpoint
+    assert all(torch.equal(a, b) for a, b in zip(restored._kept, learner._kept))
+
+
+def test_the_loop_tells_a_learner_which_examples_each_mini_batch_holds():
+    from funcs.loop import train_epoch
+
+    class Recorder:
+        seen, told = [], None
+
+        def examples(self, idx, n):
+            self.told = (idx, n)
+
+        def output(self, x):
+            idx, n = self.told
+            assert n == 10 and torch.equal(x, data_x[idx])
+            self.seen += idx.tolist()
+            return x, None
+
+        def learn(self, d):
+            return torch.zeros(())
+
+    class Identity:
+        def new_epoch(self):
+            pass
+
+        def __call__(self, out, y, mask):
+            return out
+
+    data_x = torch.arange(10.0).view(10, 1)
+    recorder = Recorder()
+    train_epoch(recorder, Identity(), data_x, torch.zeros(10), 3)
+    assert sorted(recorder.seen) == list(range(10))
+
+
 def test_wine_is_150_train_and_25_test_wines_min_max_scaled():
     wine = data.load_dataset("wine", "unused")
     assert (wine.train.x.shape, wine.test.x.shape) == ((150, 1, 1, 13), (25, 1, 1, 13))
