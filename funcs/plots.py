@@ -6,6 +6,7 @@ be re-plotted: `python -m funcs.plots RUN_DIR [RUN_DIR ...]`; EP's per-layer upd
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -125,24 +126,25 @@ def _save(plt, fig, path: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    folders = sys.argv[1:] if argv is None else argv
-    if not folders or (folders[0] == "--update-sizes" and len(folders) < 3):
-        print("usage: python -m funcs.plots RUN_DIR [RUN_DIR ...]  |  --update-sizes OUT.png RUN_DIR [RUN_DIR ...]",
-              file=sys.stderr)
+    parser = argparse.ArgumentParser(prog="python -m funcs.plots", description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders with a results.csv")
+    parser.add_argument("--update-sizes", metavar="OUT.png",
+                        help="instead of curves.png per run, one plot of EP's per-layer update sizes of all RUN_DIRs")
+    args = parser.parse_args(argv)
+    runs = [Path(r) for r in args.runs]
+    missing = next((r for r in runs if not (r / "results.csv").is_file()), None)
+    if missing is not None:
+        print(f"error: {missing} has no results.csv", file=sys.stderr)
         return 2
-    if folders[0] == "--update-sizes":
-        out, runs = folders[1], folders[2:]
-        missing = [r for r in runs if not (Path(r) / "results.csv").is_file() or not update_sizes(Path(r))]
-        if missing:
-            print(f"error: {missing[0]} has no update_size_<layer> columns (log_update_sizes)", file=sys.stderr)
+    if args.update_sizes:
+        missing = next((r for r in runs if not update_sizes(r)), None)
+        if missing is not None:
+            print(f"error: {missing} has no update_size_<layer> columns (log_update_sizes)", file=sys.stderr)
             return 2
-        print(plot_update_sizes([Path(r) for r in runs], Path(out)))
+        print(plot_update_sizes(runs, Path(args.update_sizes)))
         return 0
-    for folder in folders:
-        if not (Path(folder) / "results.csv").is_file():
-            print(f"error: {folder} has no results.csv", file=sys.stderr)
-            return 2
-        print(plot_run(Path(folder)))
+    for folder in runs:
+        print(plot_run(folder))
     return 0
 
 

@@ -210,7 +210,12 @@ def test_update_size_plot_reads_each_layer_s_column(tmp_path):
     assert {j: v.tolist() for j, v in plots.update_sizes(run).items()} == {1: [1e-5, 2e-5], 2: [0.01, 0.02]}
     out = plots.plot_update_sizes([run], tmp_path / "sizes.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert plots.main(["--update-sizes", str(tmp_path / "x.png"), str(tmp_path)]) == 2
+    assert plots.main(["--update-sizes", str(tmp_path / "x.png"), str(tmp_path)]) == 2  # no results.csv
+    bp_run = tmp_path / "bp_run"
+    bp_run.mkdir()
+    (bp_run / "results.csv").write_text("epoch,loss,error,seconds\n1,0.5,0.9,1.0\n")
+    assert plots.main(["--update-sizes", str(tmp_path / "x.png"), str(bp_run)]) == 2  # no update_size_<layer>
+    assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.parametrize("override,message", [
