@@ -145,13 +145,14 @@ def maximize_inputs(drive: Callable[[torch.Tensor], torch.Tensor], neurons: torc
 def output_drive(learner) -> Callable[[torch.Tensor], torch.Tensor]:
     """x -> the output layer's drive, before the output activation (a hard sigmoid saturates at 1 and 0).
 
-    BP networks only (`model.drive`, bp/network.py): their forward pass is
-    differentiable in the input, where EP's output is a relaxed equilibrium.
+    Needs a learner whose `model.drive` is a forward pass differentiable in the
+    input (BP's, bp/network.py); an output found by relaxation (EP's) has none.
     The network is frozen (evaluation mode, no gradients for its weights).
     """
     model = getattr(learner, "model", None)
     if not callable(getattr(model, "drive", None)):
-        raise UserError("maximum-activation images need a BP network (the paper's Figure 6); this run is not one")
+        raise UserError("maximum-activation images (the paper's Figure 6) need a network whose output drive is a "
+                        "forward pass (`learner.model.drive`, as BP's); this run's rule has none")
     model.eval().requires_grad_(False)
     return model.drive
 

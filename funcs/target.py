@@ -3,7 +3,7 @@
 Paper section 2 ("self-defined target"): for an unlabeled input the target d of
 the output y has ones on the k largest entries of (y - H) and zeros elsewhere,
 H being the homeostasis vector that raises the threshold of frequent winners.
-Both learning rules (BP, EP) receive d from here; none computes a target itself.
+Every learning rule receives d from here; none computes a target itself.
 A regression dataset (funcs.data, task 'regression') has no classes: its target
 is the value to fit itself, and only label targets make sense (`check_task`).
 """
@@ -128,8 +128,8 @@ class Target:
     Semi-supervised training (issue #4) alternates the two on labeled and unlabeled batches.
 
     `__call__(y, labels, mask)` returns d (batch, n_out), what the output learns
-    towards. The learner owns dropout (EP must hold its masks through both
-    phases): y arrives with the dropped output neurons already at zero and
+    towards. The learner owns dropout (a rule with two phases, as EP, holds its
+    masks through both): y arrives with the dropped output neurons already at zero and
     `mask` says which they are. As in the original code they neither win the
     kWTA choice nor learn: their entries of d are zeroed. (A dropped neuron with
     a negative threshold can still take a place in the choice, which the mask
