@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from funcs.experiments import DIRECT, LINEAR, PAPER_ONLY_ROWS, REPO, TABLE_ROWS, TABLES, Paper, Source
+from funcs import original_curves
+from funcs.experiments import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS,
+                               TABLE_ROWS, TABLES, Paper, Source)
 from funcs.records import find
 from funcs.results import COSTS
 
@@ -146,12 +148,46 @@ def summary_table(link: str, results=RESULTS) -> str:
             _markdown(["table", "network", "paper", "ours", "our run"], lines))
 
 
+def _pm(pair) -> str:
+    return "-" if pair is None else _number(*pair)
+
+
+def original_table(link: str, results=RESULTS, curves: dict | None = None) -> str:
+    """Our semi-supervised runs beside the original code's own runs at the same phase-2 epoch and at their end
+    (funcs.original_curves): a run of ours stopped early is compared with where theirs stood then."""
+    curves = original_curves.load() if curves is None else curves
+    root, lines = Path(results), []
+    for rule in PAPER_RULES:
+        for labels in SEMI_LABELS:
+            for variant in ("wta_homeostasis", "wta"):
+                key = f"{rule}/{labels}/{variant}"
+                rec, curve = find(root, SEMI[key]), curves.get(key)
+                epochs = rec.phase_rows[1] if rec is not None and rec.phase_rows else 0
+                if curve is None and not epochs:
+                    continue
+                std = (lambda m: rec.std.get(m)) if rec is not None and len(rec.seeds) > 1 else (lambda m: None)
+                ours = (lambda m: _number(rec.value(m), std(m))) if epochs else (lambda m: "-")
+                run = f"[{rec.describe(seeds=True)}]({_root_link(link, results)}{rec.folder.relative_to(root)})" \
+                    if epochs else "not run"
+                lines.append([f"{rule.upper()}, {labels} labels", SEMI_VARIANTS[variant], ours("after_phase_1"),
+                              _pm(curve and curve["after_phase_1"]), str(epochs or "-"), ours("test"),
+                              _pm(curve and epochs and original_curves.at_epoch(curve, epochs)),
+                              _pm(curve and (curve["mean"][-1], curve["std"][-1])),
+                              str(curve["seeds"]) if curve else "-", run])
+    return ("Semi-supervised MNIST, test accuracy (%): ours beside the original code's runs (mean ± std over their "
+            "seeds) after phase 1, after as many phase-2 epochs as ours ran, and at their end (the paper's Table 5)."
+            "\n\n" + _markdown(["run", "variant", "after phase 1: ours", "original", "phase-2 epochs (ours)", "ours",
+                                "original, same epoch", "original, end", "original seeds", "our run"], lines))
+
+
 def block(name: str, link: str, results=RESULTS) -> str:
     """The generated text of a block named `name` in a page whose folder reaches the repository by `link`."""
     if name == "summary":
         return summary_table(link, results)
+    if name == "original_semi":
+        return original_table(link, results)
     if name not in TABLES:
-        raise KeyError(f"no generated block {name!r}: 'summary' or one of {', '.join(TABLES)}")
+        raise KeyError(f"no generated block {name!r}: 'summary', 'original_semi' or one of {', '.join(TABLES)}")
     return markdown_table(name, link, results)
 
 

@@ -1,0 +1,126 @@
+"""The original code's own semi-supervised runs, per epoch: what our shortened runs compare with.
+
+The paper's Table 5 is the last phase-2 epoch's test accuracy, mean and
+standard deviation over 10 to 30 seeds, of runs whose per-epoch curves the
+original repository (`neurophysics-cnrsthales/unsupervised-target`) keeps under
+`simuResults/semi_{bp,ep}/[without_homeo/]<N>labels/S-<seed>/`:
+`pre_supervised.csv` (phase 1: Test_Error per epoch) and
+`semi_supervised.csv` (phase 2: Supervised_Test_Error per epoch). A run of ours
+that stopped after e phase-2 epochs is compared with those runs at epoch e, not
+with their end: phase 2 gains most of its points late (BP, 600 labels: 90.5 % after
+10 epochs, 91.2 % after 57, 94.9 % after 400).
+
+    python -m funcs.original_curves --checkout DIR     # DIR: a checkout of the original; rewrites CURVES
+
+CURVES holds, per rule, number of labels and variant, the seeds' count and the
+mean and standard deviation (population, as the paper's) of the test accuracy
+(%) after phase 1 and after each phase-2 epoch. Nothing of the original's code is
+used; only its result files are read.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from funcs.errors import UserError
+from funcs.experiments import PAPER_RULES, REPO, SEMI_LABELS
+
+CURVES = REPO / "docs" / "original_semi_curves.json"
+SOURCE = "neurophysics-cnrsthales/unsupervised-target"
+# Our variant names (funcs.experiments.SEMI_VARIANTS) and the original's folder for each.
+VARIANT_DIRS = {"wta_homeostasis": "", "wta": "without_homeo/"}
+
+
+def _errors(path: Path, column: str) -> list[float]:
+    try:
+        with path.open(newline="") as f:
+            return [float(row[column]) for row in csv.DictReader(f)]
+    except (OSError, KeyError, ValueError) as e:
+        raise UserError(f"{path}: no readable column {column!r} ({e})") from None
+
+
+def _stats(runs: list[list[float]]) -> tuple[list[float], list[float]]:
+    """Per epoch over seeds: mean and population std of the accuracy (%), over the epochs all seeds ran."""
+    n = min(map(len, runs))
+    acc = 100.0 * (1.0 - np.array([r[:n] for r in runs]))
+    return np.round(acc.mean(0), 3).tolist(), np.round(acc.std(0), 3).tolist()
+
+
+def read_checkout(checkout: Path) -> dict:
+    """Every semi-supervised configuration the checkout has run, as CURVES holds it."""
+    results = Path(checkout) / "simuResults"
+    if not results.is_dir():
+        raise UserError(f"{checkout}: no simuResults/ (give a checkout of {SOURCE})")
+    curves = {}
+    for rule in PAPER_RULES:
+        for labels in SEMI_LABELS:
+            for variant, sub in VARIANT_DIRS.items():
+                seeds = sorted((results / f"semi_{rule}" / f"{sub}{labels}labels").glob("S-*"))
+                seeds = [s for s in seeds if (s / "semi_supervised.csv").is_file() and (s / "pre_supervised.csv").is_file()]
+                if not seeds:
+                    continue
+                phase1 = [_errors(s / "pre_supervised.csv", "Test_Error") for s in seeds]
+                phase2 = [_errors(s / "semi_supervised.csv", "Supervised_Test_Error") for s in seeds]
+                p1_mean, p1_std = _stats([[r[-1]] for r in phase1])
+                mean, std = _stats(phase2)
+                curves[f"{rule}/{labels}/{variant}"] = {
+                    "seeds": len(seeds), "phase1_epochs": min(map(len, phase1)), "after_phase_1": [p1_mean[0], p1_std[0]],
+                    "mean": mean, "std": std}
+    if not curves:
+        raise UserError(f"{results}: no semi_{{bp,ep}}/<N>labels/S-<seed>/ run folders")
+    return curves
+
+
+def _commit(checkout: Path) -> str | None:
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def load(path: Path = CURVES) -> dict:
+    """CURVES' configurations ({} where the file is absent)."""
+    return json.loads(path.read_text())["curves"] if path.is_file() else {}
+
+
+def at_epoch(curve: dict, epoch: int) -> tuple[float, float] | None:
+    """The original's mean and std after `epoch` phase-2 epochs (1-based); None beyond its runs."""
+    return (curve["mean"][epoch - 1], curve["std"][epoch - 1]) if 1 <= epoch <= len(curve["mean"]) else None
+
+
+def _dumps(doc: dict) -> str:
+    """JSON with one line per configuration (a diff then shows which changed)."""
+    head = {k: v for k, v in doc.items() if k != "curves"}
+    lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()]
+    curves = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in doc["curves"].items()]
+    return "{\n" + ",\n".join(lines) + ',\n "curves": {\n' + ",\n".join(curves) + "\n }\n}\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m funcs.original_curves", description=__doc__.split("\n")[0])
+    p.add_argument("--checkout", required=True, help=f"a checkout of {SOURCE}")
+    p.add_argument("--out", default=str(CURVES), help="where to write the curves (default: %(default)s)")
+    args = p.parse_args(argv)
+    try:
+        curves = read_checkout(Path(args.checkout))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    doc = {"source": SOURCE, "commit": _commit(Path(args.checkout)),
+           "what": "test accuracy (%) of the original code's semi-supervised runs: seeds, phase-1 epochs, "
+                   "[mean, std] after phase 1, and mean and std (over seeds) after each phase-2 epoch",
+           "curves": curves}
+    Path(args.out).write_text(_dumps(doc))
+    for key, c in curves.items():
+        print(f"{key}: {c['seeds']} seeds, phase 2: {len(c['mean'])} epochs, "
+              f"last {c['mean'][-1]:.2f} ± {c['std'][-1]:.2f}")
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

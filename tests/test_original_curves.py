@@ -1,0 +1,72 @@
+"""The original code's semi-supervised curves: read from its result files, averaged by hand, set beside ours."""
+import json
+
+import pytest
+
+from funcs import original_curves, tables
+
+
+def _seed(folder, pre_errors, semi_errors):
+    folder.mkdir(parents=True)
+    (folder / "pre_supervised.csv").write_text(
+        ",Train_Error,Min_Train_Error,Test_Error,Min_Test_Error\n" +
+        "".join(f"1,0.0,0.0,{e},{e}\n" for e in pre_errors))
+    (folder / "semi_supervised.csv").write_text(
+        ",Unsupervised_Test_Error,Min_Unsupervised_Test_Error,Supervised_Test_Error,Min_Supervised_Test_Error\n" +
+        "".join(f"1,0.5,0.5,{e},{e}\n" for e in semi_errors))
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    base = tmp_path / "orig" / "simuResults"
+    _seed(base / "semi_bp" / "600labels" / "S-1", [0.3, 0.12], [0.10, 0.08, 0.07])
+    _seed(base / "semi_bp" / "600labels" / "S-2", [0.3, 0.14], [0.20, 0.06])  # one phase-2 epoch fewer
+    _seed(base / "semi_ep" / "without_homeo" / "100labels" / "S-1", [0.5], [0.25])
+    return tmp_path / "orig"
+
+
+def test_mean_and_population_std_over_seeds_per_epoch_by_hand(checkout):
+    curves = original_curves.read_checkout(checkout)
+    assert set(curves) == {"bp/600/wta_homeostasis", "ep/100/wta"}
+    bp = curves["bp/600/wta_homeostasis"]
+    # accuracies 88 and 86 after phase 1; 90 and 80, then 92 and 94, after the phase-2 epochs both seeds ran
+    assert bp["seeds"] == 2 and bp["phase1_epochs"] == 2
+    assert bp["after_phase_1"] == pytest.approx([87.0, 1.0])
+    assert bp["mean"] == pytest.approx([85.0, 93.0]) and bp["std"] == pytest.approx([5.0, 1.0])
+    assert curves["ep/100/wta"]["mean"] == pytest.approx([75.0]) and curves["ep/100/wta"]["std"] == [0.0]
+
+
+def test_at_epoch_counts_from_one_and_stops_at_their_last():
+    curve = {"mean": [80.0, 90.0], "std": [1.0, 2.0]}
+    assert original_curves.at_epoch(curve, 1) == (80.0, 1.0)
+    assert original_curves.at_epoch(curve, 2) == (90.0, 2.0)
+    assert original_curves.at_epoch(curve, 3) is None and original_curves.at_epoch(curve, 0) is None
+
+
+def test_command_writes_what_load_reads_and_refuses_a_folder_without_results(checkout, tmp_path, capsys):
+    out = tmp_path / "curves.json"
+    assert original_curves.main(["--checkout", str(checkout), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["commit"] is None  # not a git checkout
+    assert original_curves.load(out) == original_curves.read_checkout(checkout)
+    assert original_curves.main(["--checkout", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no simuResults/" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_table_sets_an_unfinished_run_beside_theirs_at_its_own_epoch(tmp_path):
+    run = tmp_path / "semi_bp_600"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"action": "semi_supervised_bp", "pre_epochs": 1, "epochs": 400}))
+    (run / "results.csv").write_text("epoch,phase,loss_unsupervised,error_unsupervised,loss,error,seconds\n"
+                                     "1,1,nan,nan,1.0,0.10,1\n2,2,1.0,0.1,1.0,0.09,1\n3,2,1.0,0.1,1.0,0.07,1\n")
+    curves = {"bp/600/wta_homeostasis": {"seeds": 15, "phase1_epochs": 150, "after_phase_1": [90.0, 0.5],
+                                         "mean": [91.0, 92.0, 93.0], "std": [0.1, 0.2, 0.3]}}
+    text = tables.original_table("", tmp_path, curves)
+    row = next(line for line in text.splitlines() if line.startswith("| BP, 600 labels | + WTA + homeostasis"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # ours after phase 1 (90.00), theirs; 2 phase-2 epochs: ours 93.00 against theirs at epoch 2; theirs at the end
+    assert cells[2:9] == ["90.00", "90.00 ± 0.50", "2", "93.00", "92.00 ± 0.20", "93.00 ± 0.30", "15"]
+    assert "phase 2: 2 of 400 epochs (unfinished)" in cells[9]
+    assert len([line for line in text.splitlines() if line.startswith("| ")]) == 3  # header, its rule, the one row
