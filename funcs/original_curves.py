@@ -11,6 +11,7 @@ with their end: phase 2 gains most of its points late (BP, 600 labels: 90.5 % af
 10 epochs, 91.2 % after 57, 94.9 % after 400).
 
     python -m funcs.original_curves --checkout DIR     # DIR: a checkout of the original; rewrites CURVES
+    python -m funcs.original_curves --plot OUT.png RUN_DIR [RUN_DIR ...]   # ours over their mean and std
 
 CURVES holds, per rule, number of labels and variant, the seeds' count and the
 mean and standard deviation (population, as the paper's) of the test accuracy
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from funcs.errors import UserError
-from funcs.experiments import PAPER_RULES, REPO, SEMI_LABELS
+from funcs.experiments import PAPER_RULES, REPO, SEMI_LABELS, SEMI_VARIANTS
 
 CURVES = REPO / "docs" / "original_semi_curves.json"
 SOURCE = "neurophysics-cnrsthales/unsupervised-target"
@@ -100,11 +101,58 @@ def _dumps(doc: dict) -> str:
     return "{\n" + ",\n".join(lines) + ',\n "curves": {\n' + ",\n".join(curves) + "\n }\n}\n"
 
 
+def key_of(cfg: dict) -> str | None:
+    """A semi-supervised run's CURVES key from its config ('bp/600/wta_homeostasis'); None for other runs."""
+    action = str(cfg.get("action", ""))
+    if not action.startswith("semi_supervised_"):
+        return None
+    variant = "wta" if cfg.get("gamma") == 0 else "wta_homeostasis"
+    return f"{action.removeprefix('semi_supervised_')}/{cfg.get('train_label_number')}/{variant}"
+
+
+def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
+    """One panel per run: its test accuracy per phase-2 epoch over the original's mean, shaded by one std."""
+    from funcs import plots
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    curves = load() if curves is None else curves
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        key = key_of(json.loads((run / "config.json").read_text()))
+        ours, phase = plots.curves(run), np.array([int(r) for r in _column(run / "results.csv", "phase")])
+        if key in curves:
+            mean, std = np.array(curves[key]["mean"]), np.array(curves[key]["std"])
+            epochs = np.arange(1, len(mean) + 1)
+            ax.plot(epochs, mean, color="gray", label=f"original code, {curves[key]['seeds']} seeds")
+            ax.fill_between(epochs, mean - std, mean + std, color="gray", alpha=0.3)
+        accuracy = ours["test (supervised read-out)"][phase == 2]
+        ax.plot(np.arange(1, len(accuracy) + 1), accuracy, label=f"ours ({run.name})")
+        rule, labels, variant = key.split("/")
+        ax.set(title=f"{rule.upper()}, {labels} labels, {SEMI_VARIANTS[variant]}", xlabel="phase-2 epoch",
+               ylabel="test accuracy (%)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _column(path: Path, name: str) -> list[str]:
+    with path.open(newline="") as f:
+        return [row[name] for row in csv.DictReader(f)]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m funcs.original_curves", description=__doc__.split("\n")[0])
-    p.add_argument("--checkout", required=True, help=f"a checkout of {SOURCE}")
-    p.add_argument("--out", default=str(CURVES), help="where to write the curves (default: %(default)s)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkout", help=f"a checkout of {SOURCE}: rewrite the curves from its result files")
+    what.add_argument("--plot", metavar="OUT.png", help="draw the semi-supervised RUN_DIRs over the original's curves")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="with --plot: semi-supervised run folders")
+    p.add_argument("--out", default=str(CURVES), help="with --checkout: where to write the curves (default: %(default)s)")
     args = p.parse_args(argv)
+    if args.plot:
+        return _plot_command(Path(args.plot), [Path(r) for r in args.runs])
     try:
         curves = read_checkout(Path(args.checkout))
     except UserError as e:
@@ -119,6 +167,22 @@ def main(argv=None) -> int:
         print(f"{key}: {c['seeds']} seeds, phase 2: {len(c['mean'])} epochs, "
               f"last {c['mean'][-1]:.2f} ± {c['std'][-1]:.2f}")
     print(args.out)
+    return 0
+
+
+def _plot_command(out: Path, runs: list[Path]) -> int:
+    if not runs:
+        print("error: --plot needs at least one RUN_DIR", file=sys.stderr)
+        return 2
+    for run in runs:
+        problem = "no config.json or results.csv" if not ((run / "config.json").is_file() and
+                                                          (run / "results.csv").is_file()) else \
+            "not a semi-supervised run" if key_of(json.loads((run / "config.json").read_text())) is None else \
+            "no phase-2 epoch yet" if "2" not in _column(run / "results.csv", "phase") else None
+        if problem:
+            print(f"error: {run}: {problem}", file=sys.stderr)
+            return 2
+    print(plot(runs, out))
     return 0
 
 

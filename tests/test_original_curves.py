@@ -70,3 +70,24 @@ def test_table_sets_an_unfinished_run_beside_theirs_at_its_own_epoch(tmp_path):
     assert cells[2:9] == ["90.00", "90.00 ± 0.50", "2", "93.00", "92.00 ± 0.20", "93.00 ± 0.30", "15"]
     assert "phase 2: 2 of 400 epochs (unfinished)" in cells[9]
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 3  # header, its rule, the one row
+
+
+def test_plot_draws_a_semi_supervised_run_and_refuses_others_in_one_line(tmp_path, capsys):
+    run = tmp_path / "semi"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"action": "semi_supervised_ep", "train_label_number": 100,
+                                                 "gamma": 0}))
+    (run / "results.csv").write_text("epoch,phase,loss_unsupervised,error_unsupervised,loss,error,seconds\n"
+                                     "1,1,nan,nan,1.0,0.20,1\n2,2,1.0,0.1,1.0,0.15,1\n")
+    assert original_curves.key_of(json.loads((run / "config.json").read_text())) == "ep/100/wta"
+    out = tmp_path / "cmp.png"
+    assert original_curves.main(["--plot", str(out), str(run)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = tmp_path / "unsupervised"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"action": "unsupervised_bp"}))
+    (other / "results.csv").write_text("epoch,loss,error,seconds\n1,1.0,0.5,1\n")
+    capsys.readouterr()
+    assert original_curves.main(["--plot", str(tmp_path / "no.png"), str(other)]) == 2
+    assert capsys.readouterr().err == f"error: {other}: not a semi-supervised run\n"
+    assert not (tmp_path / "no.png").exists()
