@@ -348,8 +348,21 @@ SMALL_WORLD_NETS = {  # name: (label, their error layered, small-world, seeds we
     "mnist_5layer_unsupervised": ("MNIST 784-100x5-2000, self-defined target", (None, None), 1),
 }
 SMALL_WORLD_TOPOLOGIES = ("layered", "small_world")
-SMALL_WORLD = {f"{net}_{top}": Source(f"small_world/{net}_{top}", _cmd("ep", f"small_world/{net}_{top}"),
-                                      f"{label}, {top.replace('_', '-')}", seeds=seeds)
+
+
+def _small_world(net: str, top: str, label: str, seeds: int) -> Source:
+    """Our run of network `net` on topology `top` (configFile/small_world/<net>_<top>)."""
+    return Source(f"small_world/{net}_{top}", _cmd("ep", f"small_world/{net}_{top}"),
+                  f"{label}, {top.replace('_', '-')}", seeds=seeds)
+
+
+def _with_setting(src: Source, suffix: str, label: str, setting: str) -> Source:
+    """src run again with `--set setting`: its folder gains `suffix`, its label ", label"."""
+    return dataclasses.replace(src, path=f"{src.path}{suffix}", label=f"{src.label}, {label}",
+                               command=f"{src.command} --set {setting}")
+
+
+SMALL_WORLD = {f"{net}_{top}": _small_world(net, top, label, seeds)
                for net, (label, _, seeds) in SMALL_WORLD_NETS.items() for top in SMALL_WORLD_TOPOLOGIES}
 # Our MNIST runs of them are on 6,000 training images and 2,000 test ones (an epoch of the full sets: 16 minutes on
 # our CPU, an hour for the 2,000-output network), the supervised ones stopped when the session ended; their folders
@@ -358,22 +371,18 @@ SMALL_WORLD.update({f"{net}_{top}": dataclasses.replace(
     SMALL_WORLD[f"{net}_{top}"], also=(f"small_world/{net}_{top}_6000", f"small_world/{net}_{top}_6000_partial"))
     for net in ("mnist_5layer", "mnist_5layer_unsupervised") for top in SMALL_WORLD_TOPOLOGIES})
 # Wine also with persistent states (`persistent_states`, an option of Gammell et al.'s code), after its plain rows.
-SMALL_WORLD = {**{k: v for k, v in SMALL_WORLD.items() if k.startswith("wine_")},
-               **{f"{k}_persistent": dataclasses.replace(src, path=f"{src.path}_persistent",
-                                                         label=f"{src.label}, persistent states",
-                                                         command=f"{src.command} --set persistent_states=true")
-                  for k, src in SMALL_WORLD.items() if k.startswith("wine_")},
-               **{k: v for k, v in SMALL_WORLD.items() if not k.startswith("wine_")}}
+_WINE = {k: src for k, src in SMALL_WORLD.items() if k.startswith("wine_")}
+SMALL_WORLD = {**_WINE, **{f"{k}_persistent": _with_setting(src, "_persistent", "persistent states",
+                                                            "persistent_states=true") for k, src in _WINE.items()},
+               **SMALL_WORLD}  # (the wine keys already placed keep their place)
 # Diabetes, a regression scored by its test cost 1/2 (y - output)^2 (lower is better), and their final cost of each;
 # the 8-layer network also with their nudge (nudge_form after_step) beside ours (the cost's force in the step).
 REGRESSION_NETS = {"diabetes_5layer": ("diabetes 10-10x5-1", (0.0441, 0.0394)),
                    "diabetes_8layer": ("diabetes 10-10x8-1", (0.0425, 0.0339))}
-SMALL_WORLD_REGRESSION = {f"{net}_{top}": Source(f"small_world/{net}_{top}", _cmd("ep", f"small_world/{net}_{top}"),
-                                                 f"{label}, {top.replace('_', '-')}", seeds=3)
+SMALL_WORLD_REGRESSION = {f"{net}_{top}": _small_world(net, top, label, 3)
                           for net, (label, _) in REGRESSION_NETS.items() for top in SMALL_WORLD_TOPOLOGIES}
 SMALL_WORLD_REGRESSION.update({
-    f"{key}_after_step": dataclasses.replace(src, path=f"{src.path}_after_step", label=f"{src.label}, their nudge",
-                                             command=f"{src.command} --set nudge_form=after_step")
+    f"{key}_after_step": _with_setting(src, "_after_step", "their nudge", "nudge_form=after_step")
     for key, src in list(SMALL_WORLD_REGRESSION.items()) if key.startswith("diabetes_8layer")})
 SMALL_WORLD_REGRESSION_PAPER = {f"{net}_{top}{form}/cost": Paper(cost) for net, (_, costs) in REGRESSION_NETS.items()
                                 for top, cost in zip(SMALL_WORLD_TOPOLOGIES, costs) for form in ("", "_after_step")}
