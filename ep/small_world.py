@@ -226,7 +226,7 @@ class SmallWorldNetwork(EPNetwork):
 
     def state_blocks(self):
         """The chain's blocks and every skip block between two dynamic layers."""
-        return super().state_blocks() + [(a, b, w) for w, (a, b) in zip(self.skips, self.skip_pairs) if a > 0]
+        return super().state_blocks() + [(a, b, self.skips[i]) for i, (a, b) in self.dynamic_skips()]
 
     def _drives(self, s, inp: ClampedInput):
         drives, r = super()._drives(s, inp)
