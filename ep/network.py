@@ -49,6 +49,7 @@ counted as STEP_OVERHEAD_MACS more.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 from torch import nn
@@ -198,6 +199,12 @@ class EPNetwork(EnergyModel):
         entry k's drive gains W rho(s_i), entry i's gains W^T rho(s_k). In the chain, layers 1 .. n_states - 1."""
         return [(j, j + 1, self.layers[j].weight) for j in range(1, self.n_states)]
 
+    def state_columns(self) -> list[slice]:
+        """Each dynamic entry's columns among the states side by side (the N of the dense step's matrix and of
+        ep/small_world.py's skip operator): entry j's (fcLayers' entries, input 0) are [j - 1]."""
+        ends = list(accumulate(self.state_sizes))
+        return [slice(end - n, end) for n, end in zip(self.state_sizes, ends)]
+
     @torch.no_grad()
     def dense_operator(self, inp: ClampedInput) -> tuple:
         """(M, base, sizes, out) of the dense step for this mini-batch: drive = base + rho(s) M, s the states side
@@ -206,9 +213,8 @@ class EPNetwork(EnergyModel):
         M (N, N), symmetric: block (i, k) holds W^T and block (k, i) holds W for each `state_blocks` entry.
         base (batch, N): each layer's bias, plus the input's drives (first layer, then `input_extra`).
         sizes: the states' sizes (their columns, in order); out: the output layer's columns, where the cost pulls."""
-        ends = torch.tensor(self.state_sizes).cumsum(0).tolist()
-        cols = [slice(end - n, end) for n, end in zip(self.state_sizes, ends)]  # entry j's columns: cols[j - 1]
-        m = self.layers[0].weight.new_zeros(ends[-1], ends[-1])
+        cols = self.state_columns()
+        m = self.layers[0].weight.new_zeros(cols[-1].stop, cols[-1].stop)
         for i, k, w in self.state_blocks():
             m[cols[i - 1], cols[k - 1]] = w.t()
             m[cols[k - 1], cols[i - 1]] = w

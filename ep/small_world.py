@@ -189,18 +189,18 @@ class SmallWorldNetwork(EPNetwork):
         side (N their total size): weight W[q, p] of block (a, b), from neuron p of layer a to neuron q of layer b,
         sits at (p's column, q's column) and (q's column, p's column), so that rho(s) S holds every skip drive.
         Built once per mini-batch (the weights move only between mini-batches); None if there is no such block."""
-        starts = torch.tensor((0,) + self.state_sizes).cumsum(0).tolist()  # entry j's first column: starts[j - 1]
+        columns = self.state_columns()
         rows, cols, values = [], [], []
         for i, (a, b) in self.dynamic_skips():
             q, p = self.skip_mask(i).nonzero(as_tuple=True)
             v = self.skips[i].detach()[q, p]
-            p, q = p + starts[a - 1], q + starts[b - 1]
+            p, q = p + columns[a - 1].start, q + columns[b - 1].start
             rows += [p, q]
             cols += [q, p]
             values += [v, v]
         if not rows:
             return None
-        n = starts[-1]
+        n = columns[-1].stop
         return torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(values),
                                        (n, n), check_invariants=False).coalesce().to_sparse_csr()
 
