@@ -96,6 +96,7 @@ class SmallWorldNetwork(EPNetwork):
             self.register_buffer(f"adjacent_mask_{j}", mask)
         self.skip_pairs: tuple[tuple[int, int], ...] = ()
         self._wire(skips)
+        self._count_skip_connections()
         gen = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
             for w, mask in zip(self.skips, skips.values()):
@@ -117,6 +118,11 @@ class SmallWorldNetwork(EPNetwork):
             self.register_buffer(f"skip_mask_{i}", mask.to(ref))
             self.skips.append(nn.Parameter(torch.zeros_like(mask, dtype=ref.dtype, device=ref.device)))
 
+    def _count_skip_connections(self) -> None:
+        """The connections of the skip blocks between dynamic layers (`sparse_skip_macs`): fixed by the wiring, so
+        counted when it is drawn or loaded, not in each mini-batch's cost estimate (a device sync per mask)."""
+        self.dynamic_skip_connections = sum(int(self.skip_mask(i).sum()) for i, _ in self.dynamic_skips())
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Load weights together with the wiring they were trained on: when the state's skip blocks (`skip_layers`
         and their masks) differ from this network's (built from another seed), the blocks are rebuilt as the
@@ -127,6 +133,7 @@ class SmallWorldNetwork(EPNetwork):
         if pairs != self.skip_pairs:
             self._wire({pair: state[f"skip_mask_{i}"] for i, pair in enumerate(pairs)})
         result = super().load_state_dict(state, strict, assign)
+        self._count_skip_connections()
         removed = sum(int((self.adjacent_mask(j) == 0).sum()) for j in range(len(self.layers)))
         self.rewired_share = removed / sum(layer.weight.numel() for layer in self.layers)
         return result
@@ -211,7 +218,7 @@ class SmallWorldNetwork(EPNetwork):
 
     def sparse_skip_macs(self, batch: int) -> int:
         """... as the sparse product: its stored entries, its operations and one sum per layer."""
-        stored = 2 * sum(int(self.skip_mask(i).sum()) for i, _ in self.dynamic_skips())
+        stored = 2 * self.dynamic_skip_connections  # each connection both ways
         return batch * SPARSE_MAC_COST * stored + STEP_OVERHEAD_MACS * (SPARSE_OVERHEAD_OPS + self.n_states)
 
     def per_layer_step_macs(self, batch: int) -> int:

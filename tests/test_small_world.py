@@ -314,6 +314,26 @@ def test_a_loaded_small_world_network_has_the_wiring_it_was_trained_with_not_its
     assert torch.equal(again.free_phase(x, 50)[-1], trained.free_phase(x, 50)[-1])
 
 
+def test_the_sparse_cost_estimate_counts_the_skip_connections_of_the_wiring_it_has_after_a_load():
+    """The count behind `sparse_skip_macs` is kept, not summed every mini-batch: it must follow a loaded state,
+    whether the state's skip blocks differ (another seed) or only a block's mask does."""
+    def counted(net):  # the count from the masks, as the estimate used to take it
+        return sum(int(net.skip_mask(i).sum()) for i, _ in net.dynamic_skips())
+
+    sizes = [5, 6, 6, 6, 6, 3]
+    trained = SmallWorldNetwork(sizes, 0.1, skip_magnitude=0.5, seed=1, xavier_gain=1.5)
+    other = SmallWorldNetwork(sizes, 0.1, skip_magnitude=0.5, seed=2, xavier_gain=1.5)
+    assert counted(other) != counted(trained) and other.dynamic_skip_connections == counted(other)
+    other.load_state_dict(trained.state_dict())
+    assert other.dynamic_skip_connections == counted(trained) == trained.dynamic_skip_connections
+    state = trained.state_dict()
+    i, _ = trained.dynamic_skips()[0]
+    state[f"skip_mask_{i}"] = torch.zeros_like(state[f"skip_mask_{i}"])  # the same blocks, one of them emptied
+    other.load_state_dict(state)
+    assert other.dynamic_skip_connections == counted(other) == counted(trained) - int(trained.skip_mask(i).sum()) > 0
+    assert other.sparse_skip_macs(20) < trained.sparse_skip_macs(20)
+
+
 def test_a_read_out_under_another_seed_reads_the_trained_wiring_through_the_command_line(tmp_path):
     out = tmp_path / "trained"
     args = ["--json_path", str(REPO / "configFile/small_world/wine_5layer_small_world"), "--set", "epochs=1",
