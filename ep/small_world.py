@@ -111,6 +111,7 @@ class SmallWorldNetwork(EPNetwork):
         for i in range(len(self.skip_pairs)):
             delattr(self, f"skip_mask_{i}")
         self.skip_pairs = tuple(skips)
+        self._dynamic_skips = tuple((i, (a, b)) for i, (a, b) in enumerate(self.skip_pairs) if a > 0)
         self.register_buffer("skip_layers", torch.tensor(self.skip_pairs, dtype=torch.long, device=ref.device)
                              .view(-1, 2))
         self.skips = nn.ParameterList()
@@ -187,9 +188,10 @@ class SmallWorldNetwork(EPNetwork):
             self.sparse_skip_macs(inp.x.shape[0]) < self.dense_skip_macs(inp.x.shape[0])
         return SkipInput(inp.x, inp.drive, inp.extra, self.skip_operator() if sparse else None)
 
-    def dynamic_skips(self):
-        """(index, (a, b)) of each skip block between two dynamic layers (a > 0: not from the input)."""
-        return [(i, (a, b)) for i, (a, b) in enumerate(self.skip_pairs) if a > 0]
+    def dynamic_skips(self) -> tuple:
+        """(index, (a, b)) of each skip block between two dynamic layers (a > 0: not from the input); listed when
+        the blocks are made (`_wire`), not in every step."""
+        return self._dynamic_skips
 
     def skip_operator(self) -> torch.Tensor | None:
         """The skip blocks between dynamic layers as one sparse symmetric (N, N) matrix S over the states side by
