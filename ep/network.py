@@ -40,8 +40,9 @@ step): every connection between two dynamic layers sits in one symmetric
 (N, N) matrix M built once per mini-batch, so that a step is
 drive = base + rho(s) M for the N states side by side (base: the biases and the
 input's drives), a handful of tensor operations however deep the network,
-where the per-layer step costs a few per layer and two per layer-skipping block
-(Gammell et al.'s code keeps its whole network in one such matrix). Which of
+where the per-layer step costs a few per layer and two per layer-skipping block,
+or one sparse product for them all where that costs less (ep/small_world.py;
+Gammell et al.'s code keeps its whole network in one such matrix). Which of
 the two a mini-batch takes is a cost estimate (`uses_dense_step`): N^2
 multiply-adds per example against the blocks' own, each operation of a step
 counted as STEP_OVERHEAD_MACS more.
@@ -60,7 +61,8 @@ from funcs.activations import ENERGY_ACTIVATIONS
 XAVIER_GAIN = 0.5  # initialisation of the original code (as BP's); biases start at zero
 # What one tensor operation of a step costs beyond its arithmetic, in multiply-adds: about 3.5 us on this project's
 # 2-core CPU, which does ~30 G multiply-adds a second in these products (steps timed quietly, batch 20: 784-100x5-10
-# layered 0.13 ms per-layer / 0.17 ms dense; small-world 0.30 / 0.17; 784-500x3-10 small-world 0.94 / 1.57).
+# layered 0.13 ms per-layer / 0.17 ms dense; small-world 0.30 / 0.17; 784-500x3-10 small-world 0.94 / 1.57; the
+# small-world per-layer steps with a product per skip block, before the sparse product of ep/small_world.py).
 STEP_OVERHEAD_MACS = 100_000
 DENSE_STEP_OPS = 5  # product, nudge, blend, clamp, copy back
 # How the nudged phase pulls the output towards its target d: 'force', the cost's force beta (d - s) inside each

@@ -13,11 +13,12 @@ energy gains one term per skip block,
 
     E = E_chain - sum_(a, b) rho(s_b) . ((W_ab * M_ab) rho(s_a)),        s_0 = x,
 
-so ep/energy.py's autograd step and EP gradient cover it unchanged; `step` and
-`ep_gradients` below add the skip blocks' terms to the chain's hand-derived
-fast path (and the dense step's matrix gains the skip blocks), and
-tests/test_small_world.py holds them to each other. In the per-layer step the
-skip blocks between dynamic layers act as one sparse matrix (`skip_operator`):
+so ep/energy.py's autograd step and EP gradient cover it unchanged; `_drives`
+(the per-layer step's) and `ep_gradients` below add the skip blocks' terms to
+the chain's hand-derived fast path (and the dense step's matrix gains the skip
+blocks, `state_blocks`), and tests/test_small_world.py holds them to each
+other. In the per-layer step the skip blocks between dynamic layers act as one
+sparse matrix where that costs less (`skip_operator`, `sparse`):
 they hold a share p of the chain's connections spread over blocks as large as
 the layers they join (four 100 x 2000 blocks with about 1 % of their entries
 in 784-100x5-2000), so a dense product per block would do some fifty times the
@@ -214,7 +215,8 @@ class SmallWorldNetwork(EPNetwork):
                                        (n, n), check_invariants=False).coalesce().to_sparse_csr()
 
     def dense_skip_macs(self, batch: int) -> int:
-        """Estimated cost of the skip drives as one dense product per block and direction (see `per_layer_step_macs`)."""
+        """Estimated cost of the skip drives as one dense product per block and direction (see
+        `per_layer_step_macs`)."""
         blocks = self.dynamic_skips()
         return batch * 2 * sum(self.skips[i].numel() for i, _ in blocks) + STEP_OVERHEAD_MACS * 2 * len(blocks)
 

@@ -540,8 +540,8 @@ def reap(running: dict, root: Path) -> list[tuple[Job, str, str]]:
 
 def interrupt(running: dict, reason: str) -> list[tuple[Job, str, str]]:
     """SIGINT every running job that has finished an epoch since it started (it stops, keeping its last epoch's
-    checkpoint, and says so in its log), kill the others (a kill loses at most the epoch under way; the next call resumes the
-    folder, or starts it again), wait GRACE_S, then kill what is left.
+    checkpoint, and says so in its log), kill the others (a kill loses at most the epoch under way; the next call
+    resumes the folder, or starts it again), wait GRACE_S, then kill what is left.
 
     Why not SIGINT at once: a Python process interrupted while it imports can swallow the KeyboardInterrupt in
     a half-imported module (seen: numpy inside torch's import) and train on to a traceback at its end."""
