@@ -11,7 +11,7 @@ with their end: phase 2 gains most of its points late (BP, 600 labels: 90.5 % af
 10 epochs, 91.2 % after 57, 94.9 % after 400).
 
     python -m funcs.original_curves --checkout DIR     # DIR: a checkout of the original; rewrites CURVES
-    python -m funcs.original_curves --plot OUT.png RUN_DIR [RUN_DIR ...]   # ours over their mean and std
+    python -m funcs.original_curves --plot OUT.png [RUN_DIR ...]   # ours over their mean and std (default: Table 5's)
 
 CURVES holds, per rule, number of labels and variant, the seeds' count and the
 mean and standard deviation (population, as the paper's) of the test accuracy
@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from funcs.errors import UserError
-from funcs.experiments import PAPER_RULES, REPO, SEMI_LABELS, SEMI_VARIANTS
+from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS
+from funcs.records import find
 
 CURVES = REPO / "docs" / "original_semi_curves.json"
 SOURCE = "neurophysics-cnrsthales/unsupervised-target"
@@ -117,8 +118,12 @@ def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     curves = load() if curves is None else curves
-    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4), squeeze=False)
-    for ax, run in zip(axes[0], runs):
+    columns = min(len(runs), 4)
+    rows = -(-len(runs) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(runs):]:
+        ax.axis("off")
+    for ax, run in zip(axes.flat, runs):
         key = key_of(json.loads((run / "config.json").read_text()))
         ours, phase = plots.curves(run), np.array([int(r) for r in _column(run / "results.csv", "phase")])
         if key in curves:
@@ -138,6 +143,13 @@ def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
     return out
 
 
+def table5_runs(results: Path) -> list[Path]:
+    """The folders of Table 5's runs (+ WTA + homeostasis) found under a results root, BP then EP."""
+    found = [find(Path(results), SEMI[f"{rule}/{labels}/wta_homeostasis"]) for rule in PAPER_RULES
+             for labels in TABLE5_LABELS]
+    return [rec.folder for rec in found if rec is not None and rec.phase_rows and rec.phase_rows[1]]
+
+
 def _column(path: Path, name: str) -> list[str]:
     with path.open(newline="") as f:
         return [row[name] for row in csv.DictReader(f)]
@@ -148,11 +160,13 @@ def main(argv=None) -> int:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--checkout", help=f"a checkout of {SOURCE}: rewrite the curves from its result files")
     what.add_argument("--plot", metavar="OUT.png", help="draw the semi-supervised RUN_DIRs over the original's curves")
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="with --plot: semi-supervised run folders")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                   help="with --plot: semi-supervised run folders (default: Table 5's runs under --results)")
+    p.add_argument("--results", default="simuResults", help="with --plot and no RUN_DIR: the results root")
     p.add_argument("--out", default=str(CURVES), help="with --checkout: where to write the curves (default: %(default)s)")
     args = p.parse_args(argv)
     if args.plot:
-        return _plot_command(Path(args.plot), [Path(r) for r in args.runs])
+        return _plot_command(Path(args.plot), [Path(r) for r in args.runs] or table5_runs(Path(args.results)))
     try:
         curves = read_checkout(Path(args.checkout))
     except UserError as e:
@@ -172,7 +186,7 @@ def main(argv=None) -> int:
 
 def _plot_command(out: Path, runs: list[Path]) -> int:
     if not runs:
-        print("error: --plot needs at least one RUN_DIR", file=sys.stderr)
+        print("error: --plot: no RUN_DIR given and no Table 5 run under --results", file=sys.stderr)
         return 2
     for run in runs:
         problem = "no config.json or results.csv" if not ((run / "config.json").is_file() and

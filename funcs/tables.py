@@ -148,36 +148,41 @@ def summary_table(link: str, results=RESULTS) -> str:
             _markdown(["table", "network", "paper", "ours", "our run"], lines))
 
 
-def _pm(pair) -> str:
-    return "-" if pair is None else _number(*pair)
+def _original_row(key: str, rec, curve: dict | None, root_link: str, root: Path) -> list[str] | None:
+    """One line of `original_table`: our run (rec, None if not run) and the original's curve (None if absent)."""
+    epochs = rec.phase_rows[1] if rec is not None and rec.phase_rows else 0  # phase-2 epochs we ran
+    if curve is None and not epochs:
+        return None
+
+    def ours(metric: str) -> str:
+        return _number(rec.value(metric), rec.std.get(metric) if len(rec.seeds) > 1 else None) if epochs else "-"
+
+    def theirs(pair) -> str:
+        return "-" if curve is None or pair is None else _number(*pair)
+
+    rule, labels, variant = key.split("/")
+    same = original_curves.at_epoch(curve, epochs) if curve and epochs else None
+    end = (curve["mean"][-1], curve["std"][-1]) if curve else None
+    run = f"[{rec.describe()}]({root_link}{rec.folder.relative_to(root)})" if epochs else "not run"
+    return [f"{rule.upper()}, {labels} labels", SEMI_VARIANTS[variant], ours("after_phase_1"),
+            theirs(curve and curve["after_phase_1"]), str(epochs or "-"), ours("test"), theirs(same), theirs(end),
+            str(curve["seeds"]) if curve else "-", run]
 
 
 def original_table(link: str, results=RESULTS, curves: dict | None = None) -> str:
     """Our semi-supervised runs beside the original code's own runs at the same phase-2 epoch and at their end
     (funcs.original_curves): a run of ours stopped early is compared with where theirs stood then."""
     curves = original_curves.load() if curves is None else curves
-    root, lines = Path(results), []
-    for rule in PAPER_RULES:
-        for labels in SEMI_LABELS:
-            for variant in ("wta_homeostasis", "wta"):
-                key = f"{rule}/{labels}/{variant}"
-                rec, curve = find(root, SEMI[key]), curves.get(key)
-                epochs = rec.phase_rows[1] if rec is not None and rec.phase_rows else 0
-                if curve is None and not epochs:
-                    continue
-                std = (lambda m: rec.std.get(m)) if rec is not None and len(rec.seeds) > 1 else (lambda m: None)
-                ours = (lambda m: _number(rec.value(m), std(m))) if epochs else (lambda m: "-")
-                run = f"[{rec.describe(seeds=True)}]({_root_link(link, results)}{rec.folder.relative_to(root)})" \
-                    if epochs else "not run"
-                lines.append([f"{rule.upper()}, {labels} labels", SEMI_VARIANTS[variant], ours("after_phase_1"),
-                              _pm(curve and curve["after_phase_1"]), str(epochs or "-"), ours("test"),
-                              _pm(curve and epochs and original_curves.at_epoch(curve, epochs)),
-                              _pm(curve and (curve["mean"][-1], curve["std"][-1])),
-                              str(curve["seeds"]) if curve else "-", run])
+    root = Path(results)
+    keys = [f"{rule}/{labels}/{variant}" for rule in PAPER_RULES for labels in SEMI_LABELS
+            for variant in ("wta_homeostasis", "wta")]
+    lines = [_original_row(key, find(root, SEMI[key]), curves.get(key), _root_link(link, results), root)
+             for key in keys]
     return ("Semi-supervised MNIST, test accuracy (%): ours beside the original code's runs (mean ± std over their "
             "seeds) after phase 1, after as many phase-2 epochs as ours ran, and at their end (the paper's Table 5)."
             "\n\n" + _markdown(["run", "variant", "after phase 1: ours", "original", "phase-2 epochs (ours)", "ours",
-                                "original, same epoch", "original, end", "original seeds", "our run"], lines))
+                                "original, same epoch", "original, end", "original seeds", "our run"],
+                               [line for line in lines if line is not None]))
 
 
 def block(name: str, link: str, results=RESULTS) -> str:

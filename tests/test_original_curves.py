@@ -91,3 +91,10 @@ def test_plot_draws_a_semi_supervised_run_and_refuses_others_in_one_line(tmp_pat
     assert original_curves.main(["--plot", str(tmp_path / "no.png"), str(other)]) == 2
     assert capsys.readouterr().err == f"error: {other}: not a semi-supervised run\n"
     assert not (tmp_path / "no.png").exists()
+
+
+def test_table5_runs_are_the_committed_semi_supervised_folders_with_a_phase_2_epoch():
+    runs = original_curves.table5_runs(tables.RESULTS)
+    assert runs and all(original_curves.key_of(json.loads((r / "config.json").read_text())).endswith(
+        "/wta_homeostasis") for r in runs)
+    assert original_curves.table5_runs(tables.RESULTS / "no such root") == []
