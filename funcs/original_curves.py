@@ -37,6 +37,7 @@ CURVES = REPO / "docs" / "original_semi_curves.json"
 SOURCE = "neurophysics-cnrsthales/unsupervised-target"
 # Our variant names (funcs.experiments.SEMI_VARIANTS) and the original's folder for each.
 VARIANT_DIRS = {"wta_homeostasis": "", "wta": "without_homeo/"}
+PHASE_FILES = ("pre_supervised.csv", "semi_supervised.csv")  # each seed's folder: phase 1, phase 2
 
 
 def _errors(path: Path, column: str) -> list[float]:
@@ -63,8 +64,8 @@ def read_checkout(checkout: Path) -> dict:
     for rule in PAPER_RULES:
         for labels in SEMI_LABELS:
             for variant, sub in VARIANT_DIRS.items():
-                seeds = sorted((results / f"semi_{rule}" / f"{sub}{labels}labels").glob("S-*"))
-                seeds = [s for s in seeds if (s / "semi_supervised.csv").is_file() and (s / "pre_supervised.csv").is_file()]
+                folder = results / f"semi_{rule}" / f"{sub}{labels}labels"
+                seeds = sorted(s for s in folder.glob("S-*") if all((s / f).is_file() for f in PHASE_FILES))
                 if not seeds:
                     continue
                 phase1 = [_errors(s / "pre_supervised.csv", "Test_Error") for s in seeds]
@@ -72,8 +73,8 @@ def read_checkout(checkout: Path) -> dict:
                 p1_mean, p1_std = _stats([[r[-1]] for r in phase1])
                 mean, std = _stats(phase2)
                 curves[f"{rule}/{labels}/{variant}"] = {
-                    "seeds": len(seeds), "phase1_epochs": min(map(len, phase1)), "after_phase_1": [p1_mean[0], p1_std[0]],
-                    "mean": mean, "std": std}
+                    "seeds": len(seeds), "phase1_epochs": min(map(len, phase1)),
+                    "after_phase_1": [p1_mean[0], p1_std[0]], "mean": mean, "std": std}
     if not curves:
         raise UserError(f"{results}: no semi_{{bp,ep}}/<N>labels/S-<seed>/ run folders")
     return curves
@@ -113,7 +114,6 @@ def key_of(cfg: dict) -> str | None:
 
 def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
     """One panel per run: its test accuracy per phase-2 epoch over the original's mean, shaded by one std."""
-    from funcs import plots
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -125,13 +125,12 @@ def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
         ax.axis("off")
     for ax, run in zip(axes.flat, runs):
         key = key_of(json.loads((run / "config.json").read_text()))
-        ours, phase = plots.curves(run), np.array([int(r) for r in _column(run / "results.csv", "phase")])
         if key in curves:
             mean, std = np.array(curves[key]["mean"]), np.array(curves[key]["std"])
             epochs = np.arange(1, len(mean) + 1)
             ax.plot(epochs, mean, color="gray", label=f"original code, {curves[key]['seeds']} seeds")
             ax.fill_between(epochs, mean - std, mean + std, color="gray", alpha=0.3)
-        accuracy = ours["test (supervised read-out)"][phase == 2]
+        accuracy = _phase2_accuracy(run)
         ax.plot(np.arange(1, len(accuracy) + 1), accuracy, label=f"ours ({run.name})")
         rule, labels, variant = key.split("/")
         ax.set(title=f"{rule.upper()}, {labels} labels, {SEMI_VARIANTS[variant]}", xlabel="phase-2 epoch",
@@ -150,9 +149,21 @@ def table5_runs(results: Path) -> list[Path]:
     return [rec.folder for rec in found if rec is not None and rec.phase_rows and rec.phase_rows[1]]
 
 
-def _column(path: Path, name: str) -> list[str]:
-    with path.open(newline="") as f:
-        return [row[name] for row in csv.DictReader(f)]
+def _phase2_accuracy(run: Path) -> list[float]:
+    """Our run's test accuracy (%) after each phase-2 epoch (results.csv's `error`, after the supervised half)."""
+    with (run / "results.csv").open(newline="") as f:
+        return [100 * (1 - float(row["error"])) for row in csv.DictReader(f) if row["phase"] == "2"]
+
+
+def _plot_problem(run: Path) -> str | None:
+    """Why a folder cannot be drawn over the original's curves; None if it can."""
+    try:
+        cfg = json.loads((run / "config.json").read_text())
+        if key_of(cfg) is None:
+            return "not a semi-supervised run"
+        return None if _phase2_accuracy(run) else "no phase-2 epoch yet"
+    except (OSError, ValueError, KeyError) as e:
+        return f"no readable config.json and results.csv ({e})"
 
 
 def main(argv=None) -> int:
@@ -163,7 +174,8 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="with --plot: semi-supervised run folders (default: Table 5's runs under --results)")
     p.add_argument("--results", default="simuResults", help="with --plot and no RUN_DIR: the results root")
-    p.add_argument("--out", default=str(CURVES), help="with --checkout: where to write the curves (default: %(default)s)")
+    p.add_argument("--out", default=str(CURVES),
+                   help="with --checkout: where to write the curves (default: %(default)s)")
     args = p.parse_args(argv)
     if args.plot:
         return _plot_command(Path(args.plot), [Path(r) for r in args.runs] or table5_runs(Path(args.results)))
@@ -189,10 +201,7 @@ def _plot_command(out: Path, runs: list[Path]) -> int:
         print("error: --plot: no RUN_DIR given and no Table 5 run under --results", file=sys.stderr)
         return 2
     for run in runs:
-        problem = "no config.json or results.csv" if not ((run / "config.json").is_file() and
-                                                          (run / "results.csv").is_file()) else \
-            "not a semi-supervised run" if key_of(json.loads((run / "config.json").read_text())) is None else \
-            "no phase-2 epoch yet" if "2" not in _column(run / "results.csv", "phase") else None
+        problem = _plot_problem(run)
         if problem:
             print(f"error: {run}: {problem}", file=sys.stderr)
             return 2
