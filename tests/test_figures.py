@@ -201,9 +201,15 @@ def test_committed_runs_are_labelled_from_their_folders():
     rows = sum(1 for _ in open(rec.folder / "results.csv")) - 1
     assert rec.describe(200) == f"{rows} of {cfg['epochs']} epochs" + (" (unfinished)" * (rows < cfg["epochs"])) + \
         ", 1 seed"
-    semi = records.read_run(REPO / "simuResults/semi_bp_600_partial")  # phase 2 stopped after 53 of 400 epochs
-    phase2 = [r for r in csv.DictReader(open(semi.folder / "results.csv")) if r["phase"] == "2"]
-    assert f"phase 2: {len(phase2)} of 400 epochs (unfinished)" in semi.describe(600)
+
+
+def test_an_unfinished_semi_supervised_run_is_labelled_by_phase(tmp_path):
+    semi = tmp_path / "semi_bp_600"
+    semi.mkdir()
+    (semi / "config.json").write_text(json.dumps({"action": "semi_supervised_bp", "pre_epochs": 2, "epochs": 400}))
+    (semi / "results.csv").write_text("epoch,phase,loss_unsupervised,error_unsupervised,loss,error,seconds\n" +
+                                      "".join(f"{e},{1 + (e > 2)},1,0.1,1,0.1,1\n" for e in range(1, 6)))
+    assert records.read_run(semi).describe(402) == "phase 1: 2 of 2, phase 2: 3 of 400 epochs (unfinished), 1 seed"
 
 
 def test_a_regression_run_is_read_and_tabled_by_its_cost_to_four_decimals(tmp_path):
