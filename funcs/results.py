@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from funcs import config as config_mod
-from funcs.errors import UserError
+from funcs.errors import UserError, stops_deferred
 from funcs.loop import REGRESSION_METRIC
 
 CHECKPOINT = "checkpoint.pt"
@@ -223,10 +223,13 @@ class Run:
             writer.writerow(row)
 
     def epoch_done(self, row: dict, checkpoint: dict) -> None:
-        """Append the epoch's row, then checkpoint atomically (a resume drops rows past the checkpoint)."""
-        self._append_row("results.csv", row, fresh=row["epoch"] == 1)
-        _atomic_write(self.folder / CHECKPOINT, lambda p: torch.save(checkpoint, p))
-        _atomic_write(self.folder / "model_state_dict.pt", lambda p: torch.save(checkpoint["learner"]["model"], p))
+        """Append the epoch's row, then checkpoint atomically, with Ctrl-C held until both are written (a kill in
+        between leaves a row past the checkpoint, which a resume drops)."""
+        with stops_deferred():
+            self._append_row("results.csv", row, fresh=row["epoch"] == 1)
+            _atomic_write(self.folder / CHECKPOINT, lambda p: torch.save(checkpoint, p))
+            _atomic_write(self.folder / "model_state_dict.pt",
+                          lambda p: torch.save(checkpoint["learner"]["model"], p))
         if self.progress is not None:
             self.progress.step({"loss": f"{row['loss']:.4f}", **{
                 f"acc_{k[6:].lstrip('_') or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items()
