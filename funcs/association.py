@@ -66,10 +66,11 @@ def association_errors(train_out, train_labels, test_out, test_labels, n_class: 
 def classifier_lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     """Learning-rate factor of the classifier at `epoch` (0-based).
 
-    'exponential': x0.9 per epoch (after BP); 'linear': 1 down to 0.5 over the
-    epochs (after EP); 'step': halved at 20, 35, 50, 60, 70, 80 and 90% of the
-    epochs (CNN, the schedule SoftHebb uses); paper appendix and original code.
-    'constant': 1 (SoftHebb's MLP read-out).
+    'exponential': x0.9 per epoch; 'linear': 1 down to 0.5 over the epochs;
+    'step': halved at 20, 35, 50, 60, 70, 80 and 90% of the epochs; 'constant':
+    1. Which one a run takes: funcs.loop.classifier_schedule (the paper's
+    appendix and original code use the first two after BP and EP, the third
+    after a CNN; SoftHebb's code the last two).
     """
     if schedule == "exponential":
         return 0.9 ** epoch

@@ -136,9 +136,9 @@ class Config:
     class_dropProb: float = _key(0.2, "dropout before the linear classifier", "float", lo=0, hi=1,
                                  hi_open=True)
     class_smooth: bool = _key(False, "label smoothing of the classifier's targets", "bool")
-    class_schedule: str = _key("auto", "classifier lr schedule: 'exponential' (x0.9 per epoch, after BP), "
-                               "'linear' (1 to 0.5, after EP), 'step' (halvings, CNN), 'constant' (SoftHebb's "
-                               "read-out), or 'auto' to pick as the paper did", "str",
+    class_schedule: str = _key("auto", "classifier lr schedule: 'exponential' (x0.9 per epoch), 'linear' (1 to "
+                               "0.5), 'step' (halvings), 'constant', or 'auto': 'step' after a CNN, else the "
+                               "rule's own (the paper's: exponential after BP, linear after EP)", "str",
                                choices=("auto", "exponential", "linear", "step", "constant"))
 
     # The rule's own keys (Rule.fields), resolved: read as attributes (cfg.T), written flat by to_json.

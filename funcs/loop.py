@@ -291,8 +291,7 @@ def within_epoch(run):
 
 
 def classifier_schedule(cfg) -> str:
-    """'auto' picks the paper's classifier schedule: halvings after a CNN, else the rule's (x0.9 per epoch after
-    BP, linear after EP)."""
+    """'auto' picks halvings after a CNN, else the rule's own (Rule.classifier_schedule)."""
     if cfg.class_schedule != "auto":
         return cfg.class_schedule
     return "step" if cfg.cnn else rules.get(cfg.rule).classifier_schedule
