@@ -270,22 +270,43 @@ def _bench_files(threads: int, bench: Path) -> list[tuple[Path, dict]]:
 
 def estimate(cfg: dict, preset: str, left: tuple[int, int], threads: int,
              bench: Path = BENCH) -> tuple[float, Path] | None:
-    """Seconds for the epochs left, from the first bench result of the same preset, shape and device kind."""
+    """Seconds for the epochs left, from the first bench result of the same preset, shape and device kind (else,
+    for a semi-supervised preset, of the same preset at another label count)."""
     gpu = cfg.get("device", -1) >= 0 and torch.cuda.is_available()  # the CLI falls back to the CPU
-    for path, data in _bench_files(threads, bench):
-        if bool(data.get("machine", {}).get("gpu")) != gpu:  # no GPU named (absent or null): CPU measurements
+    rows = [(path, r) for path, data in _bench_files(threads, bench)
+            if bool(data.get("machine", {}).get("gpu")) == gpu  # no GPU named (absent or null): a CPU's
+            for r in data.get("results", []) if _same_shape(r, cfg)]
+    for path, r in rows:  # the preset itself
+        if r.get("preset") != preset:
             continue
-        for r in data.get("results", []):
-            if r.get("preset") != preset or r.get("variant", "default") != "default" or \
-                    r.get("fcLayers", cfg["fcLayers"]) != cfg["fcLayers"] or \
-                    r.get("batchSize", cfg["batchSize"]) != cfg["batchSize"]:
-                continue
-            if "seconds_per_phase2_epoch" in r:  # bench/semi_throughput.py; a phase-1 epoch: one supervised
-                p1 = r["supervised_seconds"] + r["evaluation_seconds"] / 2  # epoch and one test evaluation
-                return left[0] * p1 + left[1] * r["seconds_per_phase2_epoch"], path
-            if "seconds_per_epoch" in r:
-                return (left[0] + left[1]) * r["seconds_per_epoch"], path
+        if "seconds_per_phase2_epoch" in r:  # bench/semi_throughput.py
+            p1 = r["supervised_seconds"] + r["evaluation_seconds"] / 2  # one supervised epoch, one evaluation
+            return left[0] * p1 + left[1] * r["seconds_per_phase2_epoch"], path
+        if "seconds_per_epoch" in r:
+            return (left[0] + left[1]) * r["seconds_per_epoch"], path
+    for path, r in rows:  # else its semi-supervised sibling at another label count
+        if _same_family(r.get("preset"), preset) and "supervised_samples_per_second" in r:
+            p1, p2 = _semi_epoch_seconds(r, cfg["train_label_number"])
+            return left[0] * p1 + left[1] * p2, path
     return None
+
+
+def _same_shape(r: dict, cfg: dict) -> bool:
+    """A bench row of the default variant, measured with the config's layers and batch (where it says them)."""
+    return r.get("variant", "default") == "default" and r.get("fcLayers", cfg["fcLayers"]) == cfg["fcLayers"] and \
+        r.get("batchSize", cfg["batchSize"]) == cfg["batchSize"]
+
+
+def _same_family(measured: str | None, preset: str) -> bool:
+    """semi_bp/600 and semi_bp/100: one semi-supervised preset at two label counts."""
+    return measured is not None and measured.startswith("semi_") and measured.split("/")[0] == preset.split("/")[0]
+
+
+def _semi_epoch_seconds(r: dict, labels: int) -> tuple[float, float]:
+    """(phase-1 epoch, phase-2 epoch) seconds at `labels` labels, from a bench/semi_throughput.py row measured at
+    another count: the supervised pass scales with the labels; the unlabeled pass and the evaluation do not."""
+    supervised = labels / r["supervised_samples_per_second"]
+    return supervised + r["evaluation_seconds"] / 2, r["unsupervised_seconds"] + supervised + r["evaluation_seconds"]
 
 
 def _duration(seconds: float) -> str:

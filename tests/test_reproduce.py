@@ -157,8 +157,14 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
         machine = {"threads": threads, **({"gpu": gpu} if name != "2026-01-01_old.json" else {})}
         write(bench, {name: json.dumps({"machine": machine,
                                         "results": [{**entry, "seconds_per_epoch": seconds}, semi]})})
+    # another label count of the same rule's preset: its supervised pass scaled (a 600-label row here)
+    other_count = {"preset": "semi_bp/600", "fcLayers": [784, 5000, 10], "supervised_samples_per_second": 1200.0,
+                   "unsupervised_seconds": 18.0, "evaluation_seconds": 3.0}
+    write(bench, {"2026-02-01_semi600.json": json.dumps({"machine": {"threads": 1, "gpu": None}, "results": [
+        {**other_count, "preset": "semi_ep/600", "unsupervised_seconds": 99.0}, other_count]})})
     sources = [Source("half", QUICK + " --set epochs=10", "x"),
-               Source("wide", QUICK + " --set fcLayers=[784,300]", "x"), Source("semi", SEMI, "x")]
+               Source("wide", QUICK + " --set fcLayers=[784,300]", "x"), Source("semi", SEMI, "x"),
+               Source("semi_1000", SEMI.replace("semi_bp/100", "semi_bp/1000"), "x")]
     jobs = reproduce.plan(sources, root)
     lines = {j.name: reproduce.describe(j, threads=1, bench=bench) for j in jobs}
     assert lines["half"][1] == 6 * 12.5  # 10 epochs, 4 done
@@ -167,9 +173,14 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     assert lines["wide"] == ("fresh    wide  3 of 3 epochs left, no estimate", None)
     cfg = json.loads((REPO / "configFile/semi_bp/100/config.json").read_text())
     assert lines["semi"][1] == pytest.approx(cfg["pre_epochs"] * (0.5 + 3.0 / 2) + cfg["epochs"] * 20.0)
+    cfg = json.loads((REPO / "configFile/semi_bp/1000/config.json").read_text())
+    supervised = 1000 / 1200.0  # seconds for the 1000 labels at the measured rate
+    assert lines["semi_1000"][1] == pytest.approx(cfg["pre_epochs"] * (supervised + 3.0 / 2) +
+                                                  cfg["epochs"] * (18.0 + supervised + 3.0))
+    assert lines["semi_1000"][0].endswith("2026-02-01_semi600.json)")
     assert reproduce.describe(jobs[0], threads=2, bench=bench)[1] == 6 * 7.0
     total = reproduce.dry_run(jobs, 1, bench).splitlines()[-1]
-    assert total.startswith("3 jobs: 2 fresh, 1 resume, 0 skip, 0 extract;")
+    assert total.startswith("4 jobs: 3 fresh, 1 resume, 0 skip, 0 extract;")
 
 
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys):
