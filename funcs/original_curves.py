@@ -43,9 +43,12 @@ PHASE_FILES = ("pre_supervised.csv", "semi_supervised.csv")  # each seed's folde
 def _errors(path: Path, column: str) -> list[float]:
     try:
         with path.open(newline="") as f:
-            return [float(row[column]) for row in csv.DictReader(f)]
+            errors = [float(row[column]) for row in csv.DictReader(f)]
     except (OSError, KeyError, ValueError) as e:
         raise UserError(f"{path}: no readable column {column!r} ({e})") from None
+    if not errors:
+        raise UserError(f"{path}: no epochs (a header only)")
+    return errors
 
 
 def _stats(runs: list[list[float]]) -> tuple[list[float], list[float]]:

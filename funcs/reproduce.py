@@ -277,18 +277,26 @@ def estimate(cfg: dict, preset: str, left: tuple[int, int], threads: int,
             if bool(data.get("machine", {}).get("gpu")) == gpu  # no GPU named (absent or null): a CPU's
             for r in data.get("results", []) if _same_shape(r, cfg)]
     for path, r in rows:  # the preset itself
-        if r.get("preset") != preset:
-            continue
-        if "seconds_per_phase2_epoch" in r:  # bench/semi_throughput.py
-            p1 = r["supervised_seconds"] + r["evaluation_seconds"] / 2  # one supervised epoch, one evaluation
-            return left[0] * p1 + left[1] * r["seconds_per_phase2_epoch"], path
-        if "seconds_per_epoch" in r:
-            return (left[0] + left[1]) * r["seconds_per_epoch"], path
-    for path, r in rows:  # else its semi-supervised sibling at another label count
+        if r.get("preset") == preset and ("supervised_samples_per_second" in r or "seconds_per_epoch" in r):
+            return _seconds(r, cfg, left), path
+    for path, r in rows:  # else, for a semi-supervised preset, itself at another label count
         if _same_family(r.get("preset"), preset) and "supervised_samples_per_second" in r:
-            p1, p2 = _semi_epoch_seconds(r, cfg["train_label_number"])
-            return left[0] * p1 + left[1] * p2, path
+            return _seconds(r, cfg, left), path
     return None
+
+
+def _seconds(r: dict, cfg: dict, left: tuple[int, int]) -> float:
+    """Seconds for `left` (phase-1, other) epochs from a bench row: seconds_per_epoch, or a semi-supervised row
+    of bench/semi_throughput.py (measured at the label count its preset names) scaled to the config's labels:
+    a phase-1 epoch is one supervised pass over the labels and one test evaluation; a phase-2 epoch is the same
+    with two evaluations (evaluation_seconds) and a pass over the unlabeled rest of the 60,000 images."""
+    if "supervised_samples_per_second" not in r:
+        return (left[0] + left[1]) * r["seconds_per_epoch"]
+    labels, measured = cfg["train_label_number"], int(r["preset"].split("/")[1])
+    supervised = labels / r["supervised_samples_per_second"]
+    unlabeled = r["unsupervised_seconds"] + (measured - labels) / r["unsupervised_samples_per_second"]
+    return left[0] * (supervised + r["evaluation_seconds"] / 2) + \
+        left[1] * (unlabeled + supervised + r["evaluation_seconds"])
 
 
 def _same_shape(r: dict, cfg: dict) -> bool:
@@ -300,13 +308,6 @@ def _same_shape(r: dict, cfg: dict) -> bool:
 def _same_family(measured: str | None, preset: str) -> bool:
     """semi_bp/600 and semi_bp/100: one semi-supervised preset at two label counts."""
     return measured is not None and measured.startswith("semi_") and measured.split("/")[0] == preset.split("/")[0]
-
-
-def _semi_epoch_seconds(r: dict, labels: int) -> tuple[float, float]:
-    """(phase-1 epoch, phase-2 epoch) seconds at `labels` labels, from a bench/semi_throughput.py row measured at
-    another count: the supervised pass scales with the labels; the unlabeled pass and the evaluation do not."""
-    supervised = labels / r["supervised_samples_per_second"]
-    return supervised + r["evaluation_seconds"] / 2, r["unsupervised_seconds"] + supervised + r["evaluation_seconds"]
 
 
 def _duration(seconds: float) -> str:

@@ -223,18 +223,18 @@ class Run:
             writer.writerow(row)
 
     def epoch_done(self, row: dict, checkpoint: dict) -> None:
-        """Append the epoch's row, then checkpoint atomically, with Ctrl-C held until both are written (a kill in
-        between leaves a row past the checkpoint, which a resume drops)."""
+        """Append the epoch's row, checkpoint atomically and log the row, with Ctrl-C held until all are written (a
+        kill in between leaves a row past the checkpoint, which a resume drops)."""
         with stops_deferred():
             self._append_row("results.csv", row, fresh=row["epoch"] == 1)
             _atomic_write(self.folder / CHECKPOINT, lambda p: torch.save(checkpoint, p))
             _atomic_write(self.folder / "model_state_dict.pt",
                           lambda p: torch.save(checkpoint["learner"]["model"], p))
-        if self.progress is not None:
-            self.progress.step({"loss": f"{row['loss']:.4f}", **{
-                f"acc_{k[6:].lstrip('_') or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items()
-                if k.startswith("error")}, **{k: f"{v:.4f}" for k, v in costs(row).items()}})
-        self.log(format_row(row))
+            if self.progress is not None:
+                self.progress.step({"loss": f"{row['loss']:.4f}", **{
+                    f"acc_{k[6:].lstrip('_') or 'test'}": f"{100 * (1 - v):.2f}%" for k, v in row.items()
+                    if k.startswith("error")}, **{k: f"{v:.4f}" for k, v in costs(row).items()}})
+            self.log(format_row(row))  # the log has the epoch too, even when a held stop follows
 
     def classifier_epoch_done(self, row: dict) -> None:
         """Append the classifier epoch's row; its line goes to run.log, and is printed where no bar shows it."""

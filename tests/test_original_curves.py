@@ -53,6 +53,11 @@ def test_command_writes_what_load_reads_and_refuses_a_folder_without_results(che
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no simuResults/" in err and err.count("\n") == 1
     assert not (tmp_path / "x.json").exists()
+    _seed(checkout / "simuResults" / "semi_ep" / "3000labels" / "S-1", [0.1], [])  # a seed stopped in phase 2
+    assert original_curves.main(["--checkout", str(checkout), "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "3000labels/S-1/semi_supervised.csv: no epochs" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_table_sets_an_unfinished_run_beside_theirs_at_its_own_epoch(tmp_path):

@@ -147,8 +147,8 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     saved = {"action": "unsupervised_bp", "epochs": 10, "fcLayers": [784, 500], "batchSize": 16, "device": -1}
     write(root / "half", {"config.json": json.dumps(saved), "checkpoint.pt": "", "results.csv": rows_csv(4)})
     entry = {"preset": "quickstart", "fcLayers": [784, 500], "batchSize": 16}
-    semi = {"preset": "semi_bp/100", "fcLayers": [784, 5000, 10], "supervised_seconds": 0.5,
-            "evaluation_seconds": 3.0, "seconds_per_phase2_epoch": 20.0}
+    semi = {"preset": "semi_bp/100", "fcLayers": [784, 5000, 10], "supervised_samples_per_second": 200.0,
+            "unsupervised_samples_per_second": 3000.0, "unsupervised_seconds": 19.0, "evaluation_seconds": 3.0}
     # A GPU's numbers never estimate a CPU run; "gpu": null (as bench/hebb_throughput.py writes) is a CPU's.
     for name, threads, gpu, seconds in (("2026-01-01_old.json", 1, None, 99.0), ("2026-02-01_new.json", 1, None, 12.5),
                                         ("2026-03-01_two-threads.json", 2, None, 7.0),
@@ -159,7 +159,7 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
                                         "results": [{**entry, "seconds_per_epoch": seconds}, semi]})})
     # another label count of the same rule's preset: its supervised pass scaled (a 600-label row here)
     other_count = {"preset": "semi_bp/600", "fcLayers": [784, 5000, 10], "supervised_samples_per_second": 1200.0,
-                   "unsupervised_seconds": 18.0, "evaluation_seconds": 3.0}
+                   "unsupervised_samples_per_second": 2000.0, "unsupervised_seconds": 18.0, "evaluation_seconds": 3.0}
     write(bench, {"2026-02-01_semi600.json": json.dumps({"machine": {"threads": 1, "gpu": None}, "results": [
         {**other_count, "preset": "semi_ep/600", "unsupervised_seconds": 99.0}, other_count]})})
     sources = [Source("half", QUICK + " --set epochs=10", "x"),
@@ -172,11 +172,13 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     assert lines["half"][0].endswith("2026-02-01_new.json)")
     assert lines["wide"] == ("fresh    wide  3 of 3 epochs left, no estimate", None)
     cfg = json.loads((REPO / "configFile/semi_bp/100/config.json").read_text())
-    assert lines["semi"][1] == pytest.approx(cfg["pre_epochs"] * (0.5 + 3.0 / 2) + cfg["epochs"] * 20.0)
+    # a phase-1 epoch: the labels' pass (100 / 200 s) and one evaluation; phase 2: two, and the unlabeled pass
+    assert lines["semi"][1] == pytest.approx(cfg["pre_epochs"] * (0.5 + 3.0 / 2) + cfg["epochs"] * (19 + 0.5 + 3))
     cfg = json.loads((REPO / "configFile/semi_bp/1000/config.json").read_text())
     supervised = 1000 / 1200.0  # seconds for the 1000 labels at the measured rate
+    unlabeled = 18.0 - 400 / 2000.0  # 400 fewer unlabeled images than at 600 labels
     assert lines["semi_1000"][1] == pytest.approx(cfg["pre_epochs"] * (supervised + 3.0 / 2) +
-                                                  cfg["epochs"] * (18.0 + supervised + 3.0))
+                                                  cfg["epochs"] * (unlabeled + supervised + 3.0))
     assert lines["semi_1000"][0].endswith("2026-02-01_semi600.json)")
     assert reproduce.describe(jobs[0], threads=2, bench=bench)[1] == 6 * 7.0
     total = reproduce.dry_run(jobs, 1, bench).splitlines()[-1]
@@ -275,7 +277,8 @@ def test_sigterm_and_a_background_shell_s_ignored_sigint_both_stop_with_keyboard
 
 def test_a_stop_inside_stops_deferred_waits_for_the_block_s_end_then_stops_as_it_would_have():
     """An epoch's row and checkpoint are written under stops_deferred: a SIGINT or SIGTERM in between is held
-    (the block runs to its end) and then raised; the handlers are the old ones afterwards."""
+    (the block runs to its end) and then raised; the handlers stay as they were. A block that fails raises its
+    own error, and the stop it held does not leak into the next block."""
     code = ("import os, signal, time\n"
             "from funcs.errors import stop_signals_interrupt, stops_deferred\n"
             "stop_signals_interrupt()\n"
@@ -290,12 +293,19 @@ def test_a_stop_inside_stops_deferred_waits_for_the_block_s_end_then_stops_as_it
             "    except KeyboardInterrupt:\n"
             "        print('stopped by', sig.name)\n"
             "assert before == {s: signal.getsignal(s) for s in before}\n"
+            "try:\n"
+            "    with stops_deferred():\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "        time.sleep(0.2)\n"
+            "        raise OSError('disk full')\n"
+            "except OSError as err:\n"
+            "    print(err)\n"
             "with stops_deferred():\n"
             "    pass\n"
             "print('no signal, no stop')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert out.split("\n")[:5] == ["block ended", "stopped by SIGINT", "block ended", "stopped by SIGTERM",
-                                    "no signal, no stop"]
+    assert out.split("\n")[:6] == ["block ended", "stopped by SIGINT", "block ended", "stopped by SIGTERM",
+                                    "disk full", "no signal, no stop"]
 
 
 def test_a_finished_job_is_reported_by_its_accuracies_or_a_regression_s_cost(tmp_path):
