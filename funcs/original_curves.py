@@ -116,7 +116,13 @@ def key_of(cfg: dict) -> str | None:
 
 
 def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
-    """One panel per run: its test accuracy per phase-2 epoch over the original's mean, shaded by one std."""
+    """One panel per run: its test accuracy per phase-2 epoch over the original's mean, shaded by one std.
+    A folder that is no semi-supervised run with a phase-2 epoch raises UserError."""
+    return _draw([(run.name, *_semi_run(run)) for run in runs], out, curves)
+
+
+def _draw(runs: list[tuple[str, str, list[float]]], out: Path, curves: dict | None) -> Path:
+    """plot's figure from each run's (name, CURVES key, phase-2 accuracies)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -126,15 +132,13 @@ def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
     fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
     for ax in axes.flat[len(runs):]:
         ax.axis("off")
-    for ax, run in zip(axes.flat, runs):
-        key = key_of(json.loads((run / "config.json").read_text()))
+    for ax, (name, key, accuracy) in zip(axes.flat, runs):
         if key in curves:
             mean, std = np.array(curves[key]["mean"]), np.array(curves[key]["std"])
             epochs = np.arange(1, len(mean) + 1)
             ax.plot(epochs, mean, color="gray", label=f"original code, {curves[key]['seeds']} seeds")
             ax.fill_between(epochs, mean - std, mean + std, color="gray", alpha=0.3)
-        accuracy = _phase2_accuracy(run)
-        ax.plot(np.arange(1, len(accuracy) + 1), accuracy, label=f"ours ({run.name})")
+        ax.plot(np.arange(1, len(accuracy) + 1), accuracy, label=f"ours ({name})")
         rule, labels, variant = key.split("/")
         ax.set(title=f"{rule.upper()}, {labels} labels, {SEMI_VARIANTS[variant]}", xlabel="phase-2 epoch",
                ylabel="test accuracy (%)")
@@ -158,15 +162,18 @@ def _phase2_accuracy(run: Path) -> list[float]:
         return [100 * (1 - float(row["error"])) for row in csv.DictReader(f) if row["phase"] == "2"]
 
 
-def _plot_problem(run: Path) -> str | None:
-    """Why a folder cannot be drawn over the original's curves; None if it can."""
+def _semi_run(run: Path) -> tuple[str, list[float]]:
+    """A semi-supervised run's CURVES key and its accuracy per phase-2 epoch; UserError for any other folder."""
     try:
-        cfg = json.loads((run / "config.json").read_text())
-        if key_of(cfg) is None:
-            return "not a semi-supervised run"
-        return None if _phase2_accuracy(run) else "no phase-2 epoch yet"
+        key = key_of(json.loads((run / "config.json").read_text()))
+        if key is None:
+            raise UserError(f"{run}: not a semi-supervised run")
+        accuracy = _phase2_accuracy(run)
     except (OSError, ValueError, KeyError) as e:
-        return f"no readable config.json and results.csv ({e})"
+        raise UserError(f"{run}: no readable config.json and results.csv ({e})") from None
+    if not accuracy:
+        raise UserError(f"{run}: no phase-2 epoch yet")
+    return key, accuracy
 
 
 def main(argv=None) -> int:
@@ -200,15 +207,13 @@ def main(argv=None) -> int:
 
 
 def _plot_command(out: Path, runs: list[Path]) -> int:
-    if not runs:
-        print("error: --plot: no RUN_DIR given and no Table 5 run under --results", file=sys.stderr)
+    try:
+        if not runs:
+            raise UserError("--plot: no RUN_DIR given and no Table 5 run under --results")
+        print(plot(runs, out))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    for run in runs:
-        problem = _plot_problem(run)
-        if problem:
-            print(f"error: {run}: {problem}", file=sys.stderr)
-            return 2
-    print(plot(runs, out))
     return 0
 
 
