@@ -98,10 +98,11 @@ class Config:
                             "towards lr_end_factor after the last (the paper's), or 'constant'", "str",
                             choices=("linear", "constant"))
     lr_end_factor: float = _key(5e-4, "final factor of the linear schedule (paper: 5e-4; 0 decays to nothing, "
-                                "as Krotov's rate)", "float", lo=0)
+                                "as some Hebbian rules use)", "float", lo=0)
 
     # --- the self-defined target ------------------------------------------------------
-    nudge: int = _key(1, "number of winners k of the kWTA target (EP's nudging strength is `beta`)", "int", lo=1)
+    nudge: int = _key(1, "number of winners k of the kWTA target (not a nudging strength: that is a rule's own "
+                     "key)", "int", lo=1)
     gamma: float = _key(0.5, "homeostasis rate: H <- H + gamma * (A - T)", "float", lo=0)
     eta: float = _key(0.6, "sequential mode (batchSize 1): moving average A <- eta * d + (1 - eta) * A",
                       "float", lo=0, hi=1, lo_open=True)
@@ -138,7 +139,7 @@ class Config:
     class_smooth: bool = _key(False, "label smoothing of the classifier's targets", "bool")
     class_schedule: str = _key("auto", "classifier lr schedule: 'exponential' (x0.9 per epoch), 'linear' (1 to "
                                "0.5), 'step' (halvings), 'constant', or 'auto': 'step' after a CNN, else the "
-                               "rule's own (the paper's: exponential after BP, linear after EP)", "str",
+                               "rule's own (Rule.classifier_schedule)", "str",
                                choices=("auto", "exponential", "linear", "step", "constant"))
 
     # The rule's own keys (Rule.fields), resolved: read as attributes (cfg.T), written flat by to_json.

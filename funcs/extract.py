@@ -152,7 +152,7 @@ def output_drive(learner) -> Callable[[torch.Tensor], torch.Tensor]:
     model = getattr(learner, "model", None)
     if not callable(getattr(model, "drive", None)):
         raise UserError("maximum-activation images (the paper's Figure 6) need a network whose output drive is a "
-                        "forward pass (`learner.model.drive`, as BP's); this run's rule has none")
+                        "forward pass (`learner.model.drive`); this run's rule has none")
     model.eval().requires_grad_(False)
     return model.drive
 

@@ -1,7 +1,7 @@
 """Per-run plots: `curves.png` in a run folder (loss and test accuracies per epoch), and over seeds.
 
 The series come from `results.csv` alone, so any finished or unfinished run can
-be re-plotted: `python -m funcs.plots RUN_DIR [RUN_DIR ...]`; EP's per-layer update sizes of several runs:
+be re-plotted: `python -m funcs.plots RUN_DIR [RUN_DIR ...]`; the per-layer update sizes of several runs:
 `python -m funcs.plots --update-sizes OUT.png RUN_DIR [RUN_DIR ...]`.
 """
 from __future__ import annotations
@@ -129,7 +129,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m funcs.plots", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders with a results.csv")
     parser.add_argument("--update-sizes", metavar="OUT.png",
-                        help="instead of curves.png per run, one plot of EP's per-layer update sizes of all RUN_DIRs")
+                        help="instead of curves.png per run, one plot of the per-layer update sizes "
+                             "(update_size_<layer> columns) of all RUN_DIRs")
     args = parser.parse_args(argv)
     runs = [Path(r) for r in args.runs]
     missing = next((r for r in runs if not (r / "results.csv").is_file()), None)

@@ -66,7 +66,7 @@ def check_task(cfg, spec) -> None:
     if cfg.n_out != spec.n_class:
         fail("fcLayers", f"{what}: the output layer needs {spec.n_class} neuron(s), not {cfg.n_out}")
     if cfg.loss != "MSE":
-        fail("loss", f"{what}: fit it with MSE (EP's cost 1/2 ||y - s||^2), not {cfg.loss}")
+        fail("loss", f"{what}: fit it with MSE (the cost 1/2 ||y - s||^2), not {cfg.loss}")
     if cfg.smooth:
         fail("smooth", f"label smoothing spreads a class target; {what}")
 
