@@ -200,7 +200,12 @@ def _with_umap(src: Source, variant: str) -> Source:
     return _with_file(src, UMAP, "umap")
 
 
-SEMI = {f"{rule}/{labels}/{variant}": _semi(rule, labels, variant)
+def semi_key(rule: str, labels, variant: str) -> str:
+    """A semi-supervised configuration's key in SEMI and in the original's curves: 'bp/600/wta_homeostasis'."""
+    return f"{rule}/{labels}/{variant}"
+
+
+SEMI = {semi_key(rule, labels, variant): _semi(rule, labels, variant)
         for rule in PAPER_RULES for labels in SEMI_LABELS for variant in SEMI_VARIANTS}
 # The metric each variant reads from its folder.
 SEMI_METRIC = {"supervised": "after_phase_1", "wta": "test", "wta_homeostasis": "test"}
@@ -301,7 +306,7 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     Entry("fig9_semi_supervised", "Figure 9: semi-supervised test accuracy by number of labels", SEMI,
           {f"{k}/wta_homeostasis": v for k, v in TABLE5_PAPER.items()}),
     Entry("fig10_umap", "Figure 10: UMAP of the semi-supervised network's test outputs, 100 labels (BP)",
-          {v: _with_umap(SEMI[f"bp/100/{v}"], v) for v in SEMI_VARIANTS}),
+          {v: _with_umap(SEMI[semi_key("bp", 100, v)], v) for v in SEMI_VARIANTS}),
     Entry("fig11_first_layer_weights", "Figure 11: first-layer weights of 20 neurons, BP",
           {"supervised_1layer": _with_file(SUPERVISED_MLP["bp_1layer"], FIRST_LAYER, "weights"),
            "unsupervised_1layer": _with_file(MLP["bp_1layer"], FIRST_LAYER, "weights"),
@@ -323,7 +328,7 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     Entry("table4", "Table 4: unsupervised CNN + linear classifier (test accuracy, %)",
           {**CNN, **{f"supervised_{k}": v for k, v in SUPERVISED_CNN.items()}}, TABLE4_PAPER, kind="table"),
     Entry("table5", "Table 5: semi-supervised MNIST, + WTA + homeostasis (test accuracy, %)",
-          {f"{rule}/{n}": SEMI[f"{rule}/{n}/wta_homeostasis"] for rule in PAPER_RULES for n in TABLE5_LABELS},
+          {f"{rule}/{n}": SEMI[semi_key(rule, n, "wta_homeostasis")] for rule in PAPER_RULES for n in TABLE5_LABELS},
           TABLE5_PAPER, kind="table"),
 )}
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from funcs import plots, tables
 from funcs.experiments import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
-                               SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry)
+                               SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry, semi_key)
 from funcs.records import NPZ_ERRORS, Record, find, find_file, read_npz
 
 NOTEBOOK = REPO / "reproduce_figures.ipynb"
@@ -348,7 +348,7 @@ def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
     series = {}
     for rule in PAPER_RULES:
         for variant, name in SEMI_VARIANTS.items():
-            points = [c.value(f"{rule}/{n}/{variant}", SEMI_METRIC[variant], n) for n in SEMI_LABELS]
+            points = [c.value(semi_key(rule, n, variant), SEMI_METRIC[variant], n) for n in SEMI_LABELS]
             series[f"{rule.upper()} {name}"] = [p for p in points if p]
 
     def plot(plt):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from funcs.errors import UserError
-from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS
+from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
 from funcs.records import find
 
 CURVES = REPO / "docs" / "original_semi_curves.json"
@@ -75,7 +75,7 @@ def read_checkout(checkout: Path) -> dict:
                 phase2 = [_errors(s / "semi_supervised.csv", "Supervised_Test_Error") for s in seeds]
                 p1_mean, p1_std = _stats([[r[-1]] for r in phase1])
                 mean, std = _stats(phase2)
-                curves[f"{rule}/{labels}/{variant}"] = {
+                curves[semi_key(rule, labels, variant)] = {
                     "seeds": len(seeds), "phase1_epochs": min(map(len, phase1)),
                     "after_phase_1": [p1_mean[0], p1_std[0]], "mean": mean, "std": std}
     if not curves:
@@ -112,7 +112,7 @@ def key_of(cfg: dict) -> str | None:
     if not action.startswith("semi_supervised_"):
         return None
     variant = "wta" if cfg.get("gamma") == 0 else "wta_homeostasis"
-    return f"{action.removeprefix('semi_supervised_')}/{cfg.get('train_label_number')}/{variant}"
+    return semi_key(action.removeprefix("semi_supervised_"), cfg.get("train_label_number"), variant)
 
 
 def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
@@ -151,7 +151,7 @@ def _draw(runs: list[tuple[str, str, list[float]]], out: Path, curves: dict | No
 
 def table5_runs(results: Path) -> list[Path]:
     """The folders of Table 5's runs (+ WTA + homeostasis) found under a results root, BP then EP."""
-    found = [find(Path(results), SEMI[f"{rule}/{labels}/wta_homeostasis"]) for rule in PAPER_RULES
+    found = [find(Path(results), SEMI[semi_key(rule, labels, "wta_homeostasis")]) for rule in PAPER_RULES
              for labels in TABLE5_LABELS]
     return [rec.folder for rec in found if rec is not None and rec.phase_rows and rec.phase_rows[1]]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from funcs import original_curves
 from funcs.experiments import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS,
-                               TABLE_ROWS, TABLES, Paper, Source)
+                               TABLE_ROWS, TABLES, Paper, Source, semi_key)
 from funcs.records import find
 from funcs.results import COSTS
 
@@ -150,12 +150,15 @@ def summary_table(link: str, results=RESULTS) -> str:
 
 def _original_row(key: str, rec, curve: dict | None, root_link: str, root: Path) -> list[str] | None:
     """One line of `original_table`: our run (rec, None if not run) and the original's curve (None if absent)."""
-    epochs = rec.phase_rows[1] if rec is not None and rec.phase_rows else 0  # phase-2 epochs we ran
-    if curve is None and not epochs:
+    rows = rec.phase_rows if rec is not None and rec.phase_rows else (0, 0)  # epochs we ran of each phase
+    epochs = rows[1]
+    if curve is None and not any(rows):
         return None
 
-    def ours(metric: str) -> str:
-        return _number(rec.value(metric), rec.std.get(metric) if len(rec.seeds) > 1 else None) if epochs else "-"
+    def ours(metric: str) -> str:  # '-' where the run has not got this far (a run still in phase 1: no test yet)
+        if not any(rows):
+            return "-"
+        return _number(rec.value(metric), rec.std.get(metric) if len(rec.seeds) > 1 else None)
 
     def theirs(pair) -> str:
         return "-" if curve is None or pair is None else _number(*pair)
@@ -163,7 +166,7 @@ def _original_row(key: str, rec, curve: dict | None, root_link: str, root: Path)
     rule, labels, variant = key.split("/")
     same = original_curves.at_epoch(curve, epochs) if curve and epochs else None
     end = (curve["mean"][-1], curve["std"][-1]) if curve else None
-    run = f"[{rec.describe()}]({root_link}{rec.folder.relative_to(root)})" if epochs else "not run"
+    run = f"[{rec.describe()}]({root_link}{rec.folder.relative_to(root)})" if any(rows) else "not run"
     return [f"{rule.upper()}, {labels} labels", SEMI_VARIANTS[variant], ours("after_phase_1"),
             theirs(curve and curve["after_phase_1"]), str(epochs or "-"), ours("test"), theirs(same), theirs(end),
             str(curve["seeds"]) if curve else "-", run]
@@ -174,7 +177,7 @@ def original_table(link: str, results=RESULTS, curves: dict | None = None) -> st
     (funcs.original_curves): a run of ours stopped early is compared with where theirs stood then."""
     curves = original_curves.load() if curves is None else curves
     root = Path(results)
-    keys = [f"{rule}/{labels}/{variant}" for rule in PAPER_RULES for labels in SEMI_LABELS
+    keys = [semi_key(rule, labels, variant) for rule in PAPER_RULES for labels in SEMI_LABELS
             for variant in ("wta_homeostasis", "wta")]
     lines = [_original_row(key, find(root, SEMI[key]), curves.get(key), _root_link(link, results), root)
              for key in keys]

@@ -77,6 +77,19 @@ def test_table_sets_an_unfinished_run_beside_theirs_at_its_own_epoch(tmp_path):
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 3  # header, its rule, the one row
 
 
+def test_table_shows_a_run_still_in_phase_1_with_its_phase_1_accuracy_and_no_test(tmp_path):
+    run = tmp_path / "semi_ep_1000"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"action": "semi_supervised_ep", "pre_epochs": 100, "epochs": 200}))
+    (run / "results.csv").write_text("epoch,phase,loss_unsupervised,error_unsupervised,loss,error,seconds\n"
+                                     "1,1,nan,nan,1.0,0.20,1\n2,1,nan,nan,1.0,0.125,1\n")
+    text = tables.original_table("", tmp_path, {})
+    row = next(line for line in text.splitlines() if line.startswith("| EP, 1000 labels | + WTA + homeostasis"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:9] == ["87.50", "-", "-", "-", "-", "-", "-"]
+    assert "phase 1: 2 of 100, phase 2: 0 of 200 epochs (unfinished)" in cells[9]
+
+
 def test_plot_draws_a_semi_supervised_run_and_refuses_others_in_one_line(tmp_path, capsys):
     run = tmp_path / "semi"
     run.mkdir()
