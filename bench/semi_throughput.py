@@ -22,7 +22,8 @@ def phase2(preset: str, args) -> dict:
     unsup_s = (n_train - n_labeled) / unsup["samples_per_second"]
     sup_s = n_labeled / sup["samples_per_second"]
     eval_s = 2 * n_test * unsup["eval_seconds_per_epoch"] / (n_train + n_test)
-    return {"preset": preset, "fcLayers": unsup["fcLayers"], "unsupervised_samples_per_second": unsup["samples_per_second"],
+    return {"preset": preset, "fcLayers": unsup["fcLayers"], "batchSize": cfg.batchSize,
+            "pre_batchSize": cfg.pre_batchSize, "unsupervised_samples_per_second": unsup["samples_per_second"],
             "supervised_samples_per_second": sup["samples_per_second"],
             "unsupervised_seconds": round(unsup_s, 2), "supervised_seconds": round(sup_s, 2),
             "evaluation_seconds": round(eval_s, 2), "seconds_per_phase2_epoch": round(unsup_s + sup_s + eval_s, 2)}

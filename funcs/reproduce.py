@@ -300,9 +300,10 @@ def _seconds(r: dict, cfg: dict, left: tuple[int, int]) -> float:
 
 
 def _same_shape(r: dict, cfg: dict) -> bool:
-    """A bench row of the default variant, measured with the config's layers and batch (where it says them)."""
-    return r.get("variant", "default") == "default" and r.get("fcLayers", cfg["fcLayers"]) == cfg["fcLayers"] and \
-        r.get("batchSize", cfg["batchSize"]) == cfg["batchSize"]
+    """A bench row of the default variant, measured with the config's layers and batches (where it says them;
+    pre_batchSize: the supervised batch of a semi-supervised run)."""
+    return r.get("variant", "default") == "default" and \
+        all(r.get(key, cfg.get(key)) == cfg.get(key) for key in ("fcLayers", "batchSize", "pre_batchSize"))
 
 
 def _same_family(measured: str | None, preset: str) -> bool:

@@ -147,7 +147,8 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     saved = {"action": "unsupervised_bp", "epochs": 10, "fcLayers": [784, 500], "batchSize": 16, "device": -1}
     write(root / "half", {"config.json": json.dumps(saved), "checkpoint.pt": "", "results.csv": rows_csv(4)})
     entry = {"preset": "quickstart", "fcLayers": [784, 500], "batchSize": 16}
-    semi = {"preset": "semi_bp/100", "fcLayers": [784, 5000, 10], "supervised_samples_per_second": 200.0,
+    semi = {"preset": "semi_bp/100", "fcLayers": [784, 5000, 10], "pre_batchSize": 32,
+            "supervised_samples_per_second": 200.0,
             "unsupervised_samples_per_second": 3000.0, "unsupervised_seconds": 19.0, "evaluation_seconds": 3.0}
     # A GPU's numbers never estimate a CPU run; "gpu": null (as bench/hebb_throughput.py writes) is a CPU's.
     for name, threads, gpu, seconds in (("2026-01-01_old.json", 1, None, 99.0), ("2026-02-01_new.json", 1, None, 12.5),
@@ -158,13 +159,15 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
         write(bench, {name: json.dumps({"machine": machine,
                                         "results": [{**entry, "seconds_per_epoch": seconds}, semi]})})
     # another label count of the same rule's preset: its supervised pass scaled (a 600-label row here)
-    other_count = {"preset": "semi_bp/600", "fcLayers": [784, 5000, 10], "supervised_samples_per_second": 1200.0,
+    other_count = {"preset": "semi_bp/600", "fcLayers": [784, 5000, 10], "pre_batchSize": 32,
+                   "supervised_samples_per_second": 1200.0,
                    "unsupervised_samples_per_second": 2000.0, "unsupervised_seconds": 18.0, "evaluation_seconds": 3.0}
     write(bench, {"2026-02-01_semi600.json": json.dumps({"machine": {"threads": 1, "gpu": None}, "results": [
         {**other_count, "preset": "semi_ep/600", "unsupervised_seconds": 99.0}, other_count]})})
     sources = [Source("half", QUICK + " --set epochs=10", "x"),
                Source("wide", QUICK + " --set fcLayers=[784,300]", "x"), Source("semi", SEMI, "x"),
-               Source("semi_1000", SEMI.replace("semi_bp/100", "semi_bp/1000"), "x")]
+               Source("semi_1000", SEMI.replace("semi_bp/100", "semi_bp/1000"), "x"),
+               Source("semi_batch", SEMI + " --set pre_batchSize=8", "x")]  # measured with another batch
     jobs = reproduce.plan(sources, root)
     lines = {j.name: reproduce.describe(j, threads=1, bench=bench) for j in jobs}
     assert lines["half"][1] == 6 * 12.5  # 10 epochs, 4 done
@@ -180,9 +183,10 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     assert lines["semi_1000"][1] == pytest.approx(cfg["pre_epochs"] * (supervised + 3.0 / 2) +
                                                   cfg["epochs"] * (unlabeled + supervised + 3.0))
     assert lines["semi_1000"][0].endswith("2026-02-01_semi600.json)")
+    assert lines["semi_batch"][0].endswith("epochs left, no estimate") and lines["semi_batch"][1] is None
     assert reproduce.describe(jobs[0], threads=2, bench=bench)[1] == 6 * 7.0
     total = reproduce.dry_run(jobs, 1, bench).splitlines()[-1]
-    assert total.startswith("4 jobs: 3 fresh, 1 resume, 0 skip, 0 extract;")
+    assert total.startswith("5 jobs: 4 fresh, 1 resume, 0 skip, 0 extract;")
 
 
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys):
