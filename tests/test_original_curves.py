@@ -16,6 +16,16 @@ def _seed(folder, pre_errors, semi_errors):
         "".join(f"1,0.5,0.5,{e},{e}\n" for e in semi_errors))
 
 
+def _our_run(folder, cfg: dict, rows: list[tuple[int, float]]):
+    """A run folder of ours: its config and results.csv rows (phase, test error)."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(cfg))
+    header = "epoch,phase,loss_unsupervised,error_unsupervised,loss,error,seconds\n"
+    (folder / "results.csv").write_text(header + "".join(
+        f"{i},{phase},{'nan,nan' if phase == 1 else '1.0,0.1'},1.0,{e},1\n" for i, (phase, e) in enumerate(rows, 1)))
+    return folder
+
+
 @pytest.fixture
 def checkout(tmp_path):
     base = tmp_path / "orig" / "simuResults"
@@ -61,11 +71,8 @@ def test_command_writes_what_load_reads_and_refuses_a_folder_without_results(che
 
 
 def test_table_sets_an_unfinished_run_beside_theirs_at_its_own_epoch(tmp_path):
-    run = tmp_path / "semi_bp_600"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"action": "semi_supervised_bp", "pre_epochs": 1, "epochs": 400}))
-    (run / "results.csv").write_text("epoch,phase,loss_unsupervised,error_unsupervised,loss,error,seconds\n"
-                                     "1,1,nan,nan,1.0,0.10,1\n2,2,1.0,0.1,1.0,0.09,1\n3,2,1.0,0.1,1.0,0.07,1\n")
+    _our_run(tmp_path / "semi_bp_600", {"action": "semi_supervised_bp", "pre_epochs": 1, "epochs": 400},
+             [(1, 0.10), (2, 0.09), (2, 0.07)])
     curves = {"bp/600/wta_homeostasis": {"seeds": 15, "phase1_epochs": 150, "after_phase_1": [90.0, 0.5],
                                          "mean": [91.0, 92.0, 93.0], "std": [0.1, 0.2, 0.3]}}
     text = tables.original_table("", tmp_path, curves)
@@ -78,11 +85,8 @@ def test_table_sets_an_unfinished_run_beside_theirs_at_its_own_epoch(tmp_path):
 
 
 def test_table_shows_a_run_still_in_phase_1_with_its_phase_1_accuracy_and_no_test(tmp_path):
-    run = tmp_path / "semi_ep_1000"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"action": "semi_supervised_ep", "pre_epochs": 100, "epochs": 200}))
-    (run / "results.csv").write_text("epoch,phase,loss_unsupervised,error_unsupervised,loss,error,seconds\n"
-                                     "1,1,nan,nan,1.0,0.20,1\n2,1,nan,nan,1.0,0.125,1\n")
+    _our_run(tmp_path / "semi_ep_1000", {"action": "semi_supervised_ep", "pre_epochs": 100, "epochs": 200},
+             [(1, 0.20), (1, 0.125)])
     text = tables.original_table("", tmp_path, {})
     row = next(line for line in text.splitlines() if line.startswith("| EP, 1000 labels | + WTA + homeostasis"))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -91,12 +95,8 @@ def test_table_shows_a_run_still_in_phase_1_with_its_phase_1_accuracy_and_no_tes
 
 
 def test_plot_draws_a_semi_supervised_run_and_refuses_others_in_one_line(tmp_path, capsys):
-    run = tmp_path / "semi"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"action": "semi_supervised_ep", "train_label_number": 100,
-                                                 "gamma": 0}))
-    (run / "results.csv").write_text("epoch,phase,loss_unsupervised,error_unsupervised,loss,error,seconds\n"
-                                     "1,1,nan,nan,1.0,0.20,1\n2,2,1.0,0.1,1.0,0.15,1\n")
+    run = _our_run(tmp_path / "semi", {"action": "semi_supervised_ep", "train_label_number": 100, "gamma": 0},
+                   [(1, 0.20), (2, 0.15)])
     assert original_curves.key_of(json.loads((run / "config.json").read_text())) == "ep/100/wta"
     out = tmp_path / "cmp.png"
     assert original_curves.main(["--plot", str(out), str(run)]) == 0
