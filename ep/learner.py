@@ -29,9 +29,9 @@ class EPLearner:
 
     def __init__(self, net: EPNetwork, lrs, optimizer: str, drop_probs, beta: float, free_steps: int,
                  nudged_steps: int, error_estimate: str = "one-sided", random_sign: bool = True,
-                 log_update_sizes: bool = False, persistent_states: bool = False):
+                 log_update_sizes: bool = False, persistent_states: bool = False, readout_state: str = "free"):
         self.net, self.drop_probs, self.lrs = net, tuple(drop_probs), tuple(lrs)
-        self.persistent_states = persistent_states
+        self.persistent_states, self.readout_state = persistent_states, readout_state
         self._kept = None  # with persistent_states: per state layer, (n examples, size), each one's last free state
         self._idx = None  # the examples of the next mini-batch, if told
         self.beta, self.free_steps, self.nudged_steps = beta, free_steps, nudged_steps
@@ -50,7 +50,7 @@ class EPLearner:
         """A learner of the same network with its own optimizer and rates (semi-supervised phases)."""
         return EPLearner(self.net, lrs, self.optimizer_name, self.drop_probs, self.beta, self.free_steps,
                          self.nudged_steps, self.error_estimate, self.random_sign, self.log_update_sizes,
-                         self.persistent_states)
+                         self.persistent_states, self.readout_state)
 
     def examples(self, idx: torch.Tensor, n: int) -> None:
         """The next mini-batch holds examples idx of an n-example split (kept states are per split size)."""
@@ -106,11 +106,16 @@ class EPLearner:
         if self.symmetric:
             plus = net.nudged_phase(free, x, d, self.beta, steps, masks[1:])
             minus = net.nudged_phase(free, x, d, -self.beta, steps, masks[1:])
+            nudged = (plus, minus)
             grads = net.ep_gradients(x, plus, minus, 2 * self.beta, free, d)
         else:
             beta = self._beta()
-            nudged = net.nudged_phase(free, x, d, beta, steps, masks[1:])
-            grads = net.ep_gradients(x, nudged, free, beta, free, d)
+            nudged = (net.nudged_phase(free, x, d, beta, steps, masks[1:]),)
+            grads = net.ep_gradients(x, nudged[0], free, beta, free, d)
+        if self.readout_state == "nudged" and net.softmax_readout:
+            # the original code's read-out gradient: at the nudged state(s), averaged, not at the free one
+            at = [net.readout_gradients(s, d) for s in nudged]
+            grads[-2:] = [sum(g) / len(at) for g in zip(*at)]
         for p, g in zip(net.parameters(), grads):
             p.grad = g
         self.optimizer.step()
@@ -177,4 +182,4 @@ def build(cfg, device) -> EPLearner:
         net.relax = torch.compile(net.relax)
     return EPLearner(net, cfg.lr, cfg.optimizer, cfg.drop_probs, cfg.beta, cfg.T, cfg.Kmax, cfg.error_estimate,
                      random_sign=cfg.beta_sign == "random", log_update_sizes=cfg.log_update_sizes,
-                     persistent_states=cfg.persistent_states)
+                     persistent_states=cfg.persistent_states, readout_state=cfg.readout_state)

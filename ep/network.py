@@ -313,7 +313,7 @@ class EPNetwork(EnergyModel):
         gap beta; symmetric: +beta and -beta, gap 2 beta). The estimate of
         dC/dW_j is -(rho(u_{j+1}) rho(u_j)^T at plus - the same at minus) / beta_gap,
         averaged over the batch. With a softmax read-out its weights get the exact
-        cross-entropy gradient at the free state (`free`, target `d`).
+        cross-entropy gradient at the state `free` (target `d`).
         """
         x = x.x if isinstance(x, ClampedInput) else x
         batch = x.shape[0]
@@ -330,6 +330,12 @@ class EPNetwork(EnergyModel):
             gb = (up_minus[j] - up_plus[j]).sum(0)
             grads += [gw.mul_(scale), gb.mul_(scale)]
         if self.softmax_readout:
-            err = torch.softmax(self.readout(free), dim=1) - d  # dC/dlogits of the cross-entropy
-            grads += [torch.mm(err.t(), self.act(free[-1])) / batch, err.sum(0) / batch]
+            grads += self.readout_gradients(free, d)
         return grads
+
+    @torch.no_grad()
+    def readout_gradients(self, s, d) -> list[torch.Tensor]:
+        """The cross-entropy's exact gradient for the softmax read-out's weight and bias at the state s."""
+        err = torch.softmax(self.readout(s), dim=1) - d  # dC/dlogits
+        batch = err.shape[0]
+        return [torch.mm(err.t(), self.act(s[-1])) / batch, err.sum(0) / batch]

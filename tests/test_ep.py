@@ -281,6 +281,38 @@ def test_softmax_readout_outputs_probabilities_and_targets_see_its_drive():
     assert loss.item() > 0
 
 
+@pytest.mark.parametrize("estimate", ["one-sided", "symmetric"])
+@pytest.mark.parametrize("state", ["free", "nudged"])
+def test_softmax_readout_learns_the_cross_entropy_gradient_at_the_chosen_state(estimate, state):
+    """readout_state: the read-out's update is SGD on autograd's cross-entropy gradient at the free state, or
+    at the nudged state(s) (mean of both with a symmetric estimate); the hidden layers' EP update is unchanged."""
+    net, ref = small_net("sigmoid", softmax_readout=True), small_net("sigmoid", softmax_readout=True)
+    learner = EPLearner(net, (0.5, 0.3, 0.2), "SGD", (0.0,) * 4, beta=0.4, free_steps=30, nudged_steps=10,
+                        error_estimate=estimate, random_sign=False, readout_state=state)
+    x, d = batch(n=5)
+    d = torch.softmax(4 * d, dim=1)
+    learner.output(x)
+    learner.learn(d)
+    free = ref.free_phase(x, 30)
+    nudged = [ref.nudged_phase(free, x, d, b, 10) for b in ((0.4, -0.4) if estimate == "symmetric" else (0.4,))]
+    at = [free] if state == "free" else nudged
+    readout = ref.layers[-1]
+
+    def cross_entropy(s):
+        return -(d * torch.log_softmax(readout(torch.sigmoid(s[-1])), dim=1)).sum(1).mean()
+
+    expected = torch.autograd.grad(sum(cross_entropy(s) for s in at) / len(at), list(readout.parameters()))
+    for new, old, g in zip(net.layers[-1].parameters(), readout.parameters(), expected):
+        assert torch.allclose(new, old - 0.2 * g, atol=1e-12)
+    hidden = ref.ep_gradients(x, nudged[0], nudged[1] if estimate == "symmetric" else free,
+                              0.8 if estimate == "symmetric" else 0.4, free, d)
+    for new, old, g, lr in zip(list(net.parameters())[:4], list(ref.parameters())[:4], hidden, (0.5, 0.5, 0.3, 0.3)):
+        assert torch.allclose(new, old - lr * g, atol=1e-12)
+    if state == "nudged":  # the choice matters
+        other = torch.autograd.grad(cross_entropy(free), readout.weight)[0]
+        assert (other - expected[0]).abs().max() > 1e-6  # well above the 1e-12 the update is checked to
+
+
 def test_compiled_relaxation_gives_the_eager_states():
     """`compile: true` wraps relax in torch.compile: the same states as eager (float32, CPU)."""
     torch.manual_seed(0)
