@@ -6,7 +6,8 @@ RUN_DIR holds the run's config.json; each WEIGHTS file (default: RUN_DIR/pretrai
 RUN_DIR/model_state_dict.pt) is a state dict of that network. For each it prints, on the first 5,000 test
 images: the accuracy of the free phase's read-out, the share of hidden units silent on all of them, the
 weight norms; and, for the self-defined targets of 2,048 training images, the read-out's gradient at the free
-state (ours) against the mean over both nudging signs of that at the nudged state (the original code's).
+state (ours) against the mean over both nudging signs of that at the nudged state (the original code's),
+and how consistent each is from one mini-batch to the next.
 The numbers in simuResults/README.md (section "Table 5 at full length") come from this script.
 """
 import argparse
@@ -47,6 +48,22 @@ def describe(cfg, net, test, train) -> list[str]:
     cosine = (ours @ theirs / ours.norm() / theirs.norm()).item()
     lines.append(f"read-out gradient: |free| {ours.norm():.4f}, |nudged, mean over signs| {theirs.norm():.4f}, "
                  f"cosine {cosine:.4f}, |difference| / |free| {(theirs - ours).norm() / ours.norm():.3f}")
+    # Per mini-batch of 256 (one-sided nudging, a random sign each, as in training): how much of the read-out
+    # gradients' size is their common direction, ||mean g||^2 / mean ||g||^2. Adam divides each step by the
+    # root mean square of the gradient, so the less consistent gradient takes the smaller steps.
+    signs = torch.tensor([1.0, -1.0]).repeat(4)[torch.randperm(8)]
+    per_batch = {"free": [], "nudged": []}
+    for b, sign in enumerate(signs.tolist()):
+        part = slice(256 * b, 256 * (b + 1))
+        xb, fb, db = net.clamp_input(train.x[part].flatten(1)), [s[part] for s in free], d[part]
+        per_batch["free"].append(readout_gradient(net, fb, db))
+        per_batch["nudged"].append(readout_gradient(net, net.nudged_phase(fb, xb, db, sign * cfg.beta, cfg.Kmax,
+                                                                          None), db))
+    consistency = {k: (torch.stack(g).mean(0).norm() ** 2 / torch.stack(g).norm(dim=1).pow(2).mean()).item()
+                   for k, g in per_batch.items()}
+    lines.append(f"read-out gradient over 8 mini-batches of 256, random nudging signs: consistency "
+                 f"||mean g||^2 / mean ||g||^2 at the free state {consistency['free']:.3f}, at the nudged state "
+                 f"{consistency['nudged']:.3f}")
     return lines
 
 
