@@ -5,7 +5,7 @@ writes it; this runs those commands (the paper's full runs, never the CPU
 shortenings) into ROOT/<source path>, N jobs at a time with T threads each.
 
 A folder with summary.json is skipped; one with config.json and checkpoint.pt is
-resumed (`python -m bp.main --resume FOLDER`); one with neither a checkpoint nor
+resumed (`python -m <rule>.main --resume FOLDER`); one with neither a checkpoint nor
 a summary (killed before its first epoch ended) is removed and started again.
 A finished folder is never rerun, even one shortened for a CPU as in simuResults/
 (--dry-run says which): reproduce into another --root for the full runs. A folder

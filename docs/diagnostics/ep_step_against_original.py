@@ -14,54 +14,14 @@ default) both codes start from the same weights, so any difference is in how a s
 The result is in simuResults/README.md (section "Table 5 at full length").
 """
 import argparse
-import sys
 import types
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from original_ep import REPO, Setup  # noqa: F401  (REPO: puts ours on the path)
 from ep import learner as ep_learner  # noqa: E402
-from funcs import config, data as data_mod  # noqa: E402
-from funcs.semi import split_labeled  # noqa: E402
+from funcs import config  # noqa: E402
 from funcs.target import Target  # noqa: E402
-
-
-def hardsigm(x):  # the original's ep/main.py's, as a named function for TorchScript
-    return x.clamp(min=0).clamp(max=1)
-
-
-def hardsigm_prime(x):
-    return (x >= 0) & (x <= 1)
-
-
-def import_original(root: str):
-    """The original's ep.network, ep.train_test and ep.actions, imported under their own package names."""
-    class Unused(types.ModuleType):
-        def __getattr__(self, name):
-            if name.startswith("__"):
-                raise AttributeError(name)
-            return Unused(name) if name.islower() else type(name, (), {})
-    ours = {name: mod for name, mod in sys.modules.items() if name.split(".")[0] in ("ep", "funcs")}
-    for name in ours:
-        del sys.modules[name]
-    stubs = ("pandas", "torchvision", "torchvision.transforms")
-    for name in stubs:
-        sys.modules[name] = Unused(name)
-    saved_path = sys.path[:]  # their funcs/ is a namespace package: ours, a regular one, would win anywhere on the path
-    sys.path[:] = [root] + [p for p in sys.path if Path(p or ".").resolve() != REPO]
-    try:
-        import ep.actions
-        import ep.network
-        import ep.train_test
-        mods = ep.network, ep.train_test, ep.actions
-    finally:
-        sys.path[:] = saved_path
-        for name in [n for n in sys.modules if n.split(".")[0] in ("ep", "funcs") or n in stubs]:
-            del sys.modules[name]
-        sys.modules.update(ours)
-    return mods
 
 
 def main() -> None:
@@ -71,23 +31,10 @@ def main() -> None:
     parser.add_argument("--data_dir", default="data")
     parser.add_argument("--batches", type=int, default=1)
     args = parser.parse_args()
-    network, train_test, actions = import_original(args.original)
-    cfg = config.load(args.run, [f"data_dir={args.data_dir}", "device=-1"])
-    assert cfg.activation_function == "hardsigm" and cfg.loss == "Cross-entropy", "written for the semi_ep presets"
-    pre = torch.load(Path(args.run) / "pretrained.pt", weights_only=True)
-    data = data_mod.load_dataset(cfg.dataset, args.data_dir)
-    labeled, unlabeled = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, pre["semi_seed"])
-
-    jparams = dict(fcLayers=cfg.fcLayers[::-1], lr=list(cfg.lr[::-1]), dropProb=list(cfg.drop_probs[::-1]),
-                   T=cfg.T, Kmax=cfg.Kmax, dt=cfg.dt, beta=cfg.beta, clamped=bool(cfg.clamped),
-                   batchSize=cfg.batchSize, error_estimate=cfg.error_estimate, gamma=cfg.gamma, eta=cfg.eta,
-                   loss=cfg.loss, nudge=cfg.nudge, smooth=cfg.smooth, dropout=True, device=-1, n_class=cfg.n_class)
-    theirs = torch.jit.script(network.MlpEP(jparams, hardsigm, hardsigm_prime))
-    n = len(cfg.fcLayers) - 1  # ours: layers[0] input -> hidden, layers[-1] read-out; theirs: W[0] read-out
-    with torch.no_grad():
-        for i in range(n):
-            theirs.W[i].copy_(pre["model"][f"layers.{n - 1 - i}.weight"].t())
-            theirs.bias[i].copy_(pre["model"][f"layers.{n - 1 - i}.bias"])
+    setup = Setup(args.original, args.run, args.data_dir)
+    cfg, data, theirs, jparams, train_test = setup.cfg, setup.data, setup.theirs, setup.jparams, setup.train_test
+    pre, labeled, unlabeled = setup.pretrained, setup.labeled, setup.unlabeled
+    n = len(cfg.fcLayers) - 1
     learners = {}
     for state in ("free", "nudged"):
         learners[state] = ep_learner.build(config.load(args.run, [f"data_dir={args.data_dir}", "device=-1",
@@ -105,7 +52,7 @@ def main() -> None:
 
         # theirs: their loop over these batches with a fresh optimizer (each half has its own, in both codes),
         # their dropout and sign draws replaced by ours
-        _, optimizer = actions.define_optimizer(theirs, jparams["lr"], cfg.optimizer)
+        _, optimizer = setup.actions.define_optimizer(theirs, jparams["lr"], cfg.optimizer)
         queue_masks, queue_signs = [m[::-1] for m in masks], list(signs)
         train_test.drop_all_layers = lambda s, p: queue_masks.pop(0)
         proxy = types.ModuleType("torch")
