@@ -29,7 +29,7 @@ class EPLearner:
 
     def __init__(self, net: EPNetwork, lrs, optimizer: str, drop_probs, beta: float, free_steps: int,
                  nudged_steps: int, error_estimate: str = "one-sided", random_sign: bool = True,
-                 log_update_sizes: bool = False, persistent_states: bool = False, readout_state: str = "free"):
+                 log_update_sizes: bool = False, persistent_states: bool = False, readout_state: str = "nudged"):
         self.net, self.drop_probs, self.lrs = net, tuple(drop_probs), tuple(lrs)
         self.persistent_states, self.readout_state = persistent_states, readout_state
         self._kept = None  # with persistent_states: per state layer, (n examples, size), each one's last free state

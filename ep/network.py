@@ -23,7 +23,8 @@ which tends to -dC/dtheta at the free equilibrium as beta -> 0
 With `softmax_readout` (the cross-entropy variant) the last weight layer is not
 part of the dynamics: the output is softmax(W_L rho(s_last) + b_L), the cost is
 the cross-entropy, whose force nudges the last hidden layer, and W_L learns from
-the exact gradient of that cost at the free state.
+the exact gradient of that cost (`readout_gradients`) at the nudged state, as the
+original code, or at the free state (EPLearner's `readout_state`).
 
 `energy` and `cost` below define the network (ep.energy derives the dynamics
 and EP's gradient from them by autograd, for any topology); `step` and

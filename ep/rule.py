@@ -24,10 +24,11 @@ FIELDS = {
                                "cost's force beta (d - s) to each step (the paper's code), 'after_step' moves the "
                                "output by 2 dt beta (d - s) after each free step (Gammell et al.'s code; dt 0.5 and "
                                "beta 1 put it on the target)", "str", choices=NUDGE_FORMS),
-    "readout_state": key("free", "EP with a softmax read-out (loss Cross-entropy): the state whose exact "
-                                 "cross-entropy gradient trains the read-out: 'free' (the free state) or "
-                                 "'nudged' (the nudged state, averaged over both with a "
-                                 "symmetric estimate: the original code)", "str", choices=("free", "nudged")),
+    "readout_state": key("nudged", "EP with a softmax read-out (loss Cross-entropy): the state at which the read-out "
+                                   "learns the exact cross-entropy gradient: 'nudged' (the nudged state, the mean "
+                                   "over both with a symmetric estimate: the original code) or 'free' (the free "
+                                   "state: our code before 2026-12-01, whose 100-label semi-supervised run collapsed; "
+                                   "simuResults/README.md)", "str", choices=("nudged", "free")),
     "xavier_gain": key(0.5, "EP: gain of the Xavier-uniform initial weights (0.5: the original code; 1: Glorot's, "
                             "as Gammell et al.)", "float", lo=0, lo_open=True),
     "topology": key("layered", "EP: 'layered' (each layer talks to its neighbours) or 'small_world' (each adjacent "
