@@ -66,6 +66,9 @@ def check(cfg) -> None:
     if cfg.nudge_form == "after_step" and cfg.loss == "Cross-entropy":
         fail("nudge_form", "'after_step' moves the output state, which the softmax read-out (loss Cross-entropy) "
                            "does not have: use 'force'")
+    if cfg.readout_state == "free" and cfg.loss != "Cross-entropy":
+        fail("readout_state", "'free' says where the softmax read-out (loss Cross-entropy) learns; this config has "
+                              f"none (loss {cfg.loss})")
     if cfg.topology == "small_world":
         if cfg.loss == "Cross-entropy":
             fail("topology", "a small-world network has no softmax read-out: use loss MSE")

@@ -223,6 +223,7 @@ def test_update_size_plot_reads_each_layer_s_column(tmp_path):
     (["fcLayers=[13,3]", "lr=[0.01]", "dropProb=[0,0]"], "needs a hidden layer"),
     (["loss=Cross-entropy", "nudge_form=after_step"], "'after_step' moves the output state"),
     (["nudge_form=clamp"], "nudge_form"),
+    (["readout_state=free"], "says where the softmax read-out (loss Cross-entropy) learns"),
 ])
 def test_impossible_small_world_settings_are_one_line_and_exit_2(override, message, capsys):
     args = ["--json_path", str(REPO / "configFile/small_world/wine_5layer_small_world"), "--dry-run"]
