@@ -69,7 +69,7 @@ def main() -> None:
         for state, learner in learners.items():  # ours: the same batches through our learner and target
             mine = learner.sibling(learner.lrs)  # a fresh optimizer
             target = Target.from_config(cfg, kind=kind)
-            queue_masks, queue_signs = [[m[0], m[1], None] for m in masks], list(signs)
+            queue_masks, queue_signs = [m[:-1] + [None] for m in masks], list(signs)  # no read-out dropout
             mine._masks = lambda batch, device: queue_masks.pop(0)
             mine._beta = lambda: queue_signs.pop(0) * cfg.beta
             for x, i in zip(xs, idx):
