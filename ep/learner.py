@@ -106,16 +106,16 @@ class EPLearner:
         if self.symmetric:
             plus = net.nudged_phase(free, x, d, self.beta, steps, masks[1:])
             minus = net.nudged_phase(free, x, d, -self.beta, steps, masks[1:])
-            nudged = (plus, minus)
-            grads = net.ep_gradients(x, plus, minus, 2 * self.beta, free, d)
+            plus_minus_gap, nudged = (plus, minus, 2 * self.beta), (plus, minus)
         else:
             beta = self._beta()
             nudged = (net.nudged_phase(free, x, d, beta, steps, masks[1:]),)
-            grads = net.ep_gradients(x, nudged[0], free, beta, free, d)
-        if self.readout_state == "nudged" and net.softmax_readout:
-            # the original code's read-out gradient: at the nudged state(s), averaged, not at the free one
-            at = [net.readout_gradients(s, d) for s in nudged]
-            grads[-2:] = [sum(g) / len(at) for g in zip(*at)]
+            plus_minus_gap = (nudged[0], free, beta)
+        # the state(s) where a softmax read-out takes its gradient: the nudged one(s), as the original code, or free
+        at = nudged if self.readout_state == "nudged" else (free,)
+        grads = net.ep_gradients(x, *plus_minus_gap, at[0], d)
+        if len(at) == 2 and net.softmax_readout:  # symmetric: the mean over both nudged states
+            grads[-2:] = [(g + h) / 2 for g, h in zip(grads[-2:], net.readout_gradients(at[1], d))]
         for p, g in zip(net.parameters(), grads):
             p.grad = g
         self.optimizer.step()
