@@ -7,8 +7,9 @@ shortenings) into ROOT/<source path>, N jobs at a time with T threads each.
 A folder with summary.json is skipped; one with config.json and checkpoint.pt is
 resumed (`python -m <rule>.main --resume FOLDER`); one with neither a checkpoint nor
 a summary (killed before its first epoch ended) is removed and started again.
-A finished folder is never rerun, even one shortened for a CPU as in simuResults/
-(--dry-run says which): reproduce into another --root for the full runs. A folder
+A finished folder is never rerun, even one shortened for a CPU as in simuResults/, or
+one trained with a setting its command now changes, such as a default changed since
+(--dry-run says which, and which keys): reproduce into another --root for those. A folder
 that another process is training (its --out or --resume, seen in /proc) is left alone.
 A source with `seeds` > 1 is one job per seed in <path>/S-<seed>/ (command with
 `--set seed=S`); when all its seeds have finished, <path>/seeds_summary.json is
@@ -132,11 +133,15 @@ def _sets(argv: list[str]) -> list[str]:
 
 
 def planned_config(argv: list[str]) -> dict:
-    """The keys a training command runs with: defaults, its preset, its --set values (unvalidated: the run checks
-    them and says so in its log); a read-out (--trained_path) is marked as the CLI marks it."""
+    """The keys a training command runs with: defaults (the rule's too), its preset, its --set values (unvalidated:
+    the run checks them and says so in its log); a read-out (--trained_path) is marked as the CLI marks it."""
     cfg = {**config_mod.Config().to_json(),
            **config_mod.read_json(config_mod.config_file(REPO / _option(argv, "--json_path")))}
     cfg.update(config_mod.parse_override(text) for text in _sets(argv))
+    try:  # the rule's own keys, at their defaults where the preset leaves them
+        cfg = {**{k: spec.default for k, spec in config_mod.resolve_rule(cfg).fields.items()}, **cfg}
+    except UserError:
+        pass  # the run says what is wrong
     if _option(argv, "--trained_path"):
         cfg["action"] = config_mod.READ_OUT
     return cfg
@@ -316,6 +321,19 @@ def _duration(seconds: float) -> str:
         f"{seconds:.0f} s"
 
 
+# Keys that name this machine's paths and devices, or the schedule (said by "shortened"), not the algorithm.
+_NOT_COMPARED = {"data_dir", "out_dir", "device", "threads", "pretrained_path", "trained_path", "epochs",
+                 "pre_epochs"}
+
+
+def settings_changed(have: dict, planned: dict) -> list[str]:
+    """'readout_state free (now nudged)' for each key a finished folder was trained with that its command now
+    sets otherwise: a default changed since, or a folder trained by hand. Keys a folder lacks (written before
+    the key existed) and keys the command leaves to the run (None) cannot be compared and are left out."""
+    return [f"{key} {json.dumps(have[key])} (now {json.dumps(value)})" for key, value in planned.items()
+            if key not in _NOT_COMPARED and key in have and value is not None and have[key] != value]
+
+
 def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | None]:
     """One dry-run line (action, name, epochs left, time estimate, what it waits for) and the estimate in seconds."""
     if job.action == "extract":
@@ -330,7 +348,10 @@ def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | 
         planned, full = planned_epochs(cfg), job.source.full_epochs
         short = f" (shortened: {planned} of the paper's {full} epochs; another --root reruns it in full)" \
             if planned is not None and full is not None and planned < full else ""
-        return f"skip     {job.name}  finished{short}", None
+        shortening = {key for key, _ in map(config_mod.parse_override, _sets(shlex.split(job.source.shorten)))}
+        other = settings_changed(cfg, {k: v for k, v in job.cfg.items() if k not in shortening})
+        other = f"; trained with {', '.join(other)}: another --root reruns it as the command is now" if other else ""
+        return f"skip     {job.name}  finished{short}{other}", None
     cfg = json.loads((job.folder / "config.json").read_text()) if job.action == "resume" else job.cfg
     left = epochs_left(cfg, read_rows(job.folder) if job.action == "resume" else [])
     found = None

@@ -142,6 +142,24 @@ def test_print_gives_one_resumable_line_per_group_with_work_left(tmp_path, capsy
         assert [out.split()[1] for out in capsys.readouterr().out.splitlines()[:-1]] == names
 
 
+def test_dry_run_names_the_settings_a_finished_folder_was_trained_with_that_the_command_now_changes(tmp_path):
+    """A default changed since a folder was trained (EP's readout_state): the folder still counts as finished, and
+    the dry run says which keys differ; this machine's paths, keys the folder predates and the CPU shortening's
+    keys do not count."""
+    ep_semi = "python -m ep.main --json_path configFile/semi_ep/100"
+    planned = reproduce.planned_config(reproduce._words(ep_semi))
+    assert planned["readout_state"] == "nudged"  # the rule's own key, at its default
+    old = {**planned, "readout_state": "free", "data_dir": "/elsewhere", "epochs": 10}
+    del old["semi_seed"]  # written before the key existed: not comparable
+    write(tmp_path / "old", {"config.json": json.dumps(old), "summary.json": "{}"})
+    write(tmp_path / "same", {"config.json": json.dumps({**planned, "epochs": 10}), "summary.json": "{}"})
+    sources = [Source(name, ep_semi, name, shorten="--set epochs=10") for name in ("old", "same")]
+    lines = {j.name: reproduce.describe(j, 1)[0] for j in reproduce.plan(sources, tmp_path)}
+    assert lines["old"].endswith('; trained with readout_state "free" (now "nudged"): another --root reruns it as '
+                                 'the command is now')
+    assert lines["same"] == "skip     same  finished"
+
+
 def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_path):
     root, bench = tmp_path / "r", tmp_path / "bench"
     saved = {"action": "unsupervised_bp", "epochs": 10, "fcLayers": [784, 500], "batchSize": 16, "device": -1}
