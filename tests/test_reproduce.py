@@ -149,11 +149,11 @@ def test_dry_run_names_the_settings_a_finished_folder_was_trained_with_that_the_
     ep_semi = "python -m ep.main --json_path configFile/semi_ep/100"
     planned = reproduce.planned_config(reproduce._words(ep_semi))
     assert planned["readout_state"] == "nudged"  # the rule's own key, at its default
-    old = {**planned, "readout_state": "free", "data_dir": "/elsewhere", "epochs": 10}
+    old = {**planned, "readout_state": "free", "data_dir": "/elsewhere", "epochs": 10, "class_epoch": 0}
     del old["semi_seed"]  # written before the key existed: not comparable
     write(tmp_path / "old", {"config.json": json.dumps(old), "summary.json": "{}"})
-    write(tmp_path / "same", {"config.json": json.dumps({**planned, "epochs": 10}), "summary.json": "{}"})
-    sources = [Source(name, ep_semi, name, shorten="--set epochs=10") for name in ("old", "same")]
+    write(tmp_path / "same", {"config.json": json.dumps({**planned, "epochs": 10, "class_epoch": 0}), "summary.json": "{}"})
+    sources = [Source(name, ep_semi, name, shorten="--set epochs=10 --set class_epoch=0") for name in ("old", "same")]
     lines = {j.name: reproduce.describe(j, 1)[0] for j in reproduce.plan(sources, tmp_path)}
     assert lines["old"].endswith('; trained with readout_state "free" (now "nudged"): another --root reruns it as '
                                  'the command is now')
