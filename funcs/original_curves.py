@@ -15,14 +15,16 @@ with their end: phase 2 gains most of its points late (BP, 600 labels: 90.5 % af
 
 CURVES holds, per rule, number of labels and variant, the seeds' count and the
 mean and standard deviation (population, as the paper's) of the test accuracy
-(%) after phase 1 and after each phase-2 epoch. Nothing of the original's code is
-used; only its result files are read.
+(%) after phase 1 and after each phase-2 epoch, and each seed's accuracy after
+phase 1 and at the end (`ends`, for `end_given_phase_1`). Nothing of the original's
+code is used; only its result files are read.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +60,32 @@ def _stats(runs: list[list[float]]) -> tuple[list[float], list[float]]:
     return np.round(acc.mean(0), 3).tolist(), np.round(acc.std(0), 3).tolist()
 
 
+def _ends(phase1: list[list[float]], phase2: list[list[float]], epochs: int) -> list[list[float]]:
+    """Each seed's [accuracy after phase 1, accuracy after `epochs` phase-2 epochs] (%)."""
+    return [[round(100.0 * (1.0 - p1[-1]), 3), round(100.0 * (1.0 - p2[epochs - 1]), 3)]
+            for p1, p2 in zip(phase1, phase2)]
+
+
+def end_given_phase_1(curve: dict, after_phase_1: float) -> tuple[float, float] | None:
+    """Their end as their seeds' phase-1 accuracy predicts it for a run that reached `after_phase_1`.
+
+    A run's end depends on its phase-1 network (BP, 600 labels: correlation 0.84 over their 15 seeds), so a
+    run of ours with a better or worse phase 1 than theirs is set beside the least-squares line of their
+    (after phase 1, end) pairs at its own phase-1 accuracy. Returns that line's value and the standard
+    deviation of a new run about it (the residuals' std, n - 2 degrees of freedom, widened for the line's
+    own uncertainty away from their mean); None with fewer than 4 seeds or no per-seed ends.
+    """
+    pairs = np.asarray(curve.get("ends", []), dtype=float)
+    if len(pairs) < 4 or np.ptp(pairs[:, 0]) == 0:
+        return None
+    x, y = pairs[:, 0], pairs[:, 1]
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (intercept + slope * x)
+    s = math.sqrt(float(residual @ residual) / (len(x) - 2))
+    spread = s * math.sqrt(1 + 1 / len(x) + (after_phase_1 - x.mean()) ** 2 / float(((x - x.mean()) ** 2).sum()))
+    return float(intercept + slope * after_phase_1), spread
+
+
 def read_checkout(checkout: Path) -> dict:
     """Every semi-supervised configuration the checkout has run, as CURVES holds it."""
     results = Path(checkout) / "simuResults"
@@ -77,7 +105,8 @@ def read_checkout(checkout: Path) -> dict:
                 mean, std = _stats(phase2)
                 curves[semi_key(rule, labels, variant)] = {
                     "seeds": len(seeds), "phase1_epochs": min(map(len, phase1)),
-                    "after_phase_1": [p1_mean[0], p1_std[0]], "mean": mean, "std": std}
+                    "after_phase_1": [p1_mean[0], p1_std[0]], "mean": mean, "std": std,
+                    "ends": _ends(phase1, phase2, len(mean))}
     if not curves:
         raise UserError(f"{results}: no semi_{{bp,ep}}/<N>labels/S-<seed>/ run folders")
     return curves
@@ -196,7 +225,8 @@ def main(argv=None) -> int:
         return 2
     doc = {"source": SOURCE, "commit": _commit(Path(args.checkout)),
            "what": "test accuracy (%) of the original code's semi-supervised runs: seeds, phase-1 epochs, "
-                   "[mean, std] after phase 1, and mean and std (over seeds) after each phase-2 epoch",
+                   "[mean, std] after phase 1, mean and std (over seeds) after each phase-2 epoch, "
+                   "and each seed's [after phase 1, end]",
            "curves": curves}
     Path(args.out).write_text(_dumps(doc))
     for key, c in curves.items():

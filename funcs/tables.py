@@ -148,6 +148,13 @@ def summary_table(link: str, results=RESULTS) -> str:
             _markdown(["table", "network", "paper", "ours", "our run"], lines))
 
 
+def _end_at_our_phase_1(rec, curve: dict | None, epochs: int) -> tuple[float, float] | None:
+    """Their end as their seeds' phase 1 predicts it for our run: only for one run of ours that went as far."""
+    if not curve or epochs != len(curve["mean"]) or len(rec.seeds) != 1 or rec.value("after_phase_1") is None:
+        return None
+    return original_curves.end_given_phase_1(curve, rec.value("after_phase_1"))
+
+
 def _original_row(key: str, rec, curve: dict | None, root_link: str, root: Path) -> list[str] | None:
     """One line of `original_table`: our run (rec, None if not run) and the original's curve (None if absent)."""
     rows = rec.phase_rows if rec is not None and rec.phase_rows else (0, 0)  # epochs we ran of each phase
@@ -166,10 +173,11 @@ def _original_row(key: str, rec, curve: dict | None, root_link: str, root: Path)
     rule, labels, variant = key.split("/")
     same = original_curves.at_epoch(curve, epochs) if curve and epochs else None
     end = (curve["mean"][-1], curve["std"][-1]) if curve else None
+    at_ours = _end_at_our_phase_1(rec, curve, epochs)
     run = f"[{rec.describe()}]({root_link}{rec.folder.relative_to(root)})" if any(rows) else "not run"
     return [f"{rule.upper()}, {labels} labels", SEMI_VARIANTS[variant], ours("after_phase_1"),
             theirs(curve and curve["after_phase_1"]), str(epochs or "-"), ours("test"), theirs(same), theirs(end),
-            str(curve["seeds"]) if curve else "-", run]
+            theirs(at_ours), str(curve["seeds"]) if curve else "-", run]
 
 
 def original_table(link: str, results=RESULTS, curves: dict | None = None) -> str:
@@ -182,9 +190,13 @@ def original_table(link: str, results=RESULTS, curves: dict | None = None) -> st
     lines = [_original_row(key, find(root, SEMI[key]), curves.get(key), _root_link(link, results), root)
              for key in keys]
     return ("Semi-supervised MNIST, test accuracy (%): ours beside the original code's runs (mean ± std over their "
-            "seeds) after phase 1, after as many phase-2 epochs as ours ran, and at their end (the paper's Table 5)."
+            "seeds) after phase 1, after as many phase-2 epochs as ours ran, and at their end (the paper's Table 5); "
+            "for a run of ours that went as far as theirs, also their end as the line through their seeds' "
+            "(after phase 1, end) pairs puts it at our phase-1 accuracy, ± the spread of a new run about that line "
+            "(`funcs.original_curves.end_given_phase_1`)."
             "\n\n" + _markdown(["run", "variant", "after phase 1: ours", "original", "phase-2 epochs (ours)", "ours",
-                                "original, same epoch", "original, end", "original seeds", "our run"],
+                                "original, same epoch", "original, end", "original, end at our phase 1",
+                                "original seeds", "our run"],
                                [line for line in lines if line is not None]))
 
 

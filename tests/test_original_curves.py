@@ -43,6 +43,7 @@ def test_mean_and_population_std_over_seeds_per_epoch_by_hand(checkout):
     assert bp["seeds"] == 2 and bp["phase1_epochs"] == 2
     assert bp["after_phase_1"] == pytest.approx([87.0, 1.0])
     assert bp["mean"] == pytest.approx([85.0, 93.0]) and bp["std"] == pytest.approx([5.0, 1.0])
+    assert [pytest.approx(pair) for pair in bp["ends"]] == [[88.0, 92.0], [86.0, 94.0]]  # at their common last epoch
     assert curves["ep/100/wta"]["mean"] == pytest.approx([75.0]) and curves["ep/100/wta"]["std"] == [0.0]
 
 
@@ -79,8 +80,8 @@ def test_table_sets_an_unfinished_run_beside_theirs_at_its_own_epoch(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| BP, 600 labels | + WTA + homeostasis"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # ours after phase 1 (90.00), theirs; 2 phase-2 epochs: ours 93.00 against theirs at epoch 2; theirs at the end
-    assert cells[2:9] == ["90.00", "90.00 ± 0.50", "2", "93.00", "92.00 ± 0.20", "93.00 ± 0.30", "15"]
-    assert "phase 2: 2 of 400 epochs (unfinished)" in cells[9]
+    assert cells[2:10] == ["90.00", "90.00 ± 0.50", "2", "93.00", "92.00 ± 0.20", "93.00 ± 0.30", "-", "15"]
+    assert "phase 2: 2 of 400 epochs (unfinished)" in cells[10]
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 3  # header, its rule, the one row
 
 
@@ -90,8 +91,38 @@ def test_table_shows_a_run_still_in_phase_1_with_its_phase_1_accuracy_and_no_tes
     text = tables.original_table("", tmp_path, {})
     row = next(line for line in text.splitlines() if line.startswith("| EP, 1000 labels | + WTA + homeostasis"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2:9] == ["87.50", "-", "-", "-", "-", "-", "-"]
-    assert "phase 1: 2 of 100, phase 2: 0 of 200 epochs (unfinished)" in cells[9]
+    assert cells[2:10] == ["87.50", "-", "-", "-", "-", "-", "-", "-"]
+    assert "phase 1: 2 of 100, phase 2: 0 of 200 epochs (unfinished)" in cells[10]
+
+
+def test_end_given_phase_1_is_the_least_squares_line_and_a_new_runs_spread_by_hand():
+    # their seeds: (after phase 1, end) = (1, 2), (2, 3), (3, 5), (4, 6); the line by hand: x mean 2.5, y mean 4,
+    # Sxx 5, Sxy 7, slope 1.4, intercept 0.5; residuals 0.1, -0.3, 0.3, -0.1: sum of squares 0.2
+    curve = {"ends": [[1, 2], [2, 3], [3, 5], [4, 6]]}
+    mean, spread = original_curves.end_given_phase_1(curve, 5.0)
+    assert mean == pytest.approx(0.5 + 1.4 * 5)
+    # s^2 = 0.2 / (4 - 2); a new run at x = 5: s * sqrt(1 + 1/4 + (5 - 2.5)^2 / 5)
+    assert spread == pytest.approx((0.2 / 2) ** 0.5 * (1 + 0.25 + 6.25 / 5) ** 0.5)
+    exact = {"ends": [[1, 2], [2, 4], [3, 6], [4, 8]]}
+    assert original_curves.end_given_phase_1(exact, 2.5) == pytest.approx((5.0, 0.0))
+    assert original_curves.end_given_phase_1({"ends": curve["ends"][:3]}, 5.0) is None  # too few seeds to fit
+    assert original_curves.end_given_phase_1({"ends": [[1, 2], [1, 3], [1, 4], [1, 5]]}, 1.0) is None  # no slope
+    assert original_curves.end_given_phase_1({"mean": [90.0]}, 90.0) is None  # written before `ends`
+
+
+def test_table_sets_a_finished_run_beside_their_end_at_its_phase_1(tmp_path):
+    _our_run(tmp_path / "semi_bp_600", {"action": "semi_supervised_bp", "pre_epochs": 1, "epochs": 2},
+             [(1, 0.10), (2, 0.09), (2, 0.07)])
+    (tmp_path / "semi_bp_600" / "summary.json").write_text(json.dumps(
+        {"seed": 1, "accuracy_percent": {"test": 93.0, "after_phase_1": 90.0}}))
+    curves = {"bp/600/wta_homeostasis": {"seeds": 4, "phase1_epochs": 150, "after_phase_1": [2.5, 1.1],
+                                         "mean": [3.0, 4.0], "std": [0.5, 1.6],
+                                         "ends": [[1, 2], [2, 3], [3, 5], [4, 6]]}}
+    text = tables.original_table("", tmp_path, curves)
+    row = next(line for line in text.splitlines() if line.startswith("| BP, 600 labels | + WTA + homeostasis"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    mean, spread = original_curves.end_given_phase_1(curves["bp/600/wta_homeostasis"], 90.0)
+    assert cells[4:10] == ["2", "93.00", "4.00 ± 1.60", "4.00 ± 1.60", f"{mean:.2f} ± {spread:.2f}", "4"]
 
 
 def test_plot_draws_a_semi_supervised_run_and_refuses_others_in_one_line(tmp_path, capsys):
