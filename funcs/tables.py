@@ -150,7 +150,8 @@ def summary_table(link: str, results=RESULTS) -> str:
 
 def _end_at_our_phase_1(rec, curve: dict | None, epochs: int) -> tuple[float, float] | None:
     """Their end as their seeds' phase 1 predicts it for our run: only for one run of ours that went as far."""
-    if not curve or epochs != len(curve["mean"]) or len(rec.seeds) != 1 or rec.value("after_phase_1") is None:
+    if rec is None or not curve or epochs != len(curve["mean"]) or len(rec.seeds) != 1 \
+            or rec.value("after_phase_1") is None:
         return None
     return original_curves.end_given_phase_1(curve, rec.value("after_phase_1"))
 
