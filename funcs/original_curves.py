@@ -69,11 +69,11 @@ def _ends(phase1: list[list[float]], phase2: list[list[float]], epochs: int) -> 
 def end_given_phase_1(curve: dict, after_phase_1: float) -> tuple[float, float] | None:
     """Their end as their seeds' phase-1 accuracy predicts it for a run that reached `after_phase_1`.
 
-    A run's end depends on its phase-1 network (BP, 600 labels: correlation 0.84 over their 15 seeds), so a
-    run of ours with a better or worse phase 1 than theirs is set beside the least-squares line of their
-    (after phase 1, end) pairs at its own phase-1 accuracy. Returns that line's value and the standard
-    deviation of a new run about it (the residuals' std, n - 2 degrees of freedom, widened for the line's
-    own uncertainty away from their mean); None with fewer than 4 seeds or no per-seed ends.
+    A run's end depends on its phase-1 network (over the original's seeds of one configuration: a correlation
+    of up to 0.84), so a run of ours with a better or worse phase 1 than theirs is set beside the least-squares
+    line of their (after phase 1, end) pairs at its own phase-1 accuracy. Returns that line's value and the
+    standard deviation of a new run about it (the residuals' std, n - 2 degrees of freedom, widened for the
+    line's own uncertainty away from their mean); None with fewer than 4 seeds or no per-seed ends.
     """
     pairs = np.asarray(curve.get("ends", []), dtype=float)
     if len(pairs) < 4 or np.ptp(pairs[:, 0]) == 0:
