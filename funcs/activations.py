@@ -6,12 +6,12 @@ from torch import nn
 
 
 class HardSigmoid(nn.Module):
-    """rho(s) = clamp(s, 0, 1): the paper's 'hardsigm' (EP's neuron non-linearity), for feed-forward networks.
+    """rho(s) = clamp(s, 0, 1): the paper's 'hardsigm', for feed-forward networks.
 
     As hardtanh(s, 0, 1): the same values, and a backward pass that is one fused kernel where clamp's is four
-    (two comparisons, an and, a where); on BP's 16 x 2000 output that is a tenth of a batch on a CPU. Its
+    (two comparisons, an and, a where); on a 16-example batch of 2000 outputs that is a tenth of a batch on a CPU. Its
     derivative at exactly 0 and 1 is 0 where clamp's is 1: a pre-activation lands on those two floats with
-    probability ~0. EP's dynamics use ENERGY_ACTIVATIONS below, whose rho' keeps the clamp's boundaries.
+    probability ~0. A rule that relaxes an energy uses ENERGY_ACTIVATIONS below, whose rho' keeps the clamp's boundaries.
     """
 
     def forward(self, x):
@@ -49,7 +49,7 @@ ACTIVATIONS = {
 
 
 # rho and its derivative rho' as plain functions, for rules that run the dynamics of an
-# energy (EP): s <- s + dt * (-s + rho'(s) * drive) needs rho' explicitly.
+# energy: s <- s + dt * (-s + rho'(s) * drive) needs rho' explicitly.
 def _hardsigm_prime(s):
     return ((s >= 0) & (s <= 1)).to(s.dtype)
 

@@ -69,8 +69,8 @@ def classifier_lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     'exponential': x0.9 per epoch; 'linear': 1 down to 0.5 over the epochs;
     'step': halved at 20, 35, 50, 60, 70, 80 and 90% of the epochs; 'constant':
     1. Which one a run takes: funcs.loop.classifier_schedule (the paper's
-    appendix and original code use the first two after BP and EP, the third
-    after a CNN; SoftHebb's code the last two).
+    appendix and original code use the first two after an MLP, the third
+    after a CNN; the Hebbian references' code the last two).
     """
     if schedule == "exponential":
         return 0.9 ** epoch

@@ -196,7 +196,7 @@ def fail(key: str, problem: str):
 def _scalar(key: str, value, kind: str):
     """Check one JSON scalar against a kind; ints are accepted where floats are."""
     if kind == "bool":
-        # The original EP configs write `"clamped": 1`, so 0 and 1 count as booleans.
+        # The original repository's configs write `"clamped": 1`, so 0 and 1 count as booleans.
         if isinstance(value, bool) or (type(value) is int and value in (0, 1)):
             return bool(value)
         fail(key, f"expected true or false, got {value!r}")
@@ -236,7 +236,7 @@ def _coerce(key: str, value, meta):
         if kind.endswith("?"):
             return None
         fail(key, "must not be null")
-    if kind == "names" and isinstance(value, str):  # one activation for every layer (EP style)
+    if kind == "names" and isinstance(value, str):  # one activation for every layer, as some original configs write
         kind = "str"
     if kind in _ITEM_KIND:
         if not isinstance(value, list):

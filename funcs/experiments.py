@@ -20,6 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent  # the registry's commands run from here (configFile/... paths)
 
@@ -146,19 +147,32 @@ TABLE4_PAPER = {"mnist/linear": Paper(99.17, 0.05), "fashionMnist/linear": Paper
 # The classifier's learning rate by share of labels is the paper's Table 7.
 SHARES = (1, 5, 50, 100)  # % of the training labels
 CLASS_LR = {"bp": {1: 0.05, 5: 0.065, 50: 0.09, 100: 0.1}, "ep": {1: 0.0085, 5: 0.008, 50: 0.005, 100: 0.0022}}
-LABEL_NETWORKS = {  # key: (rule, preset, trained run (None: untrained), legend)
-    "bp_1layer_trained": ("bp", "unsupervised_bp/1layer", MLP["bp_1layer"], "unsupervised BP 1-layer"),
-    "ep_1layer_trained": ("ep", "unsupervised_ep/1layer", MLP["ep_1layer"], "unsupervised EP 1-layer"),
-    "bp_2layer_trained": ("bp", "unsupervised_bp/2layer", MLP["bp_2layer"], "unsupervised BP 2-layer"),
-    "ep_2layer_trained": ("ep", "unsupervised_ep/2layer", MLP["ep_2layer"], "unsupervised EP 2-layer"),
-    "bp_1layer_untrained": ("bp", "unsupervised_bp/1layer", None, "untrained 1-layer"),
-    "bp_2layer_untrained": ("bp", "unsupervised_bp/2layer", None, "untrained 2-layer"),
+class LabelNetwork(NamedTuple):
+    """A network that Figures 4 and 5 read out with a share of the labels."""
+    rule: str
+    preset: str
+    trained: Source | None  # None: an untrained network of the preset's shape
+    legend: str
+    style: str  # matplotlib's format string: colour, line, marker
+
+
+LABEL_NETWORKS = {
+    "bp_1layer_trained": LabelNetwork("bp", "unsupervised_bp/1layer", MLP["bp_1layer"], "unsupervised BP 1-layer",
+                                      "g:o"),
+    "ep_1layer_trained": LabelNetwork("ep", "unsupervised_ep/1layer", MLP["ep_1layer"], "unsupervised EP 1-layer",
+                                      "b:o"),
+    "bp_2layer_trained": LabelNetwork("bp", "unsupervised_bp/2layer", MLP["bp_2layer"], "unsupervised BP 2-layer",
+                                      "g-o"),
+    "ep_2layer_trained": LabelNetwork("ep", "unsupervised_ep/2layer", MLP["ep_2layer"], "unsupervised EP 2-layer",
+                                      "b-o"),
+    "bp_1layer_untrained": LabelNetwork("bp", "unsupervised_bp/1layer", None, "untrained 1-layer", "m:s"),
+    "bp_2layer_untrained": LabelNetwork("bp", "unsupervised_bp/2layer", None, "untrained 2-layer", "m-s"),
 }
 
 
 def _label_share(key: str, share: int) -> Source:
     """A read-out (train_class_layer) of the trained run, or of an untrained network of the preset's shape."""
-    rule, preset, trained, legend = LABEL_NETWORKS[key]
+    rule, preset, trained, legend, _ = LABEL_NETWORKS[key]
     sets = [f"class_label_percentage={share / 100:g}", f"class_lr=[{CLASS_LR[rule][share]}]"]
     if trained is None:
         command = _cmd(rule, preset, "action=train_class_layer", *sets)

@@ -146,7 +146,7 @@ def output_drive(learner) -> Callable[[torch.Tensor], torch.Tensor]:
     """x -> the output layer's drive, before the output activation (a hard sigmoid saturates at 1 and 0).
 
     Needs a learner whose `model.drive` is a forward pass differentiable in the
-    input (BP's, bp/network.py); an output found by relaxation (EP's) has none.
+    input (a feed-forward network's); an output found by relaxation has none.
     The network is frozen (evaluation mode, no gradients for its weights).
     """
     model = getattr(learner, "model", None)

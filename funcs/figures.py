@@ -228,15 +228,16 @@ def draw_fig2(entry: Entry, root: Path, out: Path) -> Drawn:
     return _figure(entry, c, series, out, plot)
 
 
-def _label_share_figure(entry: Entry, root: Path, out: Path, styles: dict[str, str]) -> Drawn:
-    """Accuracy against the share of labels (1, 5, 50, 100 %): direct association and linear classifier."""
+def draw_label_share(entry: Entry, root: Path, out: Path) -> Drawn:
+    """Figures 4 and 5: accuracy against the share of labels (1, 5, 50, 100 %), direct association and linear
+    classifier, one line per network of LABEL_NETWORKS."""
     c = _Collector(entry, root)
     networks = list(dict.fromkeys(k.rsplit("/", 1)[0] for k in entry.sources))
     series = {}
     for method in ("direct", "linear"):
         for net in networks:
             points = [c.value(f"{net}/{s}", METRICS[method], s) for s in SHARES]
-            series[f"{method}: {LABEL_NETWORKS[net][3]}"] = [p for p in points if p]
+            series[f"{method}: {LABEL_NETWORKS[net].legend}"] = [p for p in points if p]
 
     def plot(plt):
         fig, axes = plt.subplots(1, 2, figsize=(12, 5))
@@ -244,10 +245,10 @@ def _label_share_figure(entry: Entry, root: Path, out: Path, styles: dict[str, s
         for ax, method, title in zip(axes, ("direct", "linear"),
                                      ("(A) direct association", "(B) linear classifier")):
             for net in networks:
-                points = series[f"{method}: {LABEL_NETWORKS[net][3]}"]
+                points = series[f"{method}: {LABEL_NETWORKS[net].legend}"]
                 if points:
                     ax.errorbar([pos[p.x] for p in points], [p.y for p in points], yerr=[p.std for p in points],
-                                fmt=styles[net], capsize=3, label=f"ours: {LABEL_NETWORKS[net][3]}")
+                                fmt=LABEL_NETWORKS[net].style, capsize=3, label=f"ours: {LABEL_NETWORKS[net].legend}")
                 ref = entry.paper.get(f"{net}/100/{method}")
                 if ref is not None:
                     ax.plot([pos[100]], [ref.mean], "k_", markersize=14, markeredgewidth=2)
@@ -258,16 +259,6 @@ def _label_share_figure(entry: Entry, root: Path, out: Path, styles: dict[str, s
         fig.suptitle(entry.title)
         return fig
     return _figure(entry, c, series, out, plot)
-
-
-def draw_fig4(entry: Entry, root: Path, out: Path) -> Drawn:
-    return _label_share_figure(entry, root, out, {"bp_1layer_trained": "g:o", "ep_1layer_trained": "b:o",
-                                                 "bp_1layer_untrained": "m:s", "bp_2layer_untrained": "m-s"})
-
-
-def draw_fig5(entry: Entry, root: Path, out: Path) -> Drawn:
-    return _label_share_figure(entry, root, out, {"bp_1layer_trained": "g:o", "ep_1layer_trained": "b:o",
-                                                 "bp_2layer_trained": "g-o", "ep_2layer_trained": "b-o"})
 
 
 def _image(row: np.ndarray) -> np.ndarray:
@@ -324,9 +315,12 @@ def _image_panels(entry: Entry, root: Path, out: Path, array: str, titles: dict[
     return _figure(entry, c, series, out, plot, footnotes=False)  # each panel's title says its run
 
 
-def draw_fig6(entry: Entry, root: Path, out: Path) -> Drawn:
-    return _image_panels(entry, root, out, "images", {"bp_1layer": "(A) one-layer network",
-                                                      "bp_2layer": "(B) two-layer network"}, signed=False)
+def draw_panels_by_label(array: str, signed: bool) -> Callable[[Entry, Path, Path], Drawn]:
+    """A drawer of `_image_panels`: panels (A), (B), ... in the registry's order, each titled by its run's label."""
+    def draw_panels(entry: Entry, root: Path, out: Path) -> Drawn:
+        return _image_panels(entry, root, out, array, {
+            key: f"({chr(65 + i)}) {src.label}" for i, (key, src) in enumerate(entry.sources.items())}, signed=signed)
+    return draw_panels
 
 
 def draw_fig11(entry: Entry, root: Path, out: Path) -> Drawn:
@@ -336,14 +330,8 @@ def draw_fig11(entry: Entry, root: Path, out: Path) -> Drawn:
         signed=True)
 
 
-def draw_fig11_rules(entry: Entry, root: Path, out: Path) -> Drawn:
-    """Panels (A), (B), ... in the registry's order, each titled by its run's label."""
-    return _image_panels(entry, root, out, "weights", {
-        key: f"({chr(65 + i)}) {src.label}" for i, (key, src) in enumerate(entry.sources.items())}, signed=True)
-
-
 def draw_fig9(entry: Entry, root: Path, out: Path) -> Drawn:
-    """Bars by number of labels: supervised only, + WTA, + WTA + homeostasis; BP and EP panels."""
+    """Bars by number of labels: supervised only, + WTA, + WTA + homeostasis; a panel per rule."""
     c = _Collector(entry, root)
     series = {}
     for rule in PAPER_RULES:
@@ -406,7 +394,7 @@ def draw_fig10(entry: Entry, root: Path, out: Path) -> Drawn:
 
 
 def draw_fig12(entry: Entry, root: Path, out: Path) -> Drawn:
-    """Test error rate (%) of direct association per epoch, batch against sequential, BP and EP panels."""
+    """Test error rate (%) of direct association per epoch, batch against sequential, a panel per rule."""
     c = _Collector(entry, root)
     series = {}
     for key in entry.sources:
@@ -442,7 +430,7 @@ def draw_fig12(entry: Entry, root: Path, out: Path) -> Drawn:
 
 
 def draw_fig13(entry: Entry, root: Path, out: Path) -> Drawn:
-    """Direct association (2% of labels) against the number of output neurons, BP and EP."""
+    """Direct association (2% of labels) against the number of output neurons, by rule."""
     c = _Collector(entry, root)
     series = {}
     for rule in PAPER_RULES:
@@ -468,10 +456,16 @@ def draw_fig13(entry: Entry, root: Path, out: Path) -> Drawn:
 
 
 DRAW: dict[str, Callable[[Entry, Path, Path], Drawn]] = {
-    "fig2_accuracies": draw_fig2, "fig4_label_share_untrained": draw_fig4, "fig5_label_share_2layer": draw_fig5,
-    "fig6_max_activation": draw_fig6, "fig9_semi_supervised": draw_fig9, "fig10_umap": draw_fig10,
-    "fig11_first_layer_weights": draw_fig11, "fig11_rules_first_layer_weights": draw_fig11_rules,
-    "fig12_homeostasis_mode": draw_fig12, "fig13_n_out": draw_fig13,
+    "fig2_accuracies": draw_fig2,
+    "fig4_label_share_untrained": draw_label_share,
+    "fig5_label_share_2layer": draw_label_share,
+    "fig6_max_activation": draw_panels_by_label("images", signed=False),
+    "fig9_semi_supervised": draw_fig9,
+    "fig10_umap": draw_fig10,
+    "fig11_first_layer_weights": draw_fig11,
+    "fig11_rules_first_layer_weights": draw_panels_by_label("weights", signed=True),
+    "fig12_homeostasis_mode": draw_fig12,
+    "fig13_n_out": draw_fig13,
 }
 
 

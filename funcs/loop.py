@@ -2,9 +2,9 @@
 
 A learner supplies two things per mini-batch, with the target built in between:
 
-    y, mask = learner.output(x)    # BP: forward pass; EP: free phase (mask: output dropout)
+    y, mask = learner.output(x)    # a forward pass, or a relaxation (mask: output dropout)
     d = target(y, labels, mask)    # funcs.target: kWTA on y - H, or labels; H updated
-    learner.learn(d)               # BP: loss, backward, step; EP: nudged phase, update
+    learner.learn(d)               # a loss and a step, or a nudged relaxation and an update
 
 and `infer(x)` for evaluation, `set_lr_factor(f)` for the schedule, and
 `state_dict`/`load_state_dict` for checkpoints. Supervised and unsupervised
@@ -37,7 +37,7 @@ class Learner(Protocol):
     # Optional: `epoch_metrics() -> dict[str, float]`, the rule's own numbers of the epoch just trained (row
     # norms, per-layer update sizes), written as extra columns of results.csv.
     # Optional: `examples(idx, n)`, told before each training `output` which examples of the n-example split the
-    # mini-batch holds (their indices), for a rule that keeps state per example (EP's persistent states).
+    # mini-batch holds (their indices), for a rule that keeps state per example (persistent relaxation states).
 
 
 def rule_metrics(learner) -> dict[str, float]:
@@ -160,7 +160,7 @@ def supervised_error(cfg, learner: Learner, split) -> torch.Tensor:
 
 
 def regression_cost(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over examples of the cost C = 1/2 ||y - out||^2 (out, y: (n, n_out)): EP's cost at the free state, and
+    """Mean over examples of the cost C = 1/2 ||y - out||^2 (out, y: (n, n_out)): the energy-based cost at the free state, and
     what Gammell et al. 2021 report as a regression's test error (their Table 1, diabetes)."""
     return 0.5 * ((out - y) ** 2).sum(1).mean()
 

@@ -95,7 +95,7 @@ def plot_seeds(root: Path, folders: list[Path]) -> Path | None:
 
 
 def update_sizes(folder: Path) -> dict[int, np.ndarray]:
-    """Per-layer update size per epoch (EP's `log_update_sizes` columns update_size_<layer>), by layer."""
+    """Per-layer update size per epoch (a rule's `log_update_sizes` columns update_size_<layer>), by layer."""
     with open(Path(folder) / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     layers = sorted(int(k.rsplit("_", 1)[1]) for k in (rows[0] if rows else {}) if k.startswith("update_size_"))

@@ -17,7 +17,7 @@ from funcs.config import fail
 from funcs.errors import UserError
 
 # Label smoothing factors of the original code: 0.3 for the self-defined target (paper section 3.1, used
-# with EP); label targets take their rule's (Rule.smooth_labels: 0.2 after BP, 0.3 after EP).
+# with an energy-based rule); label targets take their rule's (Rule.smooth_labels).
 SMOOTH_UNSUPERVISED = 0.3
 SMOOTH_SUPERVISED = 0.2  # a Target built without a config
 
@@ -128,7 +128,7 @@ class Target:
     Semi-supervised training (issue #4) alternates the two on labeled and unlabeled batches.
 
     `__call__(y, labels, mask)` returns d (batch, n_out), what the output learns
-    towards. The learner owns dropout (a rule with two phases, as EP, holds its
+    towards. The learner owns dropout (a rule with two phases holds its
     masks through both): y arrives with the dropped output neurons already at zero and
     `mask` says which they are. As in the original code they neither win the
     kWTA choice nor learn: their entries of d are zeroed. (A dropped neuron with
