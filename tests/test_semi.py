@@ -190,13 +190,15 @@ def test_phase_two_raises_accuracy_above_phase_one_with_100_labels(small, tmp_pa
 
 def test_semi_run_diverging_in_phase_2_keeps_phase_1_and_resumed_with_its_rates_ends_as_a_straight_run(
         small, tmp_path, capsys):
-    """lr 1e30 (Adam's steps are about lr long) makes phase 2's first unsupervised half diverge after one phase-1
-    epoch; continued with the config's rates, the run ends with the straight run's numbers."""
+    """lr 1e42 makes phase 2's first unsupervised half diverge after one phase-1 epoch: Adam's first step is about
+    lr x 0.001 (the half's schedule) long, past float32's largest value, so the weights stop being finite on any
+    CPU (at 1e30 a saturated sigmoid kept the loss finite on some); continued with the config's rates, the run
+    ends with the straight run's numbers."""
     args = ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small), *sets(["pre_epochs=1", "epochs=2"])]
     run = tmp_path / "run"
-    assert cli.main(BP, [*args, "--set", "lr=[1e30,1e30]", "--out", str(run)]) == cli.DIVERGED_EXIT
+    assert cli.main(BP, [*args, "--set", "lr=[1e42,1e42]", "--out", str(run)]) == cli.DIVERGED_EXIT
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "(phase 2, unsupervised half) at epoch 2, batch " in line and "lr [1e+30, 1e+30] x 0.001" in line
+    assert "(phase 2, unsupervised half) at epoch 2, batch " in line and "lr [1e+42, 1e+42] x 0.001" in line
     assert json.loads((run / "summary.json").read_text())["diverged"]["last_good_epoch"] == 1
     assert [int(r["phase"]) for r in read_csv(run / "results.csv")] == [1]
     assert cli.main(BP, ["--resume", str(run), "--set", "lr=[0.0006,0.0044]"]) == 0
