@@ -11,7 +11,8 @@ class HardSigmoid(nn.Module):
     As hardtanh(s, 0, 1): the same values, and a backward pass that is one fused kernel where clamp's is four
     (two comparisons, an and, a where); on a 16-example batch of 2000 outputs that is a tenth of a batch on a CPU. Its
     derivative at exactly 0 and 1 is 0 where clamp's is 1: a pre-activation lands on those two floats with
-    probability ~0. A rule that relaxes an energy uses ENERGY_ACTIVATIONS below, whose rho' keeps the clamp's boundaries.
+    probability ~0. A rule that relaxes an energy uses ENERGY_ACTIVATIONS below, whose rho' keeps the clamp's
+    boundaries.
     """
 
     def forward(self, x):

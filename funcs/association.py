@@ -70,7 +70,7 @@ def classifier_lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     'step': halved at 20, 35, 50, 60, 70, 80 and 90% of the epochs; 'constant':
     1. Which one a run takes: funcs.loop.classifier_schedule (the paper's
     appendix and original code use the first two after an MLP, the third
-    after a CNN; the Hebbian references' code the last two).
+    after a CNN; SoftHebb's published code the last two).
     """
     if schedule == "exponential":
         return 0.9 ** epoch

@@ -160,8 +160,8 @@ def supervised_error(cfg, learner: Learner, split) -> torch.Tensor:
 
 
 def regression_cost(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over examples of the cost C = 1/2 ||y - out||^2 (out, y: (n, n_out)): the energy-based cost at the free state, and
-    what Gammell et al. 2021 report as a regression's test error (their Table 1, diabetes)."""
+    """Mean over examples of the cost C = 1/2 ||y - out||^2 (out, y: (n, n_out)): an energy-based rule's cost at
+    the free state, and what Gammell et al. 2021 report as a regression's test error (their Table 1, diabetes)."""
     return 0.5 * ((out - y) ** 2).sum(1).mean()
 
 
