@@ -115,6 +115,10 @@ class Config:
     semi_seed: int = _key(13, "seed of the class-balanced labeled subset; -1 draws a fresh one, recorded in "
                           "summary.json and run.log", "int", lo=-1)
     train_label_number: int = _key(3000, "labeled examples in semi-supervised training", "int", lo=1)
+    label_draw: str = _key("per_class", "how the labeled subset is drawn: 'per_class' takes train_label_number / "
+                           "n_class examples of each class (the paper's text); 'stratified' is scikit-learn's "
+                           "stratified split with random_state semi_seed, class counts proportional to the class "
+                           "frequencies (the original code's draw)", "str", choices=("per_class", "stratified"))
     pre_epochs: int = _key(80, "supervised pre-training epochs (N1)", "int", lo=0)
     pre_batchSize: int = _key(32, "pre-training mini-batch size", "int", lo=1)
     pre_lr: tuple[float, ...] = _key([0.001, 0.003], "pre-training learning rate of each layer", "floats",

@@ -46,14 +46,19 @@ def draw_seed() -> int:
     return random.SystemRandom().randrange(2 ** 31)
 
 
-def split_labeled(labels: torch.Tensor, n_labeled: int, n_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(labeled, unlabeled) training indices: n_labeled / n_class random examples of each class, and the rest.
+def split_labeled(labels: torch.Tensor, n_labeled: int, n_class: int, seed: int,
+                  draw: str = "per_class") -> tuple[torch.Tensor, torch.Tensor]:
+    """(labeled, unlabeled) training indices, both sorted, disjoint, the same for the same seed.
 
-    Both sorted; disjoint; the same for the same seed.
+    draw 'per_class': n_labeled / n_class random examples of each class (the paper's "equal numbers per class").
+    draw 'stratified': the original code's draw, scikit-learn's stratified train_test_split with random_state
+    `seed`, whose class counts follow the class frequencies (MNIST, 600 labels: 54 fives, 67 ones).
     """
+    labels = labels.cpu()
+    if draw == "stratified":
+        return _split_stratified(labels, n_labeled, seed)
     per_class = n_labeled // n_class
     generator = torch.Generator().manual_seed(seed)
-    labels = labels.cpu()
     picked = []
     for c in range(n_class):
         members = (labels == c).nonzero(as_tuple=True)[0]
@@ -65,6 +70,22 @@ def split_labeled(labels: torch.Tensor, n_labeled: int, n_class: int, seed: int)
     keep = torch.ones(labels.shape[0], dtype=torch.bool)
     keep[labeled] = False
     return labeled, keep.nonzero(as_tuple=True)[0]
+
+
+def _split_stratified(labels: torch.Tensor, n_labeled: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise UserError("config key 'label_draw': 'stratified' needs scikit-learn "
+                        "(pip install -r requirements-datasets.txt)") from None
+    # The original's very expression (fractions, not counts), so that a seed draws the subset the original draws.
+    fraction = n_labeled / labels.shape[0]
+    try:
+        labeled, unlabeled = train_test_split(torch.arange(labels.shape[0]).numpy(), train_size=fraction,
+                                              test_size=1 - fraction, random_state=seed, stratify=labels.numpy())
+    except ValueError as err:  # too few labels for the classes, or a class with a single example
+        raise UserError(f"config key 'train_label_number': {n_labeled} cannot be drawn stratified: {err}") from None
+    return torch.from_numpy(labeled).sort().values, torch.from_numpy(unlabeled).sort().values
 
 
 # What a phase-1 network must share with the config that reuses it: the network and its data (and the keys
@@ -104,9 +125,10 @@ def load_pretrained(cfg) -> dict:
 def check(cfg, data, pretrained: dict | None = None) -> None:
     """What can be refused before a run folder exists, once the data is there: too few examples per
     class, a phase-1 network (`load_pretrained`'s result) that was trained on another labeled subset."""
-    split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed=0)
+    split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed=0, draw=cfg.label_draw)
     if pretrained is not None:
-        labeled, _ = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, pretrained["semi_seed"])
+        labeled, _ = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, pretrained["semi_seed"],
+                                   cfg.label_draw)
         if association.describe_subset(labeled) != pretrained["labeled_subset"]:
             raise UserError(f"config key 'pretrained_path': {cfg.pretrained_path} was trained on another "
                             f"labeled subset than this config draws from its training set")
@@ -138,7 +160,8 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
         seed = pretrained["semi_seed"]
     else:
         seed = cfg.semi_seed if cfg.semi_seed >= 0 else draw_seed()
-    labeled_idx, unlabeled_idx = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed)
+    labeled_idx, unlabeled_idx = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed,
+                                               cfg.label_draw)
     labeled, unlabeled = loop.labeled_split(data, labeled_idx), loop.labeled_split(data, unlabeled_idx)
     pre, unsup, sup = learner.sibling(cfg.pre_lr), learner.sibling(cfg.lr), learner
     team = Siblings(pretrain=pre, unsupervised=unsup, supervised=sup)

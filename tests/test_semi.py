@@ -59,6 +59,23 @@ def test_labeled_subset_larger_than_a_class_is_refused():
         semi.split_labeled(labels, 20, 2, seed=0)
 
 
+def test_stratified_draw_follows_the_class_frequencies():
+    """The original code's draw: class counts in proportion (here 12, 5, 3 of 20), by hand."""
+    labels = torch.tensor([0] * 60 + [1] * 25 + [2] * 15)[torch.randperm(100, generator=torch.Generator().manual_seed(1))]
+    lab, unl = semi.split_labeled(labels, 20, 3, seed=5, draw="stratified")
+    assert labels[lab].bincount(minlength=3).tolist() == [12, 5, 3]
+    assert sorted(lab.tolist() + unl.tolist()) == list(range(100))
+    again, _ = semi.split_labeled(labels, 20, 3, seed=5, draw="stratified")
+    other, _ = semi.split_labeled(labels, 20, 3, seed=6, draw="stratified")
+    assert torch.equal(lab, again) and not torch.equal(lab, other)
+
+
+def test_stratified_draw_with_fewer_labels_than_classes_is_refused():
+    labels = torch.arange(3).repeat(10)
+    with pytest.raises(UserError, match="'train_label_number': 2 cannot be drawn stratified"):
+        semi.split_labeled(labels, 2, 3, seed=0, draw="stratified")
+
+
 # --- phases and schedules ----------------------------------------------------------------------
 
 def test_phases_run_in_order_with_the_rates_of_the_schedules(small, monkeypatch):
