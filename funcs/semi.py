@@ -170,8 +170,10 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
     if run is not None:
         run.facts["semi_seed"] = seed
         run.facts["labeled_subset"] = association.describe_subset(labeled_idx)
-        run.log(f"labeled subset: {labeled_idx.numel()} examples drawn with semi_seed {seed} "
-                f"(set it in the config to repeat this draw); {unlabeled_idx.numel()} unlabeled")
+        per_class = torch.bincount(data.train.y[labeled_idx].cpu(), minlength=cfg.n_class).tolist()
+        run.log(f"labeled subset: {labeled_idx.numel()} examples drawn {cfg.label_draw} with semi_seed {seed} "
+                f"(set it in the config to repeat this draw), per class {per_class}; "
+                f"{unlabeled_idx.numel()} unlabeled")
 
     start, pre_epochs = 0, cfg.pre_epochs
     metrics: dict = {}

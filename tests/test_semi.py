@@ -121,7 +121,8 @@ def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsy
     assert [(int(r["epoch"]), int(r["phase"])) for r in rows] == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2)]
     summary = json.loads((first / "summary.json").read_text())
     seed = summary["semi_seed"]
-    assert f"semi_seed {seed}" in (first / "run.log").read_text()
+    log = (first / "run.log").read_text()
+    assert f"drawn per_class with semi_seed {seed}" in log and f"per class {[10] * 10}" in log
     assert summary["labeled_subset"]["size"] == 100
     assert summary["accuracy_percent"]["after_phase_1"] == pytest.approx(100 * (1 - float(rows[2]["error"])), abs=0.01)
     # phase 2 again from the same phase-1 network: no phase-1 epochs, the same labeled subset
