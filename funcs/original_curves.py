@@ -12,6 +12,7 @@ with their end: phase 2 gains most of its points late (BP, 600 labels: 90.5 % af
 
     python -m funcs.original_curves --checkout DIR     # DIR: a checkout of the original; rewrites CURVES
     python -m funcs.original_curves --plot OUT.png [RUN_DIR ...]   # ours over their mean and std (default: Table 5's)
+    python -m funcs.original_curves --plot OUT.png --gains RUN_DIR ...   # gains over each run's own phase 1
 
 CURVES holds, per rule, number of labels and variant, the seeds' count and the
 mean and standard deviation (population, as the paper's) of the test accuracy
@@ -178,6 +179,48 @@ def _draw(runs: list[tuple[str, str, list[float]]], out: Path, curves: dict | No
     return out
 
 
+def plot_gains(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
+    """One panel: each run's gain over its own phase-1 accuracy per phase-2 epoch, beside the original's mean gain
+    (their mean curve less their mean phase 1) and, at their last epoch, the range of their seeds' final gains.
+    Runs from different phase 1s compare directly here, where `plot` sets them on different heights."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    curves = load() if curves is None else curves
+    drawn = [(run.name, *_semi_run(run), phase_1_accuracy(run)) for run in runs]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key in dict.fromkeys(key for _, key, _, _ in drawn):
+        if key in curves:
+            c = curves[key]
+            ax.plot(np.arange(1, len(c["mean"]) + 1), np.array(c["mean"]) - c["after_phase_1"][0], color="black",
+                    lw=2, label=f"original code, mean of {c['seeds']} seeds ({key})")
+            final = [end - phase_1 for phase_1, end in c.get("ends", [])]
+            if final:
+                ax.vlines(len(c["mean"]), min(final), max(final), color="black", lw=4, alpha=0.4,
+                          label="their seeds' final gains")
+    for name, _, accuracy, phase_1 in drawn:
+        ax.plot(np.arange(1, len(accuracy) + 1), np.array(accuracy) - phase_1, lw=1, label=name)
+    ax.set(xlabel="phase-2 epoch", ylabel="test accuracy gain over phase 1 (points)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def phase_1_accuracy(run: Path) -> float:
+    """Test accuracy (%) after phase 1: results.csv's last phase-1 row, else (a phase 2 started from a
+    `pretrained_path`) summary.json's `after_phase_1`; UserError when neither says."""
+    with (run / "results.csv").open(newline="") as f:
+        errors = [float(row["error"]) for row in csv.DictReader(f) if row["phase"] == "1"]
+    if errors:
+        return 100 * (1 - errors[-1])
+    try:
+        return float(json.loads((run / "summary.json").read_text())["accuracy_percent"]["after_phase_1"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{run}: no phase-1 epoch in results.csv and no after_phase_1 in summary.json") from None
+
+
 def table5_runs(results: Path) -> list[Path]:
     """The folders of Table 5's runs (+ WTA + homeostasis) found under a results root, BP then EP."""
     found = [find(Path(results), SEMI[semi_key(rule, labels, "wta_homeostasis")]) for rule in PAPER_RULES
@@ -210,6 +253,8 @@ def main(argv=None) -> int:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--checkout", help=f"a checkout of {SOURCE}: rewrite the curves from its result files")
     what.add_argument("--plot", metavar="OUT.png", help="draw the semi-supervised RUN_DIRs over the original's curves")
+    p.add_argument("--gains", action="store_true",
+                   help="with --plot: one panel of each RUN_DIR's gain over its own phase 1")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="with --plot: semi-supervised run folders (default: Table 5's runs under --results)")
     p.add_argument("--results", default="simuResults", help="with --plot and no RUN_DIR: the results root")
@@ -217,7 +262,8 @@ def main(argv=None) -> int:
                    help="with --checkout: where to write the curves (default: %(default)s)")
     args = p.parse_args(argv)
     if args.plot:
-        return _plot_command(Path(args.plot), [Path(r) for r in args.runs] or table5_runs(Path(args.results)))
+        runs = [Path(r) for r in args.runs] or table5_runs(Path(args.results))
+        return _plot_command(Path(args.plot), runs, plot_gains if args.gains else plot)
     try:
         curves = read_checkout(Path(args.checkout))
     except UserError as e:
@@ -236,11 +282,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def _plot_command(out: Path, runs: list[Path]) -> int:
+def _plot_command(out: Path, runs: list[Path], draw=plot) -> int:
     try:
         if not runs:
             raise UserError("--plot: no RUN_DIR given and no Table 5 run under --results")
-        print(plot(runs, out))
+        print(draw(runs, out))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
