@@ -112,7 +112,7 @@ class Config:
                               "Hebbian winner-take-all rules (no anti-Hebbian push on losers)", "bool")
 
     # --- semi-supervised --------------------------------------------------------------
-    semi_seed: int = _key(13, "seed of the class-balanced labeled subset; -1 draws a fresh one, recorded in "
+    semi_seed: int = _key(13, "seed of the labeled subset's draw (label_draw); -1 draws a fresh one, recorded in "
                           "summary.json and run.log", "int", lo=-1)
     train_label_number: int = _key(3000, "labeled examples in semi-supervised training", "int", lo=1)
     label_draw: str = _key("per_class", "how the labeled subset is drawn: 'per_class' takes train_label_number / "

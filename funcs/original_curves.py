@@ -34,7 +34,7 @@ import numpy as np
 
 from funcs.errors import UserError
 from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
-from funcs.records import find
+from funcs.records import find, read_run
 
 CURVES = REPO / "docs" / "original_semi_curves.json"
 SOURCE = "neurophysics-cnrsthales/unsupervised-target"
@@ -197,7 +197,7 @@ def plot_gains(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
             final = [end - phase_1 for phase_1, end in c.get("ends", [])]
             if final:
                 ax.vlines(len(c["mean"]), min(final), max(final), color="black", lw=4, alpha=0.4,
-                          label="their seeds' final gains")
+                          label=f"their seeds' final gains ({key})")
     for name, _, accuracy, phase_1 in drawn:
         ax.plot(np.arange(1, len(accuracy) + 1), np.array(accuracy) - phase_1, lw=1, label=name)
     ax.set(xlabel="phase-2 epoch", ylabel="test accuracy gain over phase 1 (points)")
@@ -209,16 +209,13 @@ def plot_gains(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
 
 
 def phase_1_accuracy(run: Path) -> float:
-    """Test accuracy (%) after phase 1: results.csv's last phase-1 row, else (a phase 2 started from a
-    `pretrained_path`) summary.json's `after_phase_1`; UserError when neither says."""
-    with (run / "results.csv").open(newline="") as f:
-        errors = [float(row["error"]) for row in csv.DictReader(f) if row["phase"] == "1"]
-    if errors:
-        return 100 * (1 - errors[-1])
-    try:
-        return float(json.loads((run / "summary.json").read_text())["accuracy_percent"]["after_phase_1"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"{run}: no phase-1 epoch in results.csv and no after_phase_1 in summary.json") from None
+    """Test accuracy (%) after phase 1 as the run folder says it (summary.json, else its last phase-1 row);
+    UserError when it says none (a phase 2 from a `pretrained_path` that has not finished)."""
+    record = read_run(run)
+    accuracy = record.value("after_phase_1") if record is not None else None
+    if accuracy is None:
+        raise UserError(f"{run}: no accuracy after phase 1 (no phase-1 row, no summary.json)")
+    return accuracy
 
 
 def table5_runs(results: Path) -> list[Path]:
@@ -254,13 +251,15 @@ def main(argv=None) -> int:
     what.add_argument("--checkout", help=f"a checkout of {SOURCE}: rewrite the curves from its result files")
     what.add_argument("--plot", metavar="OUT.png", help="draw the semi-supervised RUN_DIRs over the original's curves")
     p.add_argument("--gains", action="store_true",
-                   help="with --plot: one panel of each RUN_DIR's gain over its own phase 1")
+                   help="with --plot: all RUN_DIRs in one panel, as gains over their own phase 1")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="with --plot: semi-supervised run folders (default: Table 5's runs under --results)")
     p.add_argument("--results", default="simuResults", help="with --plot and no RUN_DIR: the results root")
     p.add_argument("--out", default=str(CURVES),
                    help="with --checkout: where to write the curves (default: %(default)s)")
     args = p.parse_args(argv)
+    if args.gains and not (args.plot and args.runs):
+        p.error("--gains draws the RUN_DIRs given after --plot OUT.png")
     if args.plot:
         runs = [Path(r) for r in args.runs] or table5_runs(Path(args.results))
         return _plot_command(Path(args.plot), runs, plot_gains if args.gains else plot)

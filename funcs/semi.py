@@ -90,7 +90,8 @@ def _split_stratified(labels: torch.Tensor, n_labeled: int, seed: int) -> tuple[
 
 # What a phase-1 network must share with the config that reuses it: the network and its data (and the keys
 # that fix what the rule's network computes, Rule.network_keys).
-PRETRAINED_KEYS = ("action", "dataset", "fcLayers", "activation_function", "train_size", "train_label_number")
+PRETRAINED_KEYS = ("action", "dataset", "fcLayers", "activation_function", "train_size", "train_label_number",
+                   "label_draw")
 
 
 def save_pretrained(folder: Path, cfg, learner, seed: int, labeled_idx: torch.Tensor, error: float) -> None:

@@ -150,11 +150,11 @@ def test_table5_runs_are_the_committed_semi_supervised_folders_with_a_phase_2_ep
 
 
 def test_gains_plot_reads_each_runs_own_phase_1_and_refuses_a_run_without_one(tmp_path, capsys):
-    cfg = {"action": "semi_supervised_bp", "train_label_number": 600, "gamma": 0.001}
+    cfg = {"action": "semi_supervised_bp", "train_label_number": 600, "gamma": 0.001, "pre_epochs": 2, "epochs": 2}
     full = _our_run(tmp_path / "full", cfg, [(1, 0.20), (1, 0.10), (2, 0.08), (2, 0.05)])
     assert original_curves.phase_1_accuracy(full) == pytest.approx(90.0)
     reused = _our_run(tmp_path / "reused", cfg, [(2, 0.07)])  # phase 2 from a pretrained_path: no phase-1 row
-    (reused / "summary.json").write_text(json.dumps({"accuracy_percent": {"after_phase_1": 91.5}}))
+    (reused / "summary.json").write_text(json.dumps({"seed": 1, "accuracy_percent": {"after_phase_1": 91.5}}))
     assert original_curves.phase_1_accuracy(reused) == 91.5
     out = tmp_path / "gains.png"
     assert original_curves.main(["--plot", str(out), "--gains", str(full), str(reused)]) == 0
@@ -162,4 +162,8 @@ def test_gains_plot_reads_each_runs_own_phase_1_and_refuses_a_run_without_one(tm
     (reused / "summary.json").unlink()
     capsys.readouterr()
     assert original_curves.main(["--plot", str(tmp_path / "no.png"), "--gains", str(reused)]) == 2
-    assert capsys.readouterr().err.startswith(f"error: {reused}: no phase-1 epoch") and not (tmp_path / "no.png").exists()
+    assert capsys.readouterr().err == f"error: {reused}: no accuracy after phase 1 (no phase-1 row, no summary.json)\n"
+    assert not (tmp_path / "no.png").exists()
+    with pytest.raises(SystemExit) as refused:  # no RUN_DIR: Table 5's runs of both rules would share one panel
+        original_curves.main(["--plot", str(tmp_path / "no.png"), "--gains"])
+    assert refused.value.code == 2 and "--gains draws the RUN_DIRs" in capsys.readouterr().err

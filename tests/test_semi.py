@@ -137,6 +137,7 @@ def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsy
     for change, message in ((["train_label_number=200"], "train_label_number"),
                             (["fcLayers=[784,200,10]"], "fcLayers"),
                             ([f"semi_seed={seed + 1}"], "labeled subset of semi_seed"),
+                            (['label_draw="stratified"'], "label_draw"),
                             ([], "not a phase-1 network")):
         path = first if change else tmp_path
         out = tmp_path / f"refused{len(message)}"
@@ -145,6 +146,20 @@ def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsy
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.startswith("error: ") and err.count("\n") == 1, err
         assert not out.exists()
+
+
+def test_semi_cli_draws_stratified_when_asked_and_says_so(small, tmp_path):
+    """The run's labeled subset is the stratified draw computed here from the same data and seed."""
+    args = [*small, "pre_epochs=1", "epochs=1", 'label_draw="stratified"']
+    out = tmp_path / "stratified"
+    assert cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(args), "--out", str(out)]) == 0
+    _, data, _ = cli.prepare(BP, config_mod.load(REPO / "configFile/semi_bp/100", args))
+    labeled, _ = semi.split_labeled(data.train.y, 100, 10, seed=5, draw="stratified")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labeled_subset"] == semi.association.describe_subset(labeled)
+    per_class = data.train.y[labeled].bincount(minlength=10).tolist()
+    assert f"drawn stratified with semi_seed 5 (set it in the config to repeat this draw), per class {per_class}" \
+        in (out / "run.log").read_text()
 
 
 def test_semi_resumed_run_ends_with_the_same_numbers(small, tmp_path, monkeypatch):
