@@ -78,13 +78,6 @@ class Drawn:
         return "\n".join(lines)
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _save(fig, path: Path, footnotes: list[str]) -> Path:
     if footnotes:
         text = "\n".join(footnotes[:12]) + (f"\n... and {len(footnotes) - 12} more" if len(footnotes) > 12 else "")
@@ -94,13 +87,13 @@ def _save(fig, path: Path, footnotes: list[str]) -> Path:
         fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    _plt().close(fig)
+    plots.pyplot().close(fig)
     return path
 
 
 def _placeholder(entry: Entry, out: Path, missing: list[str]) -> Path:
     """The PNG of a figure without any data: its title and the commands that produce the data."""
-    plt = _plt()
+    plt = plots.pyplot()
     fig = plt.figure(figsize=(11, 1 + 0.15 * min(len(missing), 25)))
     lines = [entry.title, "", "No data yet. Produced by:"] + [f"  {c}" for c in missing[:24]]
     if len(missing) > 24:
@@ -180,7 +173,7 @@ def _figure(entry: Entry, c: _Collector, series: dict[str, list[Point]], out: Pa
     the placeholder PNG listing the commands that produce the data."""
     drawn = Drawn(entry.name, None, series, c.missing, c.notes, c.remarks)
     if drawn.has_data:
-        drawn.path = _save(plot(_plt()), out / f"{entry.name}.png", c.notes if footnotes else [])
+        drawn.path = _save(plot(plots.pyplot()), out / f"{entry.name}.png", c.notes if footnotes else [])
     else:
         drawn.path = _placeholder(entry, out, c.missing)
     return drawn

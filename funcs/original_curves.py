@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from funcs import plots
 from funcs.errors import UserError
 from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
 from funcs.records import find, read_run
@@ -153,7 +154,7 @@ def plot(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
 
 def _draw(runs: list[tuple[str, str, list[float]]], out: Path, curves: dict | None) -> Path:
     """plot's figure from each run's (name, CURVES key, phase-2 accuracies)."""
-    plt = _pyplot()
+    plt = plots.pyplot()
     curves = load() if curves is None else curves
     columns = min(len(runs), 4)
     rows = -(-len(runs) // columns)
@@ -171,14 +172,14 @@ def _draw(runs: list[tuple[str, str, list[float]]], out: Path, curves: dict | No
         ax.set(title=f"{rule.upper()}, {labels} labels, {SEMI_VARIANTS[variant]}", xlabel="phase-2 epoch",
                ylabel="test accuracy (%)")
         ax.legend(fontsize=8)
-    return _save(fig, out)
+    return plots.save(fig, out)
 
 
 def plot_gains(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
     """One panel: each run's gain over its own phase-1 accuracy per phase-2 epoch, beside the original's mean gain
     (their mean curve less their mean phase 1) and, at their last epoch, the range of their seeds' final gains.
     Runs from different phase 1s compare directly here, where `plot` sets them on different heights."""
-    plt = _pyplot()
+    plt = plots.pyplot()
     curves = load() if curves is None else curves
     drawn = [(run.name, *_semi_run(run), phase_1_accuracy(run)) for run in runs]
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -195,7 +196,7 @@ def plot_gains(runs: list[Path], out: Path, curves: dict | None = None) -> Path:
         ax.plot(np.arange(1, len(accuracy) + 1), np.array(accuracy) - phase_1, lw=1, label=name)
     ax.set(xlabel="phase-2 epoch", ylabel="test accuracy gain over phase 1 (points)")
     ax.legend(fontsize=7)
-    return _save(fig, out)
+    return plots.save(fig, out)
 
 
 def phase_1_accuracy(run: Path) -> float:
@@ -206,21 +207,6 @@ def phase_1_accuracy(run: Path) -> float:
     if accuracy is None:
         raise UserError(f"{run}: no accuracy after phase 1 (no phase-1 row, no summary.json)")
     return accuracy
-
-
-def _pyplot():
-    """matplotlib's pyplot, drawing to files only (no display here)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, out: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    _pyplot().close(fig)
-    return out
 
 
 def table5_runs(results: Path) -> list[Path]:

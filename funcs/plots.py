@@ -43,10 +43,25 @@ def final_classifier_accuracy(folder: Path) -> float | None:
     return 100 * (1 - float(rows[-1]["test_error"])) if rows else None
 
 
-def _figure(title: str):
+def pyplot():
+    """matplotlib's pyplot, drawing to files only (no display needed); every figure module of funcs/ uses this."""
     import matplotlib
-    matplotlib.use("Agg")  # files only: no display needed
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    """Lay the figure out, write it to `path` (its folder made if needed) and free it."""
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
+    return Path(path)
+
+
+def _figure(title: str):
+    plt = pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     fig.suptitle(title)
     ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log")
@@ -69,7 +84,7 @@ def plot_run(folder: Path, title: str = "") -> Path | None:
     if classifier is not None:
         ax_acc.plot([epoch[-1]], [classifier], "k*", markersize=10, label=f"linear classifier {classifier:.2f}")
     ax_acc.legend(fontsize=8)
-    return _save(plt, fig, Path(folder) / "curves.png")
+    return save(fig, Path(folder) / "curves.png")
 
 
 def plot_seeds(root: Path, folders: list[Path]) -> Path | None:
@@ -91,7 +106,7 @@ def plot_seeds(root: Path, folders: list[Path]) -> Path | None:
         ax.plot(epoch, mean, label=None if name == "loss" else name)
         ax.fill_between(epoch, mean - std, mean + std, alpha=0.25)
     ax_acc.legend(fontsize=8)
-    return _save(plt, fig, Path(root) / "curves.png")
+    return save(fig, Path(root) / "curves.png")
 
 
 def update_sizes(folder: Path) -> dict[int, np.ndarray]:
@@ -105,9 +120,7 @@ def update_sizes(folder: Path) -> dict[int, np.ndarray]:
 def plot_update_sizes(folders: list[Path], path: Path) -> Path:
     """Each layer's update size ||dW|| / sqrt(connections) against the epoch, one line style per run (Gammell et
     al. 2021, Figure 3): how far the deep layers' updates vanish, and whether a topology fixes it."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for style, folder in zip(("-", "--", ":", "-."), map(Path, folders)):
         name = f"{folder.parent.name}/{folder.name}" if folder.name.startswith("S-") else folder.name
@@ -115,14 +128,7 @@ def plot_update_sizes(folders: list[Path], path: Path) -> Path:
             ax.plot(np.arange(1, len(sizes) + 1), sizes, style, color=f"C{j - 1}", label=f"{name}, layer {j}")
     ax.set(xlabel="epoch", ylabel="mean update size ||dW|| / sqrt(connections)", yscale="log")
     ax.legend(fontsize=6, ncol=2)
-    return _save(plt, fig, Path(path))
-
-
-def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, Path(path))
 
 
 def main(argv=None) -> int:
