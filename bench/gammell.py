@@ -135,7 +135,6 @@ def their_settings(preset: str, cfg) -> tuple[dict, dict, dict]:
 
 def measure(root: Path, preset: str, samples: int, repeats: int, threads: int | None, data_dir: str,
             label: str) -> dict:
-    import torch
     from funcs import config
     from funcs.errors import UserError
 

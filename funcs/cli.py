@@ -18,7 +18,7 @@ import torch
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs import loop, plots, results, rules, semi
-from funcs.errors import UserError, stop_signals_interrupt
+from funcs.errors import UserError, one_line_errors, stop_signals_interrupt
 from funcs.rules import READ_OUT, Rule
 from funcs.target import check_task
 
@@ -309,6 +309,7 @@ def load_config(rule: Rule, args):
                            overrides + args.set, default_rule=rule.name)
 
 
+@one_line_errors
 def main(rule: Rule, argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     stop_signals_interrupt()
@@ -334,9 +335,6 @@ def main(rule: Rule, argv=None) -> int:
         else:
             run_one(rule, cfg, None, command)
         return 0
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except RunDiverged as stop:
         print(stop, file=sys.stderr)
         return DIVERGED_EXIT

@@ -54,7 +54,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from funcs.errors import UserError
+from funcs.errors import UserError, one_line_errors
 
 DOWNLOAD_TIMEOUT_S = 60  # per socket operation, not per file
 TOOL_TIMEOUT_S = 600  # npm / apt downloads of tens of MB
@@ -666,6 +666,7 @@ def hold_out(split: Split, n: int, generator: torch.Generator) -> tuple[Split, S
     return Split(split.x[rest], split.y[rest]), Split(split.x[held_dev], split.y[held_dev]), held
 
 
+@one_line_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m funcs.data",
                                      description="Provision datasets ahead of time.")
@@ -674,14 +675,10 @@ def main(argv=None) -> int:
     fetch.add_argument("datasets", nargs="+", metavar="NAME", help=f"one of {', '.join(DATASETS)}")
     fetch.add_argument("--data_dir", default="data", help="root holding <NAME>/ (default: data)")
     args = parser.parse_args(argv)
-    try:
-        for name in args.datasets:  # reject a typo before any long download
-            spec(name)
-        for name in args.datasets:
-            provision(name, args.data_dir)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    for name in args.datasets:  # reject a typo before any long download
+        spec(name)
+    for name in args.datasets:
+        provision(name, args.data_dir)
     return 0
 
 

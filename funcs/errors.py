@@ -1,11 +1,26 @@
 """The one exception type for user mistakes (config, data files, paths), and how a request to stop becomes Ctrl-C."""
 import contextlib
+import functools
 import signal
+import sys
 import threading
 
 
 class UserError(Exception):
     """A problem the user can fix; `main()` prints it as one line and exits 2."""
+
+
+def one_line_errors(main):
+    """A command's main(argv): a UserError raised anywhere in it is printed as one line, `error: ...`, on stderr,
+    and main returns 2; no traceback. The one place every `python -m ...` entry point does this."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    return wrapped
 
 
 _held: list[int] | None = None  # the stop signals received inside stops_deferred; None outside it

@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 from funcs import plots, tables
+from funcs.errors import one_line_errors
 from funcs.experiments import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
                                SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry, semi_key)
 from funcs.records import NPZ_ERRORS, Record, find, find_file, read_npz
@@ -530,6 +531,7 @@ def _print_outputs(nb) -> None:
                 print(output["text"], end="")
 
 
+@one_line_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m funcs.figures", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -567,12 +569,7 @@ def main(argv=None) -> int:
         _print_outputs(execute_notebook(NOTEBOOK, args.results, args.out, Path(args.save) if args.save else None))
     else:
         from funcs import extract  # torch and the rules: only for an extraction
-        from funcs.errors import UserError
-        try:
-            print(extract.main(args.kind, Path(args.run_dir), args.data_dir, args.pretrained))
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        print(extract.main(args.kind, Path(args.run_dir), args.data_dir, args.pretrained))
     return 0
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from funcs import plots
-from funcs.errors import UserError
+from funcs.errors import UserError, one_line_errors
 from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
 from funcs.records import find, read_run
 
@@ -236,6 +236,7 @@ def _semi_run(run: Path) -> tuple[str, list[float]]:
     return key, accuracy
 
 
+@one_line_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m funcs.original_curves", description=__doc__.split("\n")[0])
     what = p.add_mutually_exclusive_group(required=True)
@@ -254,11 +255,7 @@ def main(argv=None) -> int:
     if args.plot:
         runs = [Path(r) for r in args.runs] or table5_runs(Path(args.results))
         return _plot_command(Path(args.plot), runs, plot_gains if args.gains else plot)
-    try:
-        curves = read_checkout(Path(args.checkout))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    curves = read_checkout(Path(args.checkout))
     doc = {"source": SOURCE, "commit": _commit(Path(args.checkout)),
            "what": "test accuracy (%) of the original code's semi-supervised runs: seeds, phase-1 epochs, "
                    "[mean, std] after phase 1, mean and std (over seeds) after each phase-2 epoch, "
@@ -273,13 +270,9 @@ def main(argv=None) -> int:
 
 
 def _plot_command(out: Path, runs: list[Path], draw=plot) -> int:
-    try:
-        if not runs:
-            raise UserError("--plot: no RUN_DIR given and no Table 5 run under --results")
-        print(draw(runs, out))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if not runs:
+        raise UserError("--plot: no RUN_DIR given and no Table 5 run under --results")
+    print(draw(runs, out))
     return 0
 
 

@@ -10,7 +10,6 @@ when read. Nothing here writes; funcs/results.py writes these files.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import zipfile
 import zlib
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from funcs.experiments import Source
+from funcs.config import read_json
+from funcs.errors import UserError
 from funcs.results import COSTS, accuracies, costs
 
 
@@ -86,10 +87,15 @@ class Record:
 
 
 def _read_csv(path: Path) -> list[dict]:
+    """A run's results.csv rows ([] when it has none yet); UserError when it is not one."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    if "epoch" not in (reader.fieldnames or ["epoch"]):
+        raise UserError(f"{path}: damaged, its header has no epoch column; rerun that run or remove its folder")
+    return rows
 
 
 def planned_epochs(cfg: dict) -> int | None:
@@ -124,10 +130,10 @@ def _read_single(folder: Path, root: Path | None = None, rows_read: int | None =
     """
     if not (folder / "config.json").is_file():
         return None
-    cfg = json.loads((folder / "config.json").read_text())
+    cfg = read_json(folder / "config.json", "run config")
     rows = _read_csv(folder / "results.csv")[:rows_read]
     summary_path = folder / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = read_json(summary_path, "run summary") if summary_path.is_file() else None
     acc = {**summary.get("accuracy_percent", {}), **summary.get("cost", {})} if summary else \
         _accuracies_from_rows(rows)
     phase_rows = None
@@ -163,7 +169,7 @@ def read_run(folder: Path, root: Path | None = None) -> Record | None:
     per_seed = [r for r in (_read_single(d, root) for d in seed_dirs) if r is not None]
     stats_path = folder / "seeds_summary.json"
     if stats_path.is_file():
-        stats = json.loads(stats_path.read_text())
+        stats = read_json(stats_path, "seeds summary")
         mean, std, seeds = dict(stats["mean"]), dict(stats["std"]), list(stats["seeds"])
     else:  # seeds still running: the finished ones
         done = [r for r in per_seed if r.finished] or per_seed

@@ -57,7 +57,7 @@ import torch
 
 from funcs import config as config_mod
 from funcs import plots, results
-from funcs.errors import UserError, stop_signals_interrupt
+from funcs.errors import UserError, one_line_errors, stop_signals_interrupt
 from funcs.experiments import OTHER_TABLES, REGISTRY, REPO, ROOT, Source
 from funcs.records import planned_epochs
 
@@ -344,7 +344,7 @@ def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | 
              if module and importlib.util.find_spec(module) is None else "")
         return f"extract  {job.name}  {text}", None
     if job.action == "skip":
-        cfg = json.loads((job.folder / "config.json").read_text())
+        cfg = config_mod.read_json(job.folder / "config.json", "run config")
         planned, full = planned_epochs(cfg), job.source.full_epochs
         short = f" (shortened: {planned} of the paper's {full} epochs; another --root reruns it in full)" \
             if planned is not None and full is not None and planned < full else ""
@@ -352,7 +352,7 @@ def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | 
         other = settings_changed(cfg, {k: v for k, v in job.cfg.items() if k not in shortening})
         other = f"; trained with {', '.join(other)}: another --root reruns it as the command is now" if other else ""
         return f"skip     {job.name}  finished{short}{other}", None
-    cfg = json.loads((job.folder / "config.json").read_text()) if job.action == "resume" else job.cfg
+    cfg = config_mod.read_json(job.folder / "config.json", "run config") if job.action == "resume" else job.cfg
     left = epochs_left(cfg, read_rows(job.folder) if job.action == "resume" else [])
     found = None
     if left is None:
@@ -479,7 +479,7 @@ def epoch_text(job: Job) -> str:
     """'epoch 37 of 600', from the folder's config.json and its results.csv rows."""
     if job.action == "extract" or not (job.folder / "config.json").is_file():
         return "its start"
-    planned = planned_epochs(json.loads((job.folder / "config.json").read_text()))
+    planned = planned_epochs(config_mod.read_json(job.folder / "config.json", "run config"))
     return f"epoch {len(read_rows(job.folder))} of {planned}" if planned is not None else "reading out"
 
 
@@ -487,7 +487,7 @@ def finished_text(job: Job) -> str:
     """What a finished job made: its accuracies (%) or a regression's cost, or the array file it wrote."""
     if job.action == "extract":
         return f"wrote {shown(job.done_file)}"
-    summary = json.loads(job.done_file.read_text())
+    summary = config_mod.read_json(job.done_file, "run summary")
     numbers, what = (summary["cost"], "cost") if summary.get("cost") else \
         (summary.get("accuracy_percent", {}), "accuracy (%)")
     return f"{what} " + ", ".join(f"{k} {v}" for k, v in numbers.items())
@@ -497,10 +497,10 @@ def summarize_seeds(src: Source, root: Path) -> None:
     """Write <path>/seeds_summary.json and its curves once every seed has finished, as `--seeds` does."""
     folder = root / src.path
     done = sorted((d for d in folder.glob("S-*") if (d / "summary.json").is_file()), key=lambda d: int(d.name[2:]))
-    summaries = [json.loads((d / "summary.json").read_text()) for d in done]
+    summaries = [config_mod.read_json(d / "summary.json", "run summary") for d in done]
     stats_path = folder / "seeds_summary.json"
     if len(done) < src.seeds or (stats_path.is_file() and
-                                 json.loads(stats_path.read_text())["seeds"] == [s["seed"] for s in summaries]):
+                                 config_mod.read_json(stats_path, "seeds summary")["seeds"] == [s["seed"] for s in summaries]):
         return
     stats = results.seeds_summary(summaries)
     results.write_json(stats_path, stats)
@@ -648,7 +648,7 @@ def kept_settings(jobs: list[Job], device: int | None, data_dir: str | None) -> 
     """Resumed runs saved with another device or data_dir than asked for: they keep theirs."""
     out = []
     for job in (j for j in jobs if j.action == "resume"):
-        saved = json.loads((job.folder / "config.json").read_text())
+        saved = config_mod.read_json(job.folder / "config.json", "run config")
         if (device is not None and saved.get("device") != device) or \
                 (data_dir is not None and saved.get("data_dir") != data_dir):
             out.append(job.name)
@@ -667,33 +667,30 @@ def check_args(args) -> Path:
     return root
 
 
+@one_line_errors
 def main(argv=None, sources: list[Source] | None = None, stop: Callable[[], bool] | None = None) -> int:
     """sources: in place of the registry's (tests); stop: in place of --deadline's clock (tests)."""
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as done:
         return done.code
+    root = check_args(args)
+    jobs = select(plan(registry_sources() if sources is None else sources, root, args.device, args.data_dir),
+                  args.only)
+    kept = kept_settings(jobs, args.device, args.data_dir)
+    if kept:
+        print(f"note: resumed with the device and data_dir they started with (--resume takes no --set): "
+              f"{', '.join(kept)}")
+    if args.dry_run:
+        print(dry_run(jobs, args.threads))
+        return 0
+    if args.print:
+        print("\n".join(print_lines(jobs, args)))
+        return 0
     try:
-        root = check_args(args)
-        jobs = select(plan(registry_sources() if sources is None else sources, root, args.device, args.data_dir),
-                      args.only)
-        kept = kept_settings(jobs, args.device, args.data_dir)
-        if kept:
-            print(f"note: resumed with the device and data_dir they started with (--resume takes no --set): "
-                  f"{', '.join(kept)}")
-        if args.dry_run:
-            print(dry_run(jobs, args.threads))
-            return 0
-        if args.print:
-            print("\n".join(print_lines(jobs, args)))
-            return 0
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"--root {args.root}: cannot be created ({err.strerror or err})")
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--root {args.root}: cannot be created ({err.strerror or err})")
     stop_signals_interrupt()  # kill (SIGTERM) or Ctrl-C: the running jobs stop at a checkpoint
     if stop is None:
         end = time.monotonic() + (args.deadline if args.deadline is not None else float("inf"))

@@ -14,7 +14,6 @@ import torch
 from funcs import data as data_mod
 from funcs import rules
 from funcs.config import fail
-from funcs.errors import UserError
 
 # Label smoothing factors of the original code: 0.3 for the self-defined target (paper section 3.1, used
 # with an energy-based rule); label targets take their rule's (Rule.smooth_labels).

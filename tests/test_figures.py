@@ -287,6 +287,27 @@ def test_damaged_extracted_file_is_left_out_with_one_line_naming_its_extract_com
     assert len(damaged) == 1 and str(npz) in damaged[0] and "BadZipFile" in damaged[0] and command in damaged[0]
 
 
+@pytest.mark.parametrize("name, text, problem", [
+    ("summary.json", "{bad", "run summary {}: malformed JSON at line 1 column 2"),
+    ("config.json", "", "run config {}: malformed JSON at line 1 column 1"),
+    ("results.csv", "x,y\n1,2\n", "{}: damaged, its header has no epoch column"),
+])
+def test_damaged_run_folder_stops_tables_and_figures_with_one_line_naming_the_file(results, tmp_path, capsys,
+                                                                                     name, text, problem):
+    root = tmp_path / "results"
+    folder = root / experiments.MLP["bp_1layer"].path
+    shutil.copytree(results / experiments.MLP["bp_1layer"].path, folder)
+    if name == "results.csv":
+        (folder / "summary.json").unlink()  # an unfinished run: its accuracies come from its last row
+    (folder / name).write_text(text)
+    for argv in (["tables", "--results", str(root)],
+                 ["draw", "--only", "fig2_accuracies", "--results", str(root), "--out", str(tmp_path / "png")]):
+        assert figures.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: " + problem.format(folder / name)) and err.count("\n") == 1, err
+    assert not list((tmp_path / "png").glob("*"))  # no figure drawn from it
+
+
 def test_extract_command_builds_the_network_of_the_runs_own_rule(results, capsys):
     """An EP run: its weights read through EP's learner (the raw file's rows); max activation refused."""
     run = results / experiments.MLP["ep_1layer"].path

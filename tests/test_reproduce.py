@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from funcs import experiments, records, reproduce
+from funcs.errors import UserError
 from funcs.experiments import Source
 
 REPO = Path(__file__).resolve().parents[1]
@@ -215,6 +216,21 @@ def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "r").exists()
+
+
+def test_damaged_run_folder_is_one_error_line_naming_its_file(tmp_path, capsys):
+    """A config.json or summary.json that is not JSON (a hand edit, a full disk): exit 2 and the file named."""
+    sources = [Source("a", QUICK, "a"), Source("s", QUICK, "s", seeds=2)]
+    write(tmp_path / "a", {"config.json": "{bad", "summary.json": "{}"})
+    assert reproduce.main(["--root", str(tmp_path), "--only", "a", "--dry-run"], sources) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: run config {tmp_path}/a/config.json: malformed JSON at line 1 column 2: " \
+                  "Expecting property name enclosed in double quotes\n"
+    write(tmp_path / "s" / "S-1", {"config.json": "{}", "summary.json": "[1,"})
+    write(tmp_path / "s" / "S-2", {"config.json": "{}", "summary.json": "{}"})
+    with pytest.raises(UserError, match=f"run summary {tmp_path}/s/S-1/summary.json: malformed JSON"):
+        reproduce.summarize_seeds(sources[1], tmp_path)
+    assert not (tmp_path / "s" / "seeds_summary.json").exists()
 
 
 def test_wta_without_its_base_selected_does_not_start_and_says_why(tmp_path, capsys):

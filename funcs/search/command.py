@@ -9,7 +9,7 @@ from pathlib import Path
 
 from funcs import cli, results, rules
 from funcs import config as config_mod
-from funcs.errors import UserError
+from funcs.errors import UserError, one_line_errors
 from funcs.search.outputs import best_config, best_trial, summary_text, write_outputs
 from funcs.search.space import Search, load, positive_int
 from funcs.search.study import (check_optuna, counted, fail_dead_local_trials, is_rdb, masked, optimise, progress,
@@ -53,6 +53,7 @@ def default_study_name(json_path: str, trained_path: str | None = None) -> str:
     return f"{path.parent.name}-{path.name}" + (f"-{Path(trained_path).resolve().name}" if trained_path else "")
 
 
+@one_line_errors
 def main(rule: rules.Rule, argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -63,9 +64,6 @@ def main(rule: rules.Rule, argv=None) -> int:
     command = [f"python -m {rule.search}", *map(masked, argv)]
     try:
         return _main(rule, args, command)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except cli.RunDiverged as stop:  # the test run of the best config
         print(stop, file=sys.stderr)
         return cli.DIVERGED_EXIT
