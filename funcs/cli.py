@@ -6,7 +6,6 @@ folder exists; a user mistake is one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import json
@@ -18,20 +17,13 @@ import torch
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs import loop, plots, results, rules, semi
-from funcs.errors import UserError, one_line_errors, stop_signals_interrupt
+from funcs.errors import OneLineParser, UserError, one_line_errors, stop_signals_interrupt
 from funcs.rules import READ_OUT, Rule
 from funcs.target import check_task
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the project's error format: one line, exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def parse_args(rule: Rule, argv):
-    p = _Parser(prog=rule.command, description=f"Train a network with {rule.title}. Actions (config key action): "
+    p = OneLineParser(prog=rule.command, description=f"Train a network with {rule.title}. Actions (config key action): "
                 f"{', '.join(f'{a} ({kind} target)' for a, kind in rule.actions.items())}, or {READ_OUT}.")
     p.add_argument("--json_path", help=f"folder holding config.json, or a .json file (default: {rule.default_config})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -83,6 +75,8 @@ def prepare(rule: Rule, cfg):
     learner = rule.build(cfg, device)  # right after seeding: the initial weights depend on the seed alone
     if cfg.trained_path:
         load_trained(cfg, learner)
+    if pretrained is not None:  # refused here, before any folder, rather than when phase 2 starts
+        loop.load_model(learner, pretrained["model"], f"config key 'pretrained_path': {cfg.pretrained_path}")
     try:
         dataset = shrink(data_mod.load_dataset(cfg.dataset, cfg.data_dir, device=device), cfg)
     except ModuleNotFoundError as err:  # a dataset reader's optional package (requirements-datasets.txt)
@@ -109,11 +103,7 @@ def load_trained(cfg, learner) -> None:
         if key in trained_cfg and trained_cfg[key] != cfg.to_json()[key]:  # absent: written by older code
             raise UserError(f"config key 'trained_path': {folder} was trained with {key} "
                             f"{trained_cfg[key]!r}, this config has {cfg.to_json()[key]!r}")
-    try:
-        learner.load_state_dict({**learner.state_dict(), "model": weights})
-    except (RuntimeError, KeyError) as err:
-        raise UserError(f"config key 'trained_path': the weights in {folder} do not fit this config's network "
-                        f"({err.__class__.__name__})")
+    loop.load_model(learner, weights, f"config key 'trained_path': {folder}")
 
 
 def shrink(dataset, cfg):
@@ -180,7 +170,7 @@ DIVERGED_EXIT = 3  # exit code of a run stopped at a non-finite loss (2: a user 
 
 # The keys `--resume RUN --set` may change in a diverged run: the learning rates and their schedule, which
 # neither change the network's shape nor what its checkpoint holds.
-RESUMABLE_KEYS = ("lr", "pre_lr", "lr_schedule", "lr_end_factor")
+RESUMABLE_KEYS = ("lr", "pre_lr", "lr_schedule", "lr_end_factor", "class_lr")
 
 
 class RunDiverged(Exception):
@@ -250,8 +240,11 @@ def diverged(rule: Rule, cfg, run: results.Run, err: loop.Diverged, device: str,
         "epoch": err.epoch, "batch": err.batch, "batches": err.batches, "last_good_epoch": good,
         "reason": str(err)})
     start = f"from epoch {good} (its checkpoint is kept)" if good else "from the initial weights (no epoch finished)"
-    line = (f"{err}. Lower it and continue {start}: {rule.command} --resume {run.folder} --set {err.key}=[...] "
-            f"(a tenth: {lower})")
+    if err.key is None:  # nothing a resumed run may change would help
+        line = f"{err}."
+    else:
+        line = (f"{err}. Lower it and continue {start}: {rule.command} --resume {run.folder} --set {err.key}=[...] "
+                f"(a tenth: {lower})")
     run.log(line, echo=False)  # printed once, on stderr, by main
     return RunDiverged(line)
 
@@ -280,7 +273,8 @@ def resume(rule: Rule, args, command) -> None:
                         "--trained_path, --seeds or --dry-run")
     folder = Path(args.resume)
     results.Run.open(folder)  # says so when the folder is not a run
-    summary = results.read_summary(folder) if (folder / "summary.json").exists() else None
+    summary = config_mod.read_json(folder / "summary.json", "run summary") if (folder / "summary.json").exists() \
+        else None
     was_diverged = summary is not None and summary.get("status") == "diverged"
     if summary is not None and not was_diverged:
         raise UserError(f"--resume {folder}: this run has finished (summary.json is there); nothing to continue")
@@ -327,6 +321,9 @@ def main(rule: Rule, argv=None) -> int:
             cfg = config_mod.replace(cfg, out_dir=args.out)
         if args.seeds < 1:
             raise UserError(f"--seeds must be at least 1, got {args.seeds}")
+        if cfg.seed + args.seeds - 1 > config_mod.SEED_MAX:
+            raise UserError(f"--seeds {args.seeds}: its last seed, {cfg.seed + args.seeds - 1}, is above the "
+                            f"largest, {config_mod.SEED_MAX}")
         check(rule, cfg)
         if args.dry_run:
             print(json.dumps(cfg.to_json(), indent=2))

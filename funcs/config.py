@@ -23,6 +23,7 @@ from funcs.rules import READ_OUT
 ACTIVATIONS = tuple(activations.ACTIVATIONS)
 DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits", "wine", "diabetes")
 TARGET_KINDS = ("supervised", "unsupervised", "semi_supervised")
+SEED_MAX = 2**32 - 1  # the largest seed numpy and scikit-learn take (torch takes 64 bits)
 
 
 def _key(default, doc: str, kind: str, **check):
@@ -52,7 +53,8 @@ class Config:
     rule: str | None = _key(None, "the learning rule (a name in rules.json); null: the rule owning `action` (for "
                             "train_class_layer: the trained run's, else the entry point's); written into every "
                             "run's config.json", "str?")
-    seed: int = _key(1, "random seed of the run (weights, shuffling, dropout, label subsets)", "int", lo=0)
+    seed: int = _key(1, "random seed of the run (weights, shuffling, dropout, label subsets)", "int", lo=0,
+                     hi=SEED_MAX)
     data_dir: str = _key("data", "directory where datasets are looked for and stored", "str")
     out_dir: str | None = _key(None, "run folder; null for DATA-0/<date>/<action>-<n>/", "str?")
     train_size: int | None = _key(None, "use a seeded class-balanced subset of this many training examples; "
@@ -113,7 +115,7 @@ class Config:
 
     # --- semi-supervised --------------------------------------------------------------
     semi_seed: int = _key(13, "seed of the labeled subset's draw (label_draw); -1 draws a fresh one, recorded in "
-                          "summary.json and run.log", "int", lo=-1)
+                          "summary.json and run.log", "int", lo=-1, hi=SEED_MAX)
     train_label_number: int = _key(3000, "labeled examples in semi-supervised training", "int", lo=1)
     label_draw: str = _key("per_class", "how the labeled subset is drawn: 'per_class' takes train_label_number / "
                            "n_class examples of each class (the paper's text); 'stratified' is scikit-learn's "

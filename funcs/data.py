@@ -31,7 +31,6 @@ CLI: ``python -m funcs.data fetch mnist fashionMnist svhn cifar10 [--data_dir DI
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import http.client
@@ -54,7 +53,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from funcs.errors import UserError, one_line_errors
+from funcs.errors import OneLineParser, UserError, one_line_errors
 
 DOWNLOAD_TIMEOUT_S = 60  # per socket operation, not per file
 TOOL_TIMEOUT_S = 600  # npm / apt downloads of tens of MB
@@ -577,7 +576,7 @@ def provision(name: str, data_dir, fetch: bool = True) -> dict[str, Path]:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create data directory {dest} ({_one_line(e)}); "
-                        "pick another --data_dir") from e
+                        "pick another data_dir (--data_dir, or config key data_dir)") from e
     missing = [f for f in entry.files if not _use_local(dest, f)]
     origin = Counter({"already there": len(entry.files) - len(missing)})
     tried = [f"{dest}"]
@@ -668,7 +667,7 @@ def hold_out(split: Split, n: int, generator: torch.Generator) -> tuple[Split, S
 
 @one_line_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m funcs.data",
+    parser = OneLineParser(prog="python -m funcs.data",
                                      description="Provision datasets ahead of time.")
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="get and verify dataset files")

@@ -1,4 +1,5 @@
 """The one exception type for user mistakes (config, data files, paths), and how a request to stop becomes Ctrl-C."""
+import argparse
 import contextlib
 import functools
 import signal
@@ -8,6 +9,13 @@ import threading
 
 class UserError(Exception):
     """A problem the user can fix; `main()` prints it as one line and exits 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line, exit code 2 (argparse's own prints its usage too)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def one_line_errors(main):

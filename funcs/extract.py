@@ -36,7 +36,7 @@ from funcs import rules
 from funcs import data as data_mod
 from funcs import results, semi
 from funcs.errors import UserError
-from funcs.loop import outputs
+from funcs.loop import load_model, outputs
 
 N_PER_CLASS = 2  # Figure 6: the two most responsive output neurons per class
 N_WEIGHTS = 20  # Figure 11: 20 neurons
@@ -76,7 +76,7 @@ def load_learner(rule: rules.Rule, folder: Path, cfg, pretrained: bool = False):
     else:
         state = results.read_trained(folder)[1]
     learner = rule.build(cfg, torch.device("cpu"))
-    learner.load_state_dict({**learner.state_dict(), "model": state})
+    load_model(learner, state, f"{folder}")
     return learner
 
 

@@ -21,7 +21,6 @@ appear as reference markers or columns marked "paper".
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -33,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from funcs import plots, tables
-from funcs.errors import one_line_errors
+from funcs.errors import OneLineParser, one_line_errors
 from funcs.experiments import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
                                SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry, semi_key)
 from funcs.records import NPZ_ERRORS, Record, find, find_file, read_npz
@@ -533,7 +532,7 @@ def _print_outputs(nb) -> None:
 
 @one_line_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m funcs.figures", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m funcs.figures", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("draw", help="draw every figure (or --only NAME ...) into --out")
     d.add_argument("--results", default="simuResults")

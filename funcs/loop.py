@@ -15,6 +15,7 @@ an error rate, and has no classes to associate.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Protocol
 
@@ -215,6 +216,15 @@ def set_rng_states(states: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
+def load_model(learner: Learner, weights, what: str) -> None:
+    """Another run's network weights into a learner built from this config; one UserError line naming `what`
+    (the config key and file) when they do not fit it (another shape, another rule's layout)."""
+    try:
+        learner.load_state_dict({**learner.state_dict(), "model": weights})
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise UserError(f"{what}: its weights do not fit this config's network ({err.__class__.__name__})") from None
+
+
 def restore(state: dict, learner, target: Target, device: torch.device) -> int:
     """Load a checkpoint's learner, target and random states; the number of epochs it had done.
 
@@ -224,10 +234,10 @@ def restore(state: dict, learner, target: Target, device: torch.device) -> int:
     try:
         learner.load_state_dict(_with_configured_rates(state["learner"], learner.state_dict()))
         target.load_state_dict(state["target"])
-    except (RuntimeError, KeyError, ValueError) as err:
+        set_rng_states(state["rng"], device)
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
         raise UserError(f"the checkpoint does not fit this config's network ({err.__class__.__name__}); "
                         f"restore the run's config.json or start a new run")
-    set_rng_states(state["rng"], device)
     return state["epoch"]
 
 
@@ -281,7 +291,7 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
         # An untrained network (epochs 0, the paper's baseline) or a finished run being re-read.
         metrics = {"epoch": cfg.epochs, **{k: v.item() for k, v in evaluate(learner).items()}}
     if cfg.target_kind != "supervised" and cfg.class_epoch > 0:
-        metrics["classifier_error"] = linear_classifier(cfg, data, learner, labeled, run)
+        metrics["classifier_error"] = linear_classifier(cfg, data, learner, labeled, run, last=dict(metrics))
     return metrics
 
 
@@ -297,11 +307,27 @@ def classifier_schedule(cfg) -> str:
     return "step" if cfg.cnn else rules.get(cfg.rule).classifier_schedule
 
 
-def linear_classifier(cfg, data, learner: Learner, labeled, run=None) -> float:
-    """Train the linear read-out on the frozen network's outputs for the labeled share; its final test error."""
+def _after_network(cfg, last: dict | None, what: str, cause: str, key: str | None = None) -> Diverged:
+    """Diverged after the network's epochs (all checkpointed): `key`, if any, is what a resumed run may lower."""
+    err = Diverged(what)
+    err.args = (f"diverged: {what} after the network's {cfg.epochs} epochs; {cause}",)
+    err.epoch, err.last = cfg.epochs + 1, last or {"epoch": cfg.epochs}
+    err.key, err.rates = key, (tuple(getattr(cfg, key)) if key else ())
+    return err
+
+
+def linear_classifier(cfg, data, learner: Learner, labeled, run=None, last: dict | None = None) -> float:
+    """Train the linear read-out on the frozen network's outputs for the labeled share; its final test error.
+
+    Diverged when those outputs or the classifier's test loss are not finite (a run would otherwise end
+    "finished" at chance), after the network's epochs: `last`, their final metrics, is the last good state.
+    """
     tic = time.perf_counter()
     train_feat = outputs(learner, labeled.x, cfg.test_batchSize)
     test_feat = outputs(learner, data.test.x, cfg.test_batchSize)
+    if not (torch.isfinite(train_feat).all() and torch.isfinite(test_feat).all()):
+        raise _after_network(cfg, last, "the network's outputs (the linear classifier's inputs) are not finite",
+                             "a setting that scales them is the likely cause, not a learning rate")
     if run is not None:
         run.start_classifier(cfg.class_epoch, labeled.y.shape[0], data.test.y.shape[0], time.perf_counter() - tic)
     schedule = classifier_schedule(cfg)
@@ -311,4 +337,9 @@ def linear_classifier(cfg, data, learner: Learner, labeled, run=None) -> float:
         activation=cfg.class_activation, optimizer=cfg.class_optimizer, schedule=schedule,
         smooth_labels=cfg.class_smooth, generator=torch.Generator().manual_seed(cfg.seed),
         on_epoch=run.classifier_epoch_done if run is not None else None)
+    bad = next((r for r in rows if not math.isfinite(r["test_loss"])), None)
+    if bad is not None:  # the network is fine: a resumed run may lower class_lr and only redo the classifier
+        raise _after_network(cfg, last, f"the linear classifier's test loss is {bad['test_loss']} at its epoch "
+                             f"{bad['epoch']}", f"the learning rate is the likely cause (class_lr {bad['lr']:g} in "
+                             f"that epoch)", key="class_lr")
     return rows[-1]["test_error"]

@@ -228,6 +228,9 @@ def check_input(cfg, shape) -> None:
     if cfg.C_list and cfg.C_list[0] != shape[0]:
         raise UserError(f"config key 'C_list': {cfg.C_list[0]} input channels, but {cfg.dataset} images have "
                         f"{shape[0]}")
+    if 2 * cfg.pool_padding > cfg.pool_size:  # torch's max pooling refuses it, but only at the first batch
+        raise UserError(f"config key 'pool_padding': {cfg.pool_padding} is more than half of pool_size "
+                        f"{cfg.pool_size}")
     side = shape[1]
     for kernel, padding in zip(cfg.kernel_sizes, cfg.paddings):
         side = conv_output_size(side, kernel, padding, cfg.pool_size, cfg.pool_stride, cfg.pool_padding)

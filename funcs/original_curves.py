@@ -22,7 +22,6 @@ code is used; only its result files are read.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from funcs import plots
-from funcs.errors import UserError, one_line_errors
+from funcs.errors import OneLineParser, UserError, one_line_errors
 from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
 from funcs.records import find, read_run
 
@@ -238,7 +237,7 @@ def _semi_run(run: Path) -> tuple[str, list[float]]:
 
 @one_line_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m funcs.original_curves", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m funcs.original_curves", description=__doc__.split("\n")[0])
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--checkout", help=f"a checkout of {SOURCE}: rewrite the curves from its result files")
     what.add_argument("--plot", metavar="OUT.png", help="draw the semi-supervised RUN_DIRs over the original's curves")

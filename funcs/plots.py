@@ -6,16 +6,36 @@ be re-plotted: `python -m funcs.plots RUN_DIR [RUN_DIR ...]`; the per-layer upda
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from funcs.errors import OneLineParser, UserError, one_line_errors
+
 # Test-error columns of results.csv and the names their accuracies are plotted under.
 ACCURACY_NAMES = {"error_mean": "direct association (mean)", "error_max": "direct association (max)",
                   "error": "test (supervised read-out)", "error_unsupervised": "test after the unsupervised half"}
+
+
+def _columns(path: Path, names) -> dict[str, np.ndarray]:
+    """Columns of a CSV file as float arrays ({} when it has no rows); UserError naming the file when it cannot
+    be read or a value is missing or not a number (a hand edit, another tool's file)."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return {n: np.array([float(r[n]) for r in rows]) for n in names} if rows else {}
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as err:
+        raise UserError(f"{path}: damaged ({err.__class__.__name__}: {err}); it is not a run's CSV file") from None
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with open(path, newline="") as f:
+            return next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path}: damaged ({err.__class__.__name__}: {err}); it is not a run's CSV file") from None
 
 
 def curves(folder: Path) -> dict[str, np.ndarray]:
@@ -23,14 +43,10 @@ def curves(folder: Path) -> dict[str, np.ndarray]:
     path = Path(folder) / "results.csv"
     if not path.exists():  # an untrained network (epochs 0) has no rows
         return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    out = {"epoch": np.array([int(r["epoch"]) for r in rows]), "loss": np.array([float(r["loss"]) for r in rows])}
-    for column, name in ACCURACY_NAMES.items():
-        if column in rows[0]:
-            out[name] = np.array([100 * (1 - float(r[column])) for r in rows])
+    errors = [c for c in ACCURACY_NAMES if c in _header(path)]
+    out = _columns(path, ["epoch", "loss", *errors])
+    for column in errors if out else ():
+        out[ACCURACY_NAMES[column]] = 100 * (1 - out.pop(column))
     return out
 
 
@@ -38,9 +54,8 @@ def final_classifier_accuracy(folder: Path) -> float | None:
     path = Path(folder) / "classifier.csv"
     if not path.exists():
         return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return 100 * (1 - float(rows[-1]["test_error"])) if rows else None
+    errors = _columns(path, ["test_error"]).get("test_error")
+    return 100 * (1 - float(errors[-1])) if errors is not None else None
 
 
 def pyplot():
@@ -52,12 +67,20 @@ def pyplot():
 
 
 def save(fig, path: Path) -> Path:
-    """Lay the figure out, write it to `path` (its folder made if needed) and free it."""
+    """Lay the figure out, write it to `path` (its folder made if needed) and free it; UserError naming the path
+    when it cannot be written there (a folder, a path under a file, a format matplotlib does not write)."""
+    path = Path(path)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    pyplot().close(fig)
-    return Path(path)
+    try:
+        if path.is_dir() or not path.suffix:
+            raise ValueError("give a file name ending in .png (or .pdf, .svg)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: the figure cannot be written there ({err})") from None
+    finally:
+        pyplot().close(fig)
+    return path
 
 
 def _figure(title: str):
@@ -111,10 +134,12 @@ def plot_seeds(root: Path, folders: list[Path]) -> Path | None:
 
 def update_sizes(folder: Path) -> dict[int, np.ndarray]:
     """Per-layer update size per epoch (a rule's `log_update_sizes` columns update_size_<layer>), by layer."""
-    with open(Path(folder) / "results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    layers = sorted(int(k.rsplit("_", 1)[1]) for k in (rows[0] if rows else {}) if k.startswith("update_size_"))
-    return {j: np.array([float(r[f"update_size_{j}"]) for r in rows]) for j in layers}
+    path = Path(folder) / "results.csv"
+    names = [c for c in _header(path) if c.startswith("update_size_")]
+    if any(not c.rsplit("_", 1)[1].isdigit() for c in names):
+        raise UserError(f"{path}: damaged, a column update_size_<layer> names no layer number")
+    columns = _columns(path, names)
+    return dict(sorted((int(c.rsplit("_", 1)[1]), v) for c, v in columns.items()))
 
 
 def plot_update_sizes(folders: list[Path], path: Path) -> Path:
@@ -131,8 +156,9 @@ def plot_update_sizes(folders: list[Path], path: Path) -> Path:
     return save(fig, Path(path))
 
 
+@one_line_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m funcs.plots", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m funcs.plots", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders with a results.csv")
     parser.add_argument("--update-sizes", metavar="OUT.png",
                         help="instead of curves.png per run, one plot of the per-layer update sizes "
@@ -141,13 +167,11 @@ def main(argv=None) -> int:
     runs = [Path(r) for r in args.runs]
     missing = next((r for r in runs if not (r / "results.csv").is_file()), None)
     if missing is not None:
-        print(f"error: {missing} has no results.csv", file=sys.stderr)
-        return 2
+        raise UserError(f"{missing} has no results.csv")
     if args.update_sizes:
         missing = next((r for r in runs if not update_sizes(r)), None)
         if missing is not None:
-            print(f"error: {missing} has no update_size_<layer> columns (log_update_sizes)", file=sys.stderr)
-            return 2
+            raise UserError(f"{missing} has no update_size_<layer> columns (log_update_sizes)")
         print(plot_update_sizes(runs, Path(args.update_sizes)))
         return 0
     for folder in runs:

@@ -57,7 +57,7 @@ import torch
 
 from funcs import config as config_mod
 from funcs import plots, results
-from funcs.errors import UserError, one_line_errors, stop_signals_interrupt
+from funcs.errors import OneLineParser, UserError, one_line_errors, stop_signals_interrupt
 from funcs.experiments import OTHER_TABLES, REGISTRY, REPO, ROOT, Source
 from funcs.records import planned_epochs
 
@@ -617,16 +617,10 @@ def blocked(job: Job, jobs: list[Job], ended: list[tuple[Job, str, str]]) -> tup
 
 # --- the command line ---------------------------------------------------------------------------------
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the project's error format: one line, exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
-
 
 def parse_args(argv):
     """The command line; --help shows the module's docstring."""
-    p = _Parser(prog="python -m funcs.reproduce", description=__doc__.split("\n")[0],
+    p = OneLineParser(prog="python -m funcs.reproduce", description=__doc__.split("\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("--root", default="simuResults", help="results root; each run goes to ROOT/<source path>")
@@ -659,7 +653,7 @@ def check_args(args) -> Path:
     """The results root, absolute; UserError on bad input."""
     if args.jobs < 1 or args.threads < 1:
         raise UserError(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
-    if args.deadline is not None and args.deadline <= 0:
+    if args.deadline is not None and not args.deadline > 0:  # NaN too
         raise UserError(f"--deadline must be a positive number of seconds, got {args.deadline:g}")
     root = Path(args.root).resolve()
     if root.exists() and not root.is_dir():

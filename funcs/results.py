@@ -145,6 +145,13 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_json(path: Path, obj) -> None:
     _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
@@ -261,6 +268,8 @@ class Run:
             state = torch.load(path, weights_only=True, map_location="cpu")
             epoch, saved = state["epoch"], state.get("config")  # None: written before checkpoints kept it
             state["learner"], state["target"], state["rng"]
+            if type(epoch) is not int or not isinstance(saved, (dict, type(None))):
+                raise TypeError("epoch or config of another type")
         except Exception as err:  # any unreadable or foreign file: torch raises many kinds
             raise UserError(f"checkpoint {path} cannot be read ({err.__class__.__name__}); start a new run")
         changed = [] if saved is None else [k for k in config_changes(saved, cfg) if k not in self.may_differ]
@@ -274,14 +283,14 @@ class Run:
         path = self.folder / "results.csv"
         if not path.exists():
             return
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        rows = [r for r in rows if int(r["epoch"]) <= epochs]
+        try:
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs]
+        except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
+            raise UserError(f"{path}: damaged ({err.__class__.__name__}: {err}), so it cannot be cut back to "
+                            f"the checkpoint's epoch {epochs}; restore it or start a new run") from None
         if rows:
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
+            _atomic_write(path, lambda p: _write_rows(p, rows))  # a kill now leaves the old file, not half of it
 
     # --- the end --------------------------------------------------------------------------
     def write_summary(self, cfg, metrics: dict, device: str, argv: list[str], diverged: dict | None = None) -> dict:
@@ -304,11 +313,12 @@ class Run:
 
 
 def read_summary(folder: Path) -> dict | None:
-    """A run folder's summary.json, or None when it has none (or an unreadable one)."""
+    """A run folder's summary.json, or None when it has none (or an unreadable one, or not a JSON object)."""
     try:
-        return json.loads((Path(folder) / "summary.json").read_text())
+        summary = json.loads((Path(folder) / "summary.json").read_text())
     except (OSError, ValueError):
         return None
+    return summary if isinstance(summary, dict) else None
 
 
 MODEL_FILES = ("model_state_dict.pt", "model_state_dict_fp16.pt")  # fp16: as simuResults keeps weights
@@ -345,7 +355,7 @@ def describe_trained(folder: Path) -> dict:
     folder = Path(folder)
     path = next(folder / name for name in MODEL_FILES if (folder / name).is_file())
     rows = folder / "results.csv"
-    done = max(0, len(rows.read_text().splitlines()) - 1) if rows.is_file() else None
+    done = max(0, len(rows.read_bytes().splitlines()) - 1) if rows.is_file() else None  # bytes: any content
     return {"folder": str(folder), "epochs_done": done, "weights": path.name, "weights_sha256": _file_sha256(path)}
 
 

@@ -211,7 +211,8 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys):
     sources = [Source("a", QUICK, "a")]
     (tmp_path / "file").write_text("")
-    for argv in (["--only", "nothing*"], ["--root", str(tmp_path / "file")], ["--jobs", "0"], ["--deadline", "-1"]):
+    for argv in (["--only", "nothing*"], ["--root", str(tmp_path / "file")], ["--jobs", "0"], ["--deadline", "-1"],
+                 ["--deadline", "nan"]):
         assert reproduce.main(["--root", str(tmp_path / "r"), *argv], sources) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err

@@ -524,3 +524,81 @@ def test_search_log_has_a_line_per_training_and_per_classifier_epoch_of_each_tri
         assert re.findall(rf"^trial {trial} epoch (\d+): error_mean ", log, re.M) == ["1", "2"]
         assert re.findall(rf"^trial {trial} classifier epoch (\d+): test_error \d\.\d{{4}} \(\d+\.\d s\)$", log,
                           re.M) == ["1", "2"]
+
+
+# --- damaged or misplaced study files: one line naming the file, exit 2, nothing written ------------------------
+
+def one_error_line(capsys) -> str:
+    """The one line a refused command printed on stderr (no traceback, nothing else)."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err.strip()
+
+
+CREATE = b'{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}\n'  # a study created
+
+
+@pytest.mark.parametrize("garbage", [b"garbage{{{\n", CREATE + b"[1]\n", CREATE.replace(b', "directions": [1]', b"")],
+                         ids=["not JSON", "a list", "no directions"])
+def test_damaged_study_journal_is_one_line_naming_it_and_is_left_as_it_was(tiny, tmp_path, capsys, garbage):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "study.journal").write_bytes(garbage)
+    argv = ["--json_path", str(one_trial_search(tiny, tmp_path)), "--out", str(out)]
+    assert search.main(BP, argv) == 2
+    line = one_error_line(capsys)
+    assert f"study journal {out / 'study.journal'} is damaged" in line, line
+    assert (out / "study.journal").read_bytes() == garbage  # nothing appended to it
+    assert sorted(p.name for p in out.iterdir()) == ["study.journal"]
+
+
+def test_out_that_is_a_file_is_one_line_naming_it(tiny, tmp_path, capsys):
+    out = tmp_path / "study"
+    out.write_text("mine")
+    for extra in ([], ["--storage", str(tmp_path / "elsewhere.journal")]):
+        argv = ["--json_path", str(one_trial_search(tiny, tmp_path)), "--out", str(out), *extra]
+        assert search.main(BP, argv) == 2
+        line = one_error_line(capsys)
+        assert line == f"error: --out {out}: a file is there, not a folder; choose another study folder", line
+        assert out.read_text() == "mine" and not (tmp_path / "elsewhere.journal").exists()
+
+
+def test_storage_that_is_a_folder_is_one_line_naming_it(tiny, tmp_path, capsys):
+    storage = tmp_path / "folder"
+    storage.mkdir()
+    argv = ["--json_path", str(one_trial_search(tiny, tmp_path)), "--storage", str(storage),
+            "--out", str(tmp_path / "study")]
+    assert search.main(BP, argv) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: --storage {storage}: cannot open the journal file (Is a directory"), line
+    assert list(storage.iterdir()) == [] and not (tmp_path / "study").exists()
+
+
+@pytest.mark.parametrize("damaged", [{"status": "diverged"}, {"status": "finished"}, {"status": "diverged",
+                                     "diverged": "nan"}, {"status": "finished", "accuracy_percent": {}}])
+def test_damaged_test_run_summary_is_one_line_naming_it(tiny, tmp_path, capsys, damaged):
+    argv = ["--json_path", str(one_trial_search(tiny, tmp_path)), "--out", str(tmp_path / "study")]
+    assert search.main(BP, argv) == 0  # the study, finished
+    capsys.readouterr()
+    test = tmp_path / "study" / "test"
+    test.mkdir()
+    (test / "summary.json").write_text(json.dumps(damaged))
+    assert search.main(BP, [*argv, "--test"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: test run summary {test / 'summary.json'} is damaged ("), line
+    assert line.endswith(f"remove {test} to run the test again"), line
+    assert json.loads((tmp_path / "study" / "summary.json").read_text())["test"] is None  # nothing recorded
+
+
+def test_integer_keys_of_the_search_file_take_an_integral_float_as_config_keys_do(tiny):
+    s = search.parse({**tiny, "n_trials": 1e3, "sampler_seed": 7.0, "nudge_max": 4.0,
+                      "pruner": {"name": "median", "n_startup_trials": 2.0, "n_warmup_steps": 1e0}}, BP)
+    assert (s.n_trials, s.sampler_seed, s.nudge_max) == (1000, 7, 4)
+    assert all(type(v) is int for v in (s.n_trials, s.sampler_seed, s.nudge_max))
+    assert s.pruner == {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1}
+    assert type(s.pruner["n_warmup_steps"]) is int
+    assert s.record() == search.parse({**tiny, "n_trials": 1000, "sampler_seed": 7, "nudge_max": 4, "pruner": {
+        "name": "median", "n_startup_trials": 2, "n_warmup_steps": 1}}, BP).record()
+    for bad in (2.5, True, "3", float("nan")):
+        with pytest.raises(UserError, match="optuna_config key 'n_trials': expected an integer >= 1"):
+            search.parse({**tiny, "n_trials": bad}, BP)

@@ -146,6 +146,20 @@ def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsy
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.startswith("error: ") and err.count("\n") == 1, err
         assert not out.exists()
+    # a phase-1 network of older code (no fcLayers in its config) whose weights have other shapes: refused before
+    # any folder, not when phase 2 starts
+    saved = torch.load(first / semi.PRETRAINED, weights_only=True)
+    del saved["config"]["fcLayers"]
+    saved["model"] = {k: v[:, :5] if v.ndim == 2 else v for k, v in saved["model"].items()}
+    (tmp_path / "older").mkdir()
+    torch.save(saved, tmp_path / "older" / semi.PRETRAINED)
+    out = tmp_path / "refused_shapes"
+    assert cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small),
+                         *sets(["epochs=1", "semi_seed=-1", f"pretrained_path={tmp_path / 'older'}"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: config key 'pretrained_path': {tmp_path / 'older'}: its weights do not fit this config's " \
+                  "network (RuntimeError)\n"
+    assert not out.exists()
 
 
 def test_semi_cli_draws_stratified_when_asked_and_says_so(small, tmp_path):

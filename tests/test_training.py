@@ -196,6 +196,87 @@ def test_resume_refuses_non_runs_corrupt_checkpoints_changed_configs_and_overrid
     assert "checkpoint.pt cannot be read" in error_line(capsys)
 
 
+def test_resume_refuses_a_damaged_results_csv_summary_or_rng_state_in_one_line(tmp_path, capsys):
+    train(tmp_path, "run", "--set", "epochs=1", "--set", "class_epoch=0")
+    run = tmp_path / "run"
+    (run / "summary.json").write_text("[1, 2]")  # not an object: neither finished nor diverged
+    assert cli.main(RULE, ["--resume", str(run)]) == 2
+    assert "summary.json: the top level must be a JSON object" in error_line(capsys)
+    (run / "summary.json").unlink()
+    rows = (run / "results.csv").read_bytes()
+    for damage in (b"foo,bar\n1,2\n", b"epoch,loss\nabc,1\n", b"\xff\xfe\x00"):
+        (run / "results.csv").write_bytes(damage)
+        assert cli.main(RULE, ["--resume", str(run)]) == 2
+        assert error_line(capsys).startswith(f"error: {run}/results.csv: damaged (")
+        assert (run / "results.csv").read_bytes() == damage  # left as it was
+    (run / "results.csv").write_bytes(rows)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    torch.save({**state, "rng": {"cpu": torch.zeros(3)}}, run / "checkpoint.pt")  # a float tensor: refused by torch
+    assert cli.main(RULE, ["--resume", str(run)]) == 2
+    assert "does not fit this config's network" in error_line(capsys)
+
+
+@pytest.mark.parametrize("setting, problem", [
+    ("seed=1e30", "config key 'seed'"),
+    ("pool_padding=5", "config key 'pool_padding': 5 is more than half of pool_size 4"),
+])
+def test_impossible_settings_are_refused_before_any_folder(tmp_path, capsys, setting, problem):
+    cnn = ["--json_path", str(REPO / "configFile/unsupervised_bp/cnn/mnist"), "--set", "device=-1"]
+    assert cli.main(RULE, [*cnn, "--set", setting, "--out", str(tmp_path / "run")]) == 2
+    assert problem in error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_seeds_past_the_largest_seed_are_refused_before_the_first(tmp_path, capsys):
+    argv = ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--out", str(tmp_path / "seeds")]
+    assert cli.main(RULE, [*argv, "--set", f"seed={config_mod.SEED_MAX}", "--seeds", "2"]) == 2
+    assert f"its last seed, {config_mod.SEED_MAX + 1}, is above the largest" in error_line(capsys)
+    assert not (tmp_path / "seeds").exists()
+
+
+def test_linear_classifier_that_diverges_ends_the_run_as_diverged_and_resumes_with_a_lower_class_lr(
+        tmp_path, capsys, monkeypatch):
+    """A run whose classifier's loss is not finite is not 'finished' at chance: summary.json says diverged, and
+    --resume --set class_lr redoes the classifier alone from the network's last checkpoint. (With the bounded
+    read-out activations no rate makes that loss NaN here: the classifier is made to return one.)"""
+    real = loop.association.train_linear_classifier
+
+    def nan_above_one(*args, lr, **kwargs):
+        rows = real(*args, lr=lr, **kwargs)
+        return [{**r, "test_loss": float("nan")} for r in rows] if lr > 1 else rows
+    monkeypatch.setattr(loop.association, "train_linear_classifier", nan_above_one)
+    run = tmp_path / "run"
+    argv = ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--set", "epochs=1", "--out", str(run)]
+    assert cli.main(RULE, [*argv, "--set", "class_lr=[5]"]) == cli.DIVERGED_EXIT
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == ("diverged: the linear classifier's test loss is nan at its epoch 1 after the network's "
+                           "1 epochs; the learning rate is the likely cause (class_lr 5 in that epoch). Lower it and "
+                           f"continue from epoch 1 (its checkpoint is kept): {RULE.command} --resume {run} --set class_lr=[...] "
+                           "(a tenth: [0.5])")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["diverged"]["last_good_epoch"] == 1
+    assert summary["metrics"]["epoch"] == 1 and summary["accuracy_percent"] == {}
+    assert cli.main(RULE, ["--resume", str(run), "--set", "class_lr=[0.1]"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["accuracy_percent"]["linear_classifier"] > 50
+    assert len(read_csv(run / "results.csv")) == 1  # the network was not trained again
+
+
+def test_network_outputs_that_are_not_finite_end_the_run_as_diverged_not_finished(tmp_path, capsys):
+    """Krotov's read-out raised to the power 300 overflows: before, the classifier trained on inf and the run
+    ended 'finished' at chance."""
+    from hebb.main import RULE as HEBB
+    run = tmp_path / "run"
+    assert cli.main(HEBB, ["--json_path", str(REPO / "configFile/unsupervised_hebb/krotov"), "--set", "device=-1",
+                           "--set", "dataset=digits", "--set", "fcLayers=[64,20]", "--set", "epochs=1",
+                           "--set", "class_epoch=2", "--set", "readout_power=300", "--out", str(run)]) == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "diverged: the network's outputs (the linear classifier's inputs) are not finite after the network's 1 "
+        "epochs; a setting that scales them is the likely cause, not a learning rate.")
+    assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
+    assert not (run / "classifier.csv").exists()
+
+
 def test_summary_records_the_labeled_subset_used_for_association(tmp_path):
     summary = train(tmp_path, "share", "--set", "epochs=0", "--set", "class_label_percentage=0.1")
     labels = summary["association_labels"]
@@ -235,6 +316,32 @@ def test_curves_are_read_from_results_csv_and_plotted(tmp_path):
     other.mkdir()
     (other / "results.csv").write_text("epoch,loss,error_mean,error_max,seconds\n1,0.4,0.3,0.3,1.0\n")
     assert plots.plot_seeds(tmp_path, [run, other]).name == "curves.png"  # the shorter run sets the epochs
+
+
+@pytest.mark.parametrize("name, content", [
+    ("results.csv", b"foo,bar\n1,2\n"), ("results.csv", b"epoch,loss\n1,abc\n"), ("results.csv", b"\xff\xfe\x00"),
+    ("classifier.csv", b"epoch,test_error\n1,zz\n"),
+])
+def test_plots_refuse_a_damaged_csv_in_one_line_naming_it(tmp_path, capsys, name, content):
+    from funcs import plots
+    (tmp_path / "results.csv").write_text("epoch,loss,error_mean\n1,0.5,0.2\n")
+    (tmp_path / name).write_bytes(content)
+    assert plots.main([str(tmp_path)]) == 2
+    assert error_line(capsys).startswith(f"error: {tmp_path / name}: damaged (")
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_plots_refuse_an_output_they_cannot_write_in_one_line(tmp_path, capsys):
+    from funcs import plots
+    (tmp_path / "results.csv").write_text("epoch,loss,update_size_1\n1,0.5,0.01\n")
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file" / "x.png", tmp_path / "x.txt", tmp_path):
+        assert plots.main(["--update-sizes", str(out), str(tmp_path)]) == 2
+        assert error_line(capsys).startswith(f"error: {out}: the figure cannot be written there (")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "results.csv"]
+    (tmp_path / "results.csv").write_text("epoch,loss,update_size_x\n1,0.5,0.01\n")
+    assert plots.main(["--update-sizes", str(tmp_path / "x.png"), str(tmp_path)]) == 2
+    assert "a column update_size_<layer> names no layer number" in error_line(capsys)
 
 
 def test_keys_added_to_the_code_after_a_run_started_count_as_their_defaults_on_resume():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from funcs import cli, results, rules
 from funcs import config as config_mod
-from funcs.errors import UserError, one_line_errors
+from funcs.errors import OneLineParser, UserError, one_line_errors
 from funcs.search.outputs import best_config, best_trial, summary_text, write_outputs
 from funcs.search.space import Search, load, positive_int
 from funcs.search.study import (check_optuna, counted, fail_dead_local_trials, is_rdb, masked, optimise, progress,
@@ -17,7 +17,7 @@ from funcs.search.study import (check_optuna, counted, fail_dead_local_trials, i
 
 
 def parse_args(rule: rules.Rule, argv):
-    p = cli._Parser(prog=f"python -m {rule.search}",
+    p = OneLineParser(prog=f"python -m {rule.search}",
                     description=f"Random (or TPE) search of {rule.title} hyperparameters with optuna, "
                                 f"scored on a validation split of the training set.")
     p.add_argument("--json_path", default=f"configFile/hyper_{rule.name}/unsupervised",
@@ -88,6 +88,7 @@ def _main(rule: rules.Rule, args, command) -> int:
         for p in search.params:
             print("  " + p.describe())
         return 0
+    check_study_folder(folder)
     check_optuna()
     echo = logger(folder / "search.log")
     # What no sampled value changes is refused once, not by every trial: the data files and sizes, the trained
@@ -159,14 +160,43 @@ def run_test(rule: rules.Rule, study, search: Search, folder: Path, command, ech
     if started and config_mod.read_json(out / "config.json", "test run config") != cfg.to_json():
         raise UserError(f"{out} holds the run of another config than trial {best.number}'s; move it away")
     if (out / "summary.json").exists():
-        summary = config_mod.read_json(out / "summary.json", "test run summary")
-        if summary.get("status") == "diverged":
+        summary = test_summary(out)
+        if summary["status"] == "diverged":
             raise UserError(f"the test run in {out} diverged ({summary['diverged']['reason']}); continue it "
                             f"with {rule.command} --resume {out} --set lr=[...], then run this command again")
     else:
         summary = cli.run_one(rule, cfg, out if started else None, command, resume=started)
     study.set_user_attr("test", {"trial": best.number, "folder": str(out), "worker": worker_id(),
                                  "accuracy_percent": summary["accuracy_percent"], "metrics": summary["metrics"]})
+
+
+def test_summary(out: Path) -> dict:
+    """The summary.json of a test run that ended (finished, or diverged), as results.Run.write_summary writes it;
+    one line naming the file when it is damaged."""
+    path = out / "summary.json"
+    summary = config_mod.read_json(path, "test run summary")
+    status = summary.get("status")
+    if status == "diverged":
+        missing = [] if isinstance(summary.get("diverged"), dict) and "reason" in summary["diverged"] else \
+            ["diverged.reason"]
+    elif status == "finished":
+        missing = [k for k in ("accuracy_percent", "metrics") if not isinstance(summary.get(k), dict)]
+    else:
+        missing = ["status finished or diverged"]
+    if missing:
+        raise UserError(f"test run summary {path} is damaged (no {', '.join(missing)}); remove {out} to run the "
+                        f"test again")
+    return summary
+
+
+def check_study_folder(folder: Path) -> None:
+    """The study folder (--out) is a folder or can be made one: refused before anything is written to the study."""
+    for p in (folder, *folder.parents):
+        if p.is_dir():
+            return
+        if p.exists():
+            there = "a file is there" if p == folder else f"{p} is a file"
+            raise UserError(f"--out {folder}: {there}, not a folder; choose another study folder")
 
 
 def logger(log_file: Path):

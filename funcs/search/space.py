@@ -257,8 +257,11 @@ def _choice(where: str, value, allowed) -> str:
 
 
 def positive_int(where: str, value, allow_zero: bool = False) -> int:
+    """An integer >= 1 (>= 0 with allow_zero); a float of integral value (1e3) is one, as for config keys."""
     lowest = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is not int or value < lowest:
         _fail(where, f"expected an integer >= {lowest}, got {value!r}")
     return value
 
@@ -306,7 +309,7 @@ def parse(raw: dict, rule: rules.Rule) -> Search:
     params, base, nudge_max = _search_params(raw, base, mode)
     seed = raw.get("sampler_seed")
     if seed is not None:
-        positive_int("optuna_config key 'sampler_seed'", seed, allow_zero=True)
+        seed = positive_int("optuna_config key 'sampler_seed'", seed, allow_zero=True)
     return Search(base=base, params=tuple(params),
                   n_trials=positive_int("optuna_config key 'n_trials'", raw.get("n_trials", 100)),
                   sampler=_choice("optuna_config key 'sampler'", raw.get("sampler", "random"), ("random", "tpe")),

@@ -65,12 +65,9 @@ def _alive(pid: int) -> bool:
 def make_storage(url: str | None, folder: Path, heartbeat: int, echo):
     """The study's storage: a journal file in the study folder, a journal file path, or an RDB URL."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if not is_rdb(url):
-        path = Path(url) if url else folder / "study.journal"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return journal_storage(Path(url) if url else folder / "study.journal", given=url is not None)
 
     def stale(study, trial) -> None:
         echo(f"trial {trial.number} failed: its worker ({trial.user_attrs.get('worker', 'unknown')}) sent no "
@@ -96,6 +93,42 @@ def make_storage(url: str | None, folder: Path, heartbeat: int, echo):
             raise UserError(f"--storage {masked(url)}: the driver is missing ({err}); pip install {driver}")
         except Exception as err:  # sqlalchemy's many connection and URL errors
             raise UserError(f"--storage {masked(url)}: cannot open it ({_first_line(err)})")
+
+
+def journal_storage(path: Path, given: bool):
+    """The storage of a journal file (made if new, with its folder), or one line naming the file: one that cannot
+    be opened (a folder, no permission), or a damaged one, refused before anything is appended to it."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    what = f"--storage {path}" if given else f"study journal {path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_journal(path, what)
+        return JournalStorage(JournalFileBackend(str(path)))  # replays the whole file
+    except OSError as err:
+        raise UserError(f"{what}: cannot open the journal file ({err.strerror or _first_line(err)})") from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError) as err:
+        # records that read as JSON but that optuna cannot replay (its own messages, often a bare key)
+        raise UserError(f"{what} is damaged (optuna cannot replay it: {_first_line(err)}); restore it, or move "
+                        f"it away to start the study anew") from None
+
+
+def _check_journal(path: Path, what: str) -> None:
+    """Each complete line of the journal must be an optuna record. optuna itself passes over a damaged last line
+    until a record is appended after it, then fails on every read: refuse the file now, before writing to it. An
+    unfinished last line (no newline) is another worker's write under way and is left to optuna."""
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                record = json.loads(line)
+            except ValueError:  # not JSON, or not UTF-8
+                record = None
+            if not isinstance(record, dict) or "op_code" not in record:
+                raise UserError(f"{what} is damaged (line {n} is not an optuna record); restore it, or move it "
+                                f"away to start the study anew")
 
 
 def _first_line(err: Exception) -> str:
