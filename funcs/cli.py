@@ -268,7 +268,7 @@ def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
 def resume(rule: Rule, args, command) -> None:
     """Continue the run in args.resume with its saved config; a diverged run may change its rates (--set of
     RESUMABLE_KEYS), nothing else may change."""
-    if args.out or args.seeds != 1 or args.dry_run or args.json_path or args.trained_path:
+    if args.out is not None or args.seeds != 1 or args.dry_run or args.json_path or args.trained_path:
         raise UserError("--resume continues a run with its saved config; it takes no --json_path, --out, "
                         "--trained_path, --seeds or --dry-run")
     folder = Path(args.resume)
@@ -317,7 +317,9 @@ def main(rule: Rule, argv=None) -> int:
             resume(rule, args, command)
             return 0
         cfg = load_config(rule, args)
-        if args.out:
+        if args.out is not None:
+            if not args.out.strip():
+                raise UserError("--out: an empty path; give the run folder")
             cfg = config_mod.replace(cfg, out_dir=args.out)
         if args.seeds < 1:
             raise UserError(f"--seeds must be at least 1, got {args.seeds}")

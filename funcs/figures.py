@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from funcs import plots, tables
-from funcs.errors import OneLineParser, one_line_errors
+from funcs.errors import OneLineParser, UserError, one_line_errors
 from funcs.experiments import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
                                SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry, semi_key)
 from funcs.records import NPZ_ERRORS, Record, find, find_file, read_npz
@@ -554,6 +554,9 @@ def main(argv=None) -> int:
     e.add_argument("--data_dir", help="where the dataset is (default: the run's data_dir)")
     e.add_argument("--pretrained", action="store_true", help="umap: the phase-1 network (pretrained.pt)")
     args = p.parse_args(argv)
+    results = getattr(args, "results", None)
+    if results and Path(results).exists() and not Path(results).is_dir():
+        raise UserError(f"--results {results}: a file, not a results folder")
     if args.command == "draw":
         for name in args.only or DRAW:
             print(draw(name, args.results, args.out).report() + "\n")

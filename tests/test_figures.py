@@ -308,6 +308,13 @@ def test_damaged_run_folder_stops_tables_and_figures_with_one_line_naming_the_fi
     assert not list((tmp_path / "png").glob("*"))  # no figure drawn from it
 
 
+def test_results_root_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    for command in ("tables", "commands", "draw"):
+        assert figures.main([command, "--results", str(tmp_path / "file")]) == 2
+        assert capsys.readouterr().err == f"error: --results {tmp_path / 'file'}: a file, not a results folder\n"
+
+
 def test_extract_command_builds_the_network_of_the_runs_own_rule(results, capsys):
     """An EP run: its weights read through EP's learner (the raw file's rows); max activation refused."""
     run = results / experiments.MLP["ep_1layer"].path

@@ -162,6 +162,8 @@ def test_out_that_is_a_file_or_a_nonempty_folder_is_refused_untouched(tmp_path, 
         assert code == 2 and "not an empty folder" in error_line(capsys)
     assert a_file.read_text() == "mine" and (folder / "config.json").read_text() == "{}"
     assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+    code = cli.main(RULE, ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--out", ""])
+    assert code == 2 and error_line(capsys) == "error: --out: an empty path; give the run folder"
 
 
 def test_resume_refuses_non_runs_corrupt_checkpoints_changed_configs_and_overrides(tmp_path, capsys):
