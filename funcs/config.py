@@ -394,6 +394,8 @@ def _read_as_the_original(cfg: Config) -> Config:
     i and dropProb[-1] on the output (self-defined target only), so extra middle entries are ignored, and a
     supervised CNN may leave out the output's entry. An ignored entry gets one warning line; the run's saved
     config.json holds the lists as trained, so a resumed run says nothing more."""
+    if not cfg.cnn and len(cfg.fcLayers) < 2:
+        return cfg  # _cross_check refuses it: one error line, no warnings about the lists before it
     if cfg.cnn:
         n_fc = len(cfg.fcLayers)
         n_layers = (len(cfg.C_list) - 1 if cfg.C_list else len(cfg.kernel_sizes)) + n_fc

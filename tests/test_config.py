@@ -76,6 +76,8 @@ BAD_INPUTS = {
     "cnn_lr_length": (changed(cnn=True), ["--dry-run"], ["'lr'", "2 convolutions"]),
     "set_bad_key": (BASE, ["--set", "fcLayer=[784,100]"], ["'fcLayer'", "did you mean 'fcLayers'"]),
     "set_bad_value": (BASE, ["--set", "dataset=mnst"], ["'dataset'", "did you mean 'mnist'"]),
+    "one_layer_size": (changed(fcLayers=[784]), [], ["'fcLayers'", "an input and an output size"]),  # no warnings
+    "seed_above_32_bits": (changed(seed=2 ** 40), [], ["'seed'"]),
 }
 
 
