@@ -238,8 +238,9 @@ def diverged(rule: Rule, cfg, run: results.Run, err: loop.Diverged, device: str,
     lower = json.dumps([float(f"{r / 10:.3g}") for r in err.rates])
     run.write_summary(cfg, err.last, device, argv, diverged={
         "epoch": err.epoch, "batch": err.batch, "batches": err.batches, "last_good_epoch": good,
-        "reason": str(err)})
-    start = f"from epoch {good} (its checkpoint is kept)" if good else "from the initial weights (no epoch finished)"
+        "reason": str(err), "resume_key": err.key})
+    start = "with the network as trained (only the linear classifier is redone)" if err.epoch > cfg.epochs else \
+        f"from epoch {good} (its checkpoint is kept)" if good else "from the initial weights (no epoch finished)"
     if err.key is None:  # nothing a resumed run may change would help
         line = f"{err}."
     else:

@@ -20,7 +20,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def one_line_errors(main):
     """A command's main(argv): a UserError raised anywhere in it is printed as one line, `error: ...`, on stderr,
-    and main returns 2; no traceback. The one place every `python -m ...` entry point does this."""
+    and main returns 2; no traceback. The one place the project's `python -m ...` commands do this (bench/'s
+    scripts, for developers, have their own)."""
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
         try:

@@ -79,16 +79,12 @@ class Drawn:
 
 
 def _save(fig, path: Path, footnotes: list[str]) -> Path:
-    if footnotes:
-        text = "\n".join(footnotes[:12]) + (f"\n... and {len(footnotes) - 12} more" if len(footnotes) > 12 else "")
-        fig.text(0.01, 0.005, text, fontsize=6.5, va="bottom", ha="left", family="monospace")
-        fig.tight_layout(rect=(0, min(0.45, 0.03 + 0.022 * min(len(footnotes) + 1, 14)), 1, 1))
-    else:
-        fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plots.pyplot().close(fig)
-    return path
+    """plots.save, with the footnotes (notes on the run folders) under the plot."""
+    if not footnotes:
+        return plots.save(fig, path)
+    text = "\n".join(footnotes[:12]) + (f"\n... and {len(footnotes) - 12} more" if len(footnotes) > 12 else "")
+    fig.text(0.01, 0.005, text, fontsize=6.5, va="bottom", ha="left", family="monospace")
+    return plots.save(fig, path, rect=(0, min(0.45, 0.03 + 0.022 * min(len(footnotes) + 1, 14)), 1, 1))
 
 
 def _placeholder(entry: Entry, out: Path, missing: list[str]) -> Path:
@@ -463,8 +459,8 @@ DRAW: dict[str, Callable[[Entry, Path, Path], Drawn]] = {
 
 
 def draw(name: str, results="simuResults", out="figuresPlot") -> Drawn:
-    """Draw one figure of the registry from the run folders under `results` into `<out>/<name>.png`."""
-    Path(out).mkdir(parents=True, exist_ok=True)
+    """Draw one figure of the registry from the run folders under `results` into `<out>/<name>.png` (plots.save
+    makes `out`)."""
     return DRAW[name](REGISTRY[name], Path(results), Path(out))
 
 
@@ -555,6 +551,8 @@ def main(argv=None) -> int:
     e.add_argument("--pretrained", action="store_true", help="umap: the phase-1 network (pretrained.pt)")
     args = p.parse_args(argv)
     results = getattr(args, "results", None)
+    if results is not None and not results.strip():
+        raise UserError("--results: an empty path; give the results folder")
     if results and Path(results).exists() and not Path(results).is_dir():
         raise UserError(f"--results {results}: a file, not a results folder")
     if args.command == "draw":

@@ -310,7 +310,7 @@ def classifier_schedule(cfg) -> str:
 def _after_network(cfg, last: dict | None, what: str, cause: str, key: str | None = None) -> Diverged:
     """Diverged after the network's epochs (all checkpointed): `key`, if any, is what a resumed run may lower."""
     err = Diverged(what)
-    err.args = (f"diverged: {what} after the network's {cfg.epochs} epochs; {cause}",)
+    err.args = (f"diverged: {what}, once the network's training had ended; {cause}",)
     err.epoch, err.last = cfg.epochs + 1, last or {"epoch": cfg.epochs}
     err.key, err.rates = key, (tuple(getattr(cfg, key)) if key else ())
     return err

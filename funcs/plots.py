@@ -19,23 +19,29 @@ ACCURACY_NAMES = {"error_mean": "direct association (mean)", "error_max": "direc
                   "error": "test (supervised read-out)", "error_unsupervised": "test after the unsupervised half"}
 
 
-def _columns(path: Path, names) -> dict[str, np.ndarray]:
-    """Columns of a CSV file as float arrays ({} when it has no rows); UserError naming the file when it cannot
-    be read or a value is missing or not a number (a hand edit, another tool's file)."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        return {n: np.array([float(r[n]) for r in rows]) for n in names} if rows else {}
-    except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as err:
-        raise UserError(f"{path}: damaged ({err.__class__.__name__}: {err}); it is not a run's CSV file") from None
+def damaged(path: Path, err: Exception) -> UserError:
+    """The one line for a run's file that cannot be read as it was written (a hand edit, a full disk)."""
+    return UserError(f"{path}: damaged ({err.__class__.__name__}: {err})")
 
 
-def _header(path: Path) -> list[str]:
+def read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    """A run's CSV file (results.csv, classifier.csv): its header and its rows; the one reader every module uses,
+    so that a damaged file is one line naming it (`damaged`) wherever it is read."""
     try:
         with open(path, newline="") as f:
-            return next(csv.reader(f), [])
+            reader = csv.DictReader(f)
+            rows = list(reader)
+        return list(reader.fieldnames or []), rows
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise UserError(f"{path}: damaged ({err.__class__.__name__}: {err}); it is not a run's CSV file") from None
+        raise damaged(path, err) from None
+
+
+def columns(path: Path, rows: list[dict], names) -> dict[str, np.ndarray]:
+    """Columns of a CSV file's rows as float arrays ({} without rows); `damaged` if a value is missing or no number."""
+    try:
+        return {n: np.array([float(r[n]) for r in rows]) for n in names} if rows else {}
+    except (KeyError, ValueError, TypeError) as err:
+        raise damaged(path, err) from None
 
 
 def curves(folder: Path) -> dict[str, np.ndarray]:
@@ -43,8 +49,9 @@ def curves(folder: Path) -> dict[str, np.ndarray]:
     path = Path(folder) / "results.csv"
     if not path.exists():  # an untrained network (epochs 0) has no rows
         return {}
-    errors = [c for c in ACCURACY_NAMES if c in _header(path)]
-    out = _columns(path, ["epoch", "loss", *errors])
+    header, rows = read_csv(path)
+    errors = [c for c in ACCURACY_NAMES if c in header]
+    out = columns(path, rows, ["epoch", "loss", *errors])
     for column in errors if out else ():
         out[ACCURACY_NAMES[column]] = 100 * (1 - out.pop(column))
     return out
@@ -54,7 +61,7 @@ def final_classifier_accuracy(folder: Path) -> float | None:
     path = Path(folder) / "classifier.csv"
     if not path.exists():
         return None
-    errors = _columns(path, ["test_error"]).get("test_error")
+    errors = columns(path, read_csv(path)[1], ["test_error"]).get("test_error")
     return 100 * (1 - float(errors[-1])) if errors is not None else None
 
 
@@ -66,14 +73,15 @@ def pyplot():
     return plt
 
 
-def save(fig, path: Path) -> Path:
-    """Lay the figure out, write it to `path` (its folder made if needed) and free it; UserError naming the path
-    when it cannot be written there (a folder, a path under a file, a format matplotlib does not write)."""
+def save(fig, path: Path, rect=(0, 0, 1, 1)) -> Path:
+    """Lay the figure out (within `rect` of it), write it to `path` (its folder made if needed) and free it;
+    UserError naming the path when it cannot be written there (a folder, a path under a file, a format matplotlib
+    does not write)."""
     path = Path(path)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     try:
         if path.is_dir() or not path.suffix:
-            raise ValueError("give a file name ending in .png (or .pdf, .svg)")
+            raise ValueError("give a file name ending in .png, .pdf or .svg")
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
     except (OSError, ValueError) as err:
@@ -135,11 +143,11 @@ def plot_seeds(root: Path, folders: list[Path]) -> Path | None:
 def update_sizes(folder: Path) -> dict[int, np.ndarray]:
     """Per-layer update size per epoch (a rule's `log_update_sizes` columns update_size_<layer>), by layer."""
     path = Path(folder) / "results.csv"
-    names = [c for c in _header(path) if c.startswith("update_size_")]
+    header, rows = read_csv(path)
+    names = [c for c in header if c.startswith("update_size_")]
     if any(not c.rsplit("_", 1)[1].isdigit() for c in names):
         raise UserError(f"{path}: damaged, a column update_size_<layer> names no layer number")
-    columns = _columns(path, names)
-    return dict(sorted((int(c.rsplit("_", 1)[1]), v) for c, v in columns.items()))
+    return dict(sorted((int(c.rsplit("_", 1)[1]), v) for c, v in columns(path, rows, names).items()))
 
 
 def plot_update_sizes(folders: list[Path], path: Path) -> Path:

@@ -9,7 +9,6 @@ when read. Nothing here writes; funcs/results.py writes these files.
 """
 from __future__ import annotations
 
-import csv
 import math
 import zipfile
 import zlib
@@ -20,6 +19,7 @@ import numpy as np
 
 from funcs.experiments import Source
 from funcs.config import read_json
+from funcs.plots import damaged, read_csv
 from funcs.errors import UserError
 from funcs.results import COSTS, accuracies, costs
 
@@ -90,10 +90,8 @@ def _read_csv(path: Path) -> list[dict]:
     """A run's results.csv rows ([] when it has none yet); UserError when it is not one."""
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-    if "epoch" not in (reader.fieldnames or ["epoch"]):
+    header, rows = read_csv(path)
+    if header and "epoch" not in header:
         raise UserError(f"{path}: damaged, its header has no epoch column; rerun that run or remove its folder")
     return rows
 
@@ -134,8 +132,11 @@ def _read_single(folder: Path, root: Path | None = None, rows_read: int | None =
     rows = _read_csv(folder / "results.csv")[:rows_read]
     summary_path = folder / "summary.json"
     summary = read_json(summary_path, "run summary") if summary_path.is_file() else None
-    acc = {**summary.get("accuracy_percent", {}), **summary.get("cost", {})} if summary else \
-        _accuracies_from_rows(rows)
+    try:
+        acc = {**summary.get("accuracy_percent", {}), **summary.get("cost", {})} if summary else \
+            _accuracies_from_rows(rows)
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        raise damaged(summary_path if summary else folder / "results.csv", err) from None
     phase_rows = None
     if rows and "phase" in rows[0]:
         phase_rows = (sum(r["phase"] == "1" for r in rows), sum(r["phase"] == "2" for r in rows))

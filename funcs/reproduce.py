@@ -38,7 +38,6 @@ is being trained by another process): the same command continues it.
 from __future__ import annotations
 
 import argparse
-import csv
 import fnmatch
 import importlib.util
 import json
@@ -243,10 +242,7 @@ def has_work(job: Job) -> bool:
 def read_rows(folder: Path) -> list[dict]:
     """The rows of a run folder's results.csv, one per epoch done ([] before the first)."""
     path = folder / "results.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return plots.read_csv(path)[1] if path.is_file() else []
 
 
 def epochs_left(cfg: dict, rows: list[dict]) -> tuple[int, int] | None:
@@ -499,8 +495,9 @@ def summarize_seeds(src: Source, root: Path) -> None:
     done = sorted((d for d in folder.glob("S-*") if (d / "summary.json").is_file()), key=lambda d: int(d.name[2:]))
     summaries = [config_mod.read_json(d / "summary.json", "run summary") for d in done]
     stats_path = folder / "seeds_summary.json"
+    seeds = [s["seed"] for s in summaries]
     if len(done) < src.seeds or (stats_path.is_file() and
-                                 config_mod.read_json(stats_path, "seeds summary")["seeds"] == [s["seed"] for s in summaries]):
+                                 config_mod.read_json(stats_path, "seeds summary").get("seeds") == seeds):
         return
     stats = results.seeds_summary(summaries)
     results.write_json(stats_path, stats)
@@ -533,6 +530,9 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
             time.sleep(POLL_S if running or pending else 0)
     except KeyboardInterrupt:  # our children run in their own sessions: interrupt them ourselves
         interrupted = True
+    except UserError:  # a run's file damaged under us: stop the running jobs at a checkpoint, then say what
+        interrupt(running, "stopped")
+        raise
     reason = "interrupted" if interrupted else "time is up"
     ended += interrupt(running, reason) + [(j, "left", f"not started: {reason}") for j in pending]
     finished = sum(1 for j in jobs if is_done(j))
@@ -655,6 +655,8 @@ def check_args(args) -> Path:
         raise UserError(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
     if args.deadline is not None and not args.deadline > 0:  # NaN too
         raise UserError(f"--deadline must be a positive number of seconds, got {args.deadline:g}")
+    if not args.root.strip():
+        raise UserError("--root: an empty path; give the results root")
     root = Path(args.root).resolve()
     if root.exists() and not root.is_dir():
         raise UserError(f"--root {args.root}: exists and is not a folder")

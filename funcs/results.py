@@ -286,7 +286,7 @@ class Run:
         try:
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs]
-        except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
+        except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as err:
             raise UserError(f"{path}: damaged ({err.__class__.__name__}: {err}), so it cannot be cut back to "
                             f"the checkpoint's epoch {epochs}; restore it or start a new run") from None
         if rows:

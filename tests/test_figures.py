@@ -313,6 +313,12 @@ def test_results_root_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
     for command in ("tables", "commands", "draw"):
         assert figures.main([command, "--results", str(tmp_path / "file")]) == 2
         assert capsys.readouterr().err == f"error: --results {tmp_path / 'file'}: a file, not a results folder\n"
+        assert figures.main([command, "--results", ""]) == 2
+        assert capsys.readouterr().err == "error: --results: an empty path; give the results folder\n"
+    (tmp_path / "png").write_text("")
+    assert figures.main(["draw", "--only", "fig2_accuracies", "--out", str(tmp_path / "png")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'png'}/fig2_accuracies.png: the figure cannot be "
+                                              "written there (")
 
 
 def test_extract_command_builds_the_network_of_the_runs_own_rule(results, capsys):

@@ -212,7 +212,7 @@ def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys):
     sources = [Source("a", QUICK, "a")]
     (tmp_path / "file").write_text("")
     for argv in (["--only", "nothing*"], ["--root", str(tmp_path / "file")], ["--jobs", "0"], ["--deadline", "-1"],
-                 ["--deadline", "nan"]):
+                 ["--deadline", "nan"], ["--root", ""]):
         assert reproduce.main(["--root", str(tmp_path / "r"), *argv], sources) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err

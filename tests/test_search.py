@@ -547,7 +547,8 @@ def test_damaged_study_journal_is_one_line_naming_it_and_is_left_as_it_was(tiny,
     argv = ["--json_path", str(one_trial_search(tiny, tmp_path)), "--out", str(out)]
     assert search.main(BP, argv) == 2
     line = one_error_line(capsys)
-    assert f"study journal {out / 'study.journal'} is damaged" in line, line
+    assert line.startswith(f"error: study journal {out / 'study.journal'}"), line
+    assert " is damaged (line " in line or ": optuna " in line and " cannot replay it (KeyError" in line, line
     assert (out / "study.journal").read_bytes() == garbage  # nothing appended to it
     assert sorted(p.name for p in out.iterdir()) == ["study.journal"]
 
@@ -561,6 +562,8 @@ def test_out_that_is_a_file_is_one_line_naming_it(tiny, tmp_path, capsys):
         line = one_error_line(capsys)
         assert line == f"error: --out {out}: a file is there, not a folder; choose another study folder", line
         assert out.read_text() == "mine" and not (tmp_path / "elsewhere.journal").exists()
+    assert search.main(BP, ["--json_path", str(one_trial_search(tiny, tmp_path)), "--out", ""]) == 2
+    assert one_error_line(capsys) == "error: --out: an empty path; give the study folder"
 
 
 def test_storage_that_is_a_folder_is_one_line_naming_it(tiny, tmp_path, capsys):

@@ -251,10 +251,10 @@ def test_linear_classifier_that_diverges_ends_the_run_as_diverged_and_resumes_wi
     argv = ["--json_path", str(REPO / "configFile/quickstart"), *SMALL, "--set", "epochs=1", "--out", str(run)]
     assert cli.main(RULE, [*argv, "--set", "class_lr=[5]"]) == cli.DIVERGED_EXIT
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line == ("diverged: the linear classifier's test loss is nan at its epoch 1 after the network's "
-                           "1 epochs; the learning rate is the likely cause (class_lr 5 in that epoch). Lower it and "
-                           f"continue from epoch 1 (its checkpoint is kept): {RULE.command} --resume {run} --set class_lr=[...] "
-                           "(a tenth: [0.5])")
+    assert line == ("diverged: the linear classifier's test loss is nan at its epoch 1, once the network's "
+                    "training had ended; the learning rate is the likely cause (class_lr 5 in that epoch). Lower it "
+                    "and continue with the network as trained (only the linear classifier is redone): "
+                    f"{RULE.command} --resume {run} --set class_lr=[...] (a tenth: [0.5])")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["diverged"]["last_good_epoch"] == 1
     assert summary["metrics"]["epoch"] == 1 and summary["accuracy_percent"] == {}
@@ -273,8 +273,8 @@ def test_network_outputs_that_are_not_finite_end_the_run_as_diverged_not_finishe
                            "--set", "dataset=digits", "--set", "fcLayers=[64,20]", "--set", "epochs=1",
                            "--set", "class_epoch=2", "--set", "readout_power=300", "--out", str(run)]) == 3
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "diverged: the network's outputs (the linear classifier's inputs) are not finite after the network's 1 "
-        "epochs; a setting that scales them is the likely cause, not a learning rate.")
+        "diverged: the network's outputs (the linear classifier's inputs) are not finite, once the network's "
+        "training had ended; a setting that scales them is the likely cause, not a learning rate.")
     assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
     assert not (run / "classifier.csv").exists()
 

@@ -79,6 +79,8 @@ def _main(rule: rules.Rule, args, command) -> int:
     if args.heartbeat < 1:
         raise UserError(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     name = args.study_name or default_study_name(args.json_path, args.trained_path)
+    if args.out is not None and not args.out.strip():
+        raise UserError("--out: an empty path; give the study folder")
     folder = Path(args.out or Path("DATA-0") / "optuna" / name)
     where = masked(args.storage) if args.storage else folder / "study.journal"
     if args.dry_run:
@@ -157,17 +159,27 @@ def run_test(rule: rules.Rule, study, search: Search, folder: Path, command, ech
     echo(f"test: trial {best.number}'s config without the hold-out (validation_size null), scored on the test set, "
          f"into {out}")
     started = (out / "config.json").exists()  # a test run into this folder that stopped (or was not recorded)
-    if started and config_mod.read_json(out / "config.json", "test run config") != cfg.to_json():
+    saved = config_mod.read_json(out / "config.json", "test run config") if started else None
+    if started and _but_rates(saved) != _but_rates(cfg.to_json()):
         raise UserError(f"{out} holds the run of another config than trial {best.number}'s; move it away")
     if (out / "summary.json").exists():
         summary = test_summary(out)
         if summary["status"] == "diverged":
-            raise UserError(f"the test run in {out} diverged ({summary['diverged']['reason']}); continue it "
-                            f"with {rule.command} --resume {out} --set lr=[...], then run this command again")
+            key = summary["diverged"].get("resume_key", "lr")
+            then = f"continue it with {rule.command} --resume {out} --set {key}=[...]" if key else \
+                "no rate a resume may change helps; move it away and change the search's base config"
+            raise UserError(f"the test run in {out} diverged ({summary['diverged']['reason']}); {then}, then run "
+                            f"this command again")
     else:
         summary = cli.run_one(rule, cfg, out if started else None, command, resume=started)
     study.set_user_attr("test", {"trial": best.number, "folder": str(out), "worker": worker_id(),
                                  "accuracy_percent": summary["accuracy_percent"], "metrics": summary["metrics"]})
+
+
+def _but_rates(config: dict) -> dict:
+    """A config without the rates a diverged run may be resumed with (cli.RESUMABLE_KEYS): a test run that
+    diverged and was continued with a lower rate is still the run of the best trial's config."""
+    return {k: v for k, v in config.items() if k not in cli.RESUMABLE_KEYS}
 
 
 def test_summary(out: Path) -> dict:
@@ -175,7 +187,7 @@ def test_summary(out: Path) -> dict:
     one line naming the file when it is damaged."""
     path = out / "summary.json"
     summary = config_mod.read_json(path, "test run summary")
-    status = summary.get("status")
+    status = summary.get("status", "finished")  # older code wrote no status: a summary was a finished run's
     if status == "diverged":
         missing = [] if isinstance(summary.get("diverged"), dict) and "reason" in summary["diverged"] else \
             ["diverged.reason"]

@@ -98,6 +98,7 @@ def make_storage(url: str | None, folder: Path, heartbeat: int, echo):
 def journal_storage(path: Path, given: bool):
     """The storage of a journal file (made if new, with its folder), or one line naming the file: one that cannot
     be opened (a folder, no permission), or a damaged one, refused before anything is appended to it."""
+    import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
     what = f"--storage {path}" if given else f"study journal {path}"
     try:
@@ -106,10 +107,12 @@ def journal_storage(path: Path, given: bool):
         return JournalStorage(JournalFileBackend(str(path)))  # replays the whole file
     except OSError as err:
         raise UserError(f"{what}: cannot open the journal file ({err.strerror or _first_line(err)})") from None
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError) as err:
-        # records that read as JSON but that optuna cannot replay (its own messages, often a bare key)
-        raise UserError(f"{what} is damaged (optuna cannot replay it: {_first_line(err)}); restore it, or move "
-                        f"it away to start the study anew") from None
+    except (ValueError, KeyError, TypeError) as err:
+        # records that read as JSON but that optuna cannot replay (its own messages, often a bare key); an
+        # optuna of another version may be the cause too, so the file is not called worthless
+        raise UserError(f"{what}: optuna {optuna.__version__} cannot replay it ({_first_line(err)}): a damaged "
+                        f"file, or one of another optuna version; restore it, or move it away to start the study "
+                        f"anew") from None
 
 
 def _check_journal(path: Path, what: str) -> None:
