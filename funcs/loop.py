@@ -269,7 +269,7 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
     if run is not None and classes:
         run.facts["association_labels"] = association.describe_subset(assoc_idx)
     start = restore(state, learner, target, device) if state is not None else 0
-    metrics: dict = {}
+    metrics: dict = dict(state.get("metrics", {})) if state is not None else {}  # its last row (older: none)
     for epoch in range(start, cfg.epochs):
         tic = time.perf_counter()
         learner.set_lr_factor(lr_factor(cfg, epoch))
@@ -286,9 +286,10 @@ def train(cfg, data, learner: Learner, run=None, state: dict | None = None) -> d
         metrics = row
         if run is not None:
             run.epoch_done(row, {"epoch": epoch + 1, "config": cfg.to_json(), "learner": learner.state_dict(),
-                                 "target": target.state_dict(), "rng": rng_states(device)})
+                                 "target": target.state_dict(), "rng": rng_states(device), "metrics": row})
     if not metrics:
-        # An untrained network (epochs 0, the paper's baseline) or a finished run being re-read.
+        # An untrained network (epochs 0, the paper's baseline), or a resumed run whose checkpoint (older code)
+        # holds no row.
         metrics = {"epoch": cfg.epochs, **{k: v.item() for k, v in evaluate(learner).items()}}
     if cfg.target_kind != "supervised" and cfg.class_epoch > 0:
         metrics["classifier_error"] = linear_classifier(cfg, data, learner, labeled, run, last=dict(metrics))

@@ -261,7 +261,9 @@ def test_linear_classifier_that_diverges_ends_the_run_as_diverged_and_resumes_wi
     assert cli.main(RULE, ["--resume", str(run), "--set", "class_lr=[0.1]"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["accuracy_percent"]["linear_classifier"] > 50
-    assert len(read_csv(run / "results.csv")) == 1  # the network was not trained again
+    rows = read_csv(run / "results.csv")
+    assert len(rows) == 1  # the network was not trained again, and its last row is the summary's
+    assert summary["metrics"]["loss"] == pytest.approx(float(rows[0]["loss"]))
 
 
 def test_network_outputs_that_are_not_finite_end_the_run_as_diverged_not_finished(tmp_path, capsys):
