@@ -2,6 +2,7 @@
 results tables are generated from simuResults/ and every number of ours in them is its run folder's."""
 import json
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,11 @@ def _folder_numbers(folder: Path) -> set[str]:
     if (folder / "seeds_summary.json").is_file():
         stats = json.loads((folder / "seeds_summary.json").read_text())
         values += [*stats["mean"].values(), *stats["std"].values()]
+    elif list(folder.glob("S-*/summary.json")):  # seeds still to come: the finished ones' mean and sample std
+        per_seed = [json.loads(p.read_text())["accuracy_percent"] for p in folder.glob("S-*/summary.json")]
+        for key in set.intersection(*(set(s) for s in per_seed)):
+            seeds = [s[key] for s in per_seed]
+            values += [statistics.mean(seeds), statistics.stdev(seeds) if len(seeds) > 1 else 0.0]
     elif (folder / "summary.json").is_file():
         values += json.loads((folder / "summary.json").read_text())["accuracy_percent"].values()
     else:
