@@ -23,8 +23,9 @@ from funcs.target import check_task
 
 
 def parse_args(rule: Rule, argv):
-    p = OneLineParser(prog=rule.command, description=f"Train a network with {rule.title}. Actions (config key action): "
-                f"{', '.join(f'{a} ({kind} target)' for a, kind in rule.actions.items())}, or {READ_OUT}.")
+    actions = ", ".join(f"{a} ({kind} target)" for a, kind in rule.actions.items())
+    p = OneLineParser(prog=rule.command, description=f"Train a network with {rule.title}. Actions (config key "
+                                                     f"action): {actions}, or {READ_OUT}.")
     p.add_argument("--json_path", help=f"folder holding config.json, or a .json file (default: {rule.default_config})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; VALUE is JSON (e.g. --set epochs=2 --set fcLayers=[784,100])")

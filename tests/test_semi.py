@@ -155,7 +155,8 @@ def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsy
     torch.save(saved, tmp_path / "older" / semi.PRETRAINED)
     out = tmp_path / "refused_shapes"
     assert cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small),
-                         *sets(["epochs=1", "semi_seed=-1", f"pretrained_path={tmp_path / 'older'}"]), "--out", str(out)]) == 2
+                         *sets(["epochs=1", "semi_seed=-1", f"pretrained_path={tmp_path / 'older'}"]),
+                         "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: config key 'pretrained_path': {tmp_path / 'older'}: its weights do not fit this config's " \
                   "network (RuntimeError)\n"

@@ -18,8 +18,8 @@ from funcs.search.study import (check_optuna, counted, fail_dead_local_trials, i
 
 def parse_args(rule: rules.Rule, argv):
     p = OneLineParser(prog=f"python -m {rule.search}",
-                    description=f"Random (or TPE) search of {rule.title} hyperparameters with optuna, "
-                                f"scored on a validation split of the training set.")
+                      description=f"Random (or TPE) search of {rule.title} hyperparameters with optuna, "
+                                  f"scored on a validation split of the training set.")
     p.add_argument("--json_path", default=f"configFile/hyper_{rule.name}/unsupervised",
                    help="folder holding optuna_config.json, or a .json file (default: %(default)s)")
     p.add_argument("--trained_path", metavar="RUN_DIR",
