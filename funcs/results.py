@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from funcs import config as config_mod
+from funcs import plots
 from funcs.errors import UserError, stops_deferred
 from funcs.loop import REGRESSION_METRIC
 
@@ -283,12 +284,11 @@ class Run:
         path = self.folder / "results.csv"
         if not path.exists():
             return
+        rows = plots.read_csv(path)[1]  # the one reader of run CSVs: a damaged file is one line naming it
         try:
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs]
-        except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as err:
-            raise UserError(f"{path}: damaged ({err.__class__.__name__}: {err}), so it cannot be cut back to "
-                            f"the checkpoint's epoch {epochs}; restore it or start a new run") from None
+            rows = [r for r in rows if int(r["epoch"]) <= epochs]
+        except (KeyError, ValueError, TypeError) as err:
+            raise plots.damaged(path, err) from None
         if rows:
             _atomic_write(path, lambda p: _write_rows(p, rows))  # a kill now leaves the old file, not half of it
 
