@@ -19,9 +19,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def one_line_errors(main):
-    """A command's main(argv): a UserError raised anywhere in it is printed as one line, `error: ...`, on stderr,
-    and main returns 2; no traceback. The one place the project's `python -m ...` commands do this (bench/'s
-    scripts, for developers, have their own)."""
+    """A command's main(argv): a UserError raised anywhere in it, or torch running out of memory, is printed as
+    one line, `error: ...`, on stderr, and main returns 2; no traceback. The one place the project's
+    `python -m ...` commands do this (bench/'s scripts, for developers, have their own)."""
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
         try:
@@ -29,7 +29,28 @@ def one_line_errors(main):
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except RuntimeError as err:
+            if not is_out_of_memory(err):
+                raise
+            print(f"error: {out_of_memory_line(err)}", file=sys.stderr)
+            return 2
     return wrapped
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """torch's allocator refusing: torch.OutOfMemoryError on a GPU, a plain RuntimeError on the CPU."""
+    return type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(err)
+
+
+def out_of_memory_line(err: BaseException) -> str:
+    """What ran out and what to change: a network too large for the machine (seen: a layer size of 1e13 ended in
+    the allocator's traceback), or a batch too large for a GPU. A run folder already begun keeps its checkpoints,
+    so `--resume` on a larger machine continues it."""
+    said = str(err).splitlines()[0] if str(err) else type(err).__name__
+    said = said.split("DefaultCPUAllocator: ")[-1].split(" Error code")[0]  # the CPU's words, without C++ noise
+    said = said.split(". GPU ")[0]  # CUDA's: what it tried to allocate, not its memory report
+    return (f"out of memory: {said.rstrip('.')}. Use smaller layers (config keys 'fcLayers', 'C_list'), a smaller "
+            f"'batchSize' or 'test_batchSize', or a machine with more memory")
 
 
 _held: list[int] | None = None  # the stop signals received inside stops_deferred; None outside it

@@ -78,7 +78,22 @@ BAD_INPUTS = {
     "set_bad_value": (BASE, ["--set", "dataset=mnst"], ["'dataset'", "did you mean 'mnist'"]),
     "one_layer_size": (changed(fcLayers=[784]), [], ["'fcLayers'", "an input and an output size"]),  # no warnings
     "seed_above_32_bits": (changed(seed=2 ** 40), [], ["'seed'"]),
+    "network_too_large": (changed(fcLayers=[784, 2 * 10 ** 9]), [], ["out of memory", "6272000000000 bytes",
+                                                                     "'fcLayers'"]),  # 25 TB of weights
 }
+
+
+def test_out_of_memory_line_keeps_what_was_asked_for_and_says_what_to_change():
+    from funcs.errors import is_out_of_memory, out_of_memory_line
+
+    class OutOfMemoryError(RuntimeError):  # torch.OutOfMemoryError, matched by name (CPU-only builds have it too)
+        pass
+    cuda = OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of "
+                            "139.00 GiB of which 1.00 GiB is free. Of the allocated memory ...\nmore lines")
+    assert is_out_of_memory(cuda) and not is_out_of_memory(RuntimeError("shape mismatch"))
+    line = out_of_memory_line(cuda)
+    assert line.startswith("out of memory: CUDA out of memory. Tried to allocate 20.00 GiB. Use smaller layers")
+    assert "\n" not in line and "total capacity" not in line and "'batchSize'" in line
 
 
 def write_config(workdir: Path, config) -> Path:
