@@ -204,6 +204,10 @@ def test_resume_refuses_a_damaged_results_csv_summary_or_rng_state_in_one_line(t
     (run / "summary.json").write_text("[1, 2]")  # not an object: neither finished nor diverged
     assert cli.main(RULE, ["--resume", str(run)]) == 2
     assert "summary.json: the top level must be a JSON object" in error_line(capsys)
+    for hand_edited in ({"resumed_with": 3}, {"diverged": "at epoch 2"}):  # what --set would append to
+        (run / "summary.json").write_text(json.dumps({"status": "diverged", **hand_edited}))
+        assert cli.main(RULE, ["--resume", str(run), "--set", "lr=[0.1]"]) == 2
+        assert f"{run}/summary.json is damaged" in error_line(capsys)
     (run / "summary.json").unlink()
     rows = (run / "results.csv").read_bytes()
     for damage in (b"foo,bar\n1,2\n", b"epoch,loss\nabc,1\n", b"\xff\xfe\x00"):
