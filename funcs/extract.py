@@ -20,7 +20,6 @@ leaves no truncated NPZ behind:
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -81,14 +80,11 @@ def load_learner(rule: rules.Rule, folder: Path, cfg, pretrained: bool = False):
 
 
 def save_npz(path: Path, **arrays) -> Path:
-    """np.savez_compressed into a temporary file beside `path`, then renamed onto it: never a truncated file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    """np.savez_compressed through results.atomic_write: never a truncated file."""
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object: np.savez_compressed would append .npz to a name
             np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    results.atomic_write(path, write)
     return path
 
 

@@ -6,11 +6,15 @@ shortenings) into ROOT/<source path>, N jobs at a time with T threads each.
 
 A folder with summary.json is skipped; one with config.json and checkpoint.pt is
 resumed (`python -m <rule>.main --resume FOLDER`); one with neither a checkpoint nor
-a summary (killed before its first epoch ended) is removed and started again.
+a summary (killed before its first epoch ended) is removed and started again. A run
+that diverged (summary.json says so) is reported as failed, with the command that
+continues it at lower rates, and what waits for it does not start.
 A finished folder is never rerun, even one shortened for a CPU as in simuResults/, or
 one trained with a setting its command now changes, such as a default changed since
 (--dry-run says which, and which keys): reproduce into another --root for those. A folder
-that another process is training (its --out or --resume, seen in /proc) is left alone.
+that another process is training is left alone: one of this machine (its --out or --resume,
+seen in /proc), or another funcs.reproduce on any machine sharing the root (it holds a lock
+on the job's log while the job runs).
 A source with `seeds` > 1 is one job per seed in <path>/S-<seed>/ (command with
 `--set seed=S`); when all its seeds have finished, <path>/seeds_summary.json is
 written as `--seeds` writes it.
@@ -54,6 +58,11 @@ from typing import Callable
 
 import torch
 
+try:
+    import fcntl  # the locks that keep two funcs.reproduce off one folder: POSIX only
+except ImportError:  # Windows: no lock, as before (the /proc check of live_process finds nothing there either)
+    fcntl = None
+
 from funcs import config as config_mod
 from funcs import plots, results
 from funcs.errors import OneLineParser, UserError, one_line_errors, stop_signals_interrupt
@@ -64,9 +73,9 @@ BENCH = REPO / "bench" / "results"
 POLL_S = 0.2  # how often running jobs are looked at
 PROGRESS_S = 60  # a progress line per running job this often
 GRACE_S = 30  # after SIGINT, how long a job may take to stop before it is killed
-SETTLE_S = 5  # semi.save_pretrained writes pretrained.pt in place: only read it once it is this old
-# Bench files named for the code they measured before a speed-up: older numbers than their siblings of the same day.
-OLD_CODE_MARKERS = ("before-", "first-version")
+# Bench files named for code before a speed-up, or for another machine than their siblings of the same day: used
+# only where no sibling has the preset.
+LESS_FITTING_MARKERS = ("before-", "first-version", "other-machine")
 # Extraction kinds that need a package the requirements leave optional.
 EXTRACT_MODULES = {"umap": "umap"}
 
@@ -87,7 +96,7 @@ class Job:
     name: str  # path under the root; <path>/S-<seed> for a seed, <path>:<file stem> for an extraction
     source: Source
     folder: Path  # the run folder it writes (an extraction: the run folder it reads)
-    action: str  # "skip", "resume", "fresh" or "extract"
+    action: str  # "skip", "resume", "fresh", "diverged" or "extract"
     argv: list[str]  # the fresh command (an extraction's command)
     cfg: dict | None  # the config a fresh run gets (None: an extraction)
     needs: list[Path]
@@ -108,9 +117,11 @@ def shown(path: Path) -> str:
 
 
 def folder_state(folder: Path) -> str:
-    """'skip' (summary.json), 'resume' (config.json and checkpoint.pt) or 'fresh' (nothing, or a dead start)."""
+    """'skip' (finished: summary.json), 'diverged' (its summary.json says so: a person continues it with lower
+    rates), 'resume' (config.json and checkpoint.pt) or 'fresh' (nothing, or a dead start)."""
     if (folder / "summary.json").is_file():
-        return "skip"
+        diverged = config_mod.read_json(folder / "summary.json", "run summary").get("status") == "diverged"
+        return "diverged" if diverged else "skip"
     if (folder / "config.json").is_file() and (folder / results.CHECKPOINT).is_file():
         return "resume"
     return "fresh"
@@ -189,15 +200,20 @@ def plan(sources: list[Source], root: Path, device: int | None = None, data_dir:
             if src.seeds == 1:
                 if not any(job.name == src.path for job in jobs):  # not one seed of a seeds source met before
                     jobs.append(_run_job(src.path, src, root / src.path, argv, root, extra))
-            else:  # seeds from the preset's, as --seeds counts them
-                first = planned_config(argv)["seed"]
-                for seed in range(first, first + src.seeds):
+            else:
+                for seed in seeds_of(src, argv):
                     name = f"{src.path}/S-{seed}"
                     jobs.append(_run_job(name, src, root / name, [*argv, "--set", f"seed={seed}"], root, extra))
         if src.file and (src.path, src.file) not in extractions:
             extractions.add((src.path, src.file))
             jobs.append(_extract_job(src, root, root_text, data_dir))
     return jobs
+
+
+def seeds_of(src: Source, argv: list[str]) -> range:
+    """The seeds of a seeds source: from its preset's, as --seeds counts them."""
+    first = planned_config(argv)["seed"]
+    return range(first, first + src.seeds)
 
 
 def select(jobs: list[Job], patterns: list[str]) -> list[Job]:
@@ -221,20 +237,36 @@ def producer(jobs: list[Job], need: Path) -> Job | None:
 
 
 def is_ready(need: Path) -> bool:
-    """Whether a needed file is there (a phase-1 network: and finished writing)."""
-    if need.name == "pretrained.pt":
-        return need.is_file() and time.time() - need.stat().st_mtime > SETTLE_S
+    """Whether a needed file is there: a phase-1 network (written whole, semi.save_pretrained), or the
+    summary.json of a run that finished (not one that diverged)."""
+    if need.name == "summary.json":
+        return folder_state(need.parent) == "skip"
     return need.is_file()
 
 
 def is_done(job: Job) -> bool:
-    """Whether the job's output is there: summary.json, or the extracted array."""
-    return job.done_file.is_file()
+    """Whether the job's output is there: a finished run's summary.json, or the extracted array."""
+    return is_ready(job.done_file)
 
 
 def has_work(job: Job) -> bool:
-    """A run not finished when planned, or an extraction whose file is not there."""
-    return job.action != "skip" and not (job.action == "extract" and is_done(job))
+    """A run to start or continue (a diverged one waits for a person), or an extraction whose file is not there."""
+    return job.action in ("fresh", "resume") or (job.action == "extract" and not is_done(job))
+
+
+def missing_module(job: Job) -> str | None:
+    """The optional python module an extraction needs and this machine lacks, or None."""
+    module = EXTRACT_MODULES.get(job.argv[4]) if job.action == "extract" else None
+    return module if module and importlib.util.find_spec(module) is None else None
+
+
+def diverged_text(folder: Path, module: str) -> str:
+    """Why a run diverged (its summary.json) and the command that continues it at lower rates."""
+    where = config_mod.read_json(folder / "summary.json", "run summary").get("diverged")
+    where = where if isinstance(where, dict) else {}
+    key = where.get("resume_key")
+    how = f"; continue it with: python -m {module} --resume {shown(folder)} --set {key}=[...]" if key else ""
+    return f"{where.get('reason') or 'diverged (its run.log says where)'}{how}"  # the reason says "diverged: ..."
 
 
 # --- what is left, and how long it takes ------------------------------------------------------------
@@ -257,7 +289,8 @@ def epochs_left(cfg: dict, rows: list[dict]) -> tuple[int, int] | None:
 
 
 def _bench_files(threads: int, bench: Path) -> list[tuple[Path, dict]]:
-    """bench/results/*.json, most fitting first: same threads, newest date (the name's prefix), newest code."""
+    """bench/results/*.json, most fitting first: same threads, newest date (the name's prefix), then the day's
+    files of the newest code on the usual machine (LESS_FITTING_MARKERS), then by name."""
     files = []
     for path in bench.glob("*.json"):
         try:
@@ -266,7 +299,8 @@ def _bench_files(threads: int, bench: Path) -> list[tuple[Path, dict]]:
             continue
     return sorted(files, reverse=True, key=lambda f: (f[1].get("machine", {}).get("threads") == threads,
                                                       f[0].name[:10],
-                                                      not any(m in f[0].name for m in OLD_CODE_MARKERS)))
+                                                      not any(m in f[0].name for m in LESS_FITTING_MARKERS),
+                                                      f[0].name))  # the last: the same choice on every machine
 
 
 def estimate(cfg: dict, preset: str, left: tuple[int, int], threads: int,
@@ -333,12 +367,13 @@ def settings_changed(have: dict, planned: dict) -> list[str]:
 def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | None]:
     """One dry-run line (action, name, epochs left, time estimate, what it waits for) and the estimate in seconds."""
     if job.action == "extract":
-        module = EXTRACT_MODULES.get(job.argv[4])
+        module = missing_module(job)
         text = "finished" if is_done(job) else f"after {job.source.path}" + \
-            ("" if (job.folder / "summary.json").is_file() else " finishes") + \
-            (f"; needs the python module {module}, not installed here"
-             if module and importlib.util.find_spec(module) is None else "")
+            ("" if is_ready(job.folder / "summary.json") else " finishes") + \
+            (f"; needs the python module {module}, not installed here" if module else "")
         return f"extract  {job.name}  {text}", None
+    if job.action == "diverged":
+        return f"diverged {job.name}  {diverged_text(job.folder, job.argv[2])}", None
     if job.action == "skip":
         cfg = config_mod.read_json(job.folder / "config.json", "run config")
         planned, full = planned_epochs(cfg), job.source.full_epochs
@@ -367,7 +402,8 @@ def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | 
 def dry_run(jobs: list[Job], threads: int, bench: Path = BENCH) -> str:
     """The dry-run's lines and a total: jobs by action, estimated hours of work (bench: where the JSONs are)."""
     lines, seconds = zip(*(describe(j, threads, bench) for j in jobs)) if jobs else ((), ())
-    count = {a: sum(j.action == a for j in jobs) for a in ("fresh", "resume", "skip", "extract")}
+    count = {a: sum(j.action == a for j in jobs) for a in ("fresh", "resume", "skip", "diverged", "extract")}
+    count = {a: n for a, n in count.items() if n or a != "diverged"}  # said only where there is one
     known = [s for s in seconds if s is not None]
     work = f"~{_duration(sum(known))} of work for the {len(known)} with an estimate, at {threads} thread(s) each" \
         if known else "no estimates"
@@ -448,21 +484,39 @@ def command_for(job: Job) -> list[str] | None:
     state = folder_state(job.folder)
     if state == "skip":
         return None
+    if state == "diverged":  # since it was planned: a person continues it, never a dead start to clear
+        raise UserError(diverged_text(job.folder, job.argv[2]))
     if state == "resume":
         return [sys.executable, "-m", job.argv[2], "--resume", shown(job.folder)]
     clear_dead_start(job.folder)
     return job.argv
 
 
-def start(job: Job, argv: list[str], threads: int) -> subprocess.Popen:
-    """The job as a child process in its own session (so that only we interrupt it), output to its log."""
+def locked_log(job: Job):
+    """The job's log, open for appending and locked (flock), or None when another process holds the lock.
+
+    The child started with it as its output holds the lock until it ends (a lock belongs to the open file, which
+    the child shares): a second funcs.reproduce on the same root, on this machine or on another sharing the
+    folder, does not start, nor clear as a dead start, a folder being trained. Checked before anything is run."""
     job.log.parent.mkdir(parents=True, exist_ok=True)
+    log = open(job.log, "a")
+    if fcntl is None:
+        return log
+    try:
+        fcntl.flock(log, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.close()
+        return None
+    return log
+
+
+def start(argv: list[str], log, threads: int) -> subprocess.Popen:
+    """A job as a child process in its own session (so that only we interrupt it), output to its open log."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    with open(job.log, "a") as log:
-        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} funcs.reproduce: {shlex.join(argv)}\n")
-        log.flush()
-        return subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} funcs.reproduce: {shlex.join(argv)}\n")
+    log.flush()
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def last_line(path: Path) -> str:
@@ -490,14 +544,15 @@ def finished_text(job: Job) -> str:
 
 
 def summarize_seeds(src: Source, root: Path) -> None:
-    """Write <path>/seeds_summary.json and its curves once every seed has finished, as `--seeds` does."""
+    """Write <path>/seeds_summary.json and its curves once every planned seed has finished, as `--seeds` does."""
     folder = root / src.path
-    done = sorted((d for d in folder.glob("S-*") if (d / "summary.json").is_file()), key=lambda d: int(d.name[2:]))
+    done = [folder / f"S-{seed}" for seed in seeds_of(src, _words(src.command.replace(ROOT, shown(root))))]
+    if not all(folder_state(d) == "skip" for d in done):
+        return
     summaries = [config_mod.read_json(d / "summary.json", "run summary") for d in done]
     stats_path = folder / "seeds_summary.json"
     seeds = [s["seed"] for s in summaries]
-    if len(done) < src.seeds or (stats_path.is_file() and
-                                 config_mod.read_json(stats_path, "seeds summary").get("seeds") == seeds):
+    if stats_path.is_file() and config_mod.read_json(stats_path, "seeds summary").get("seeds") == seeds:
         return
     stats = results.seeds_summary(summaries)
     results.write_json(stats_path, stats)
@@ -510,7 +565,8 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
     """Run the jobs, n_jobs at a time, each once what it needs is there, until done or `stop()`; the exit code."""
     pending = [j for j in jobs if has_work(j)]
     running: dict[int, tuple[Job, subprocess.Popen, float, int]] = {}  # pid: (job, process, start, its rows then)
-    ended: list[tuple[Job, str, str]] = []  # (job, "failed" or "left", why)
+    ended: list[tuple[Job, str, str]] = [(j, "failed", diverged_text(j.folder, j.argv[2]))
+                                         for j in jobs if j.action == "diverged"]  # (job, "failed" or "left", why)
     for src in {j.source.path: j.source for j in jobs if j.source.seeds > 1}.values():
         summarize_seeds(src, root)
     last_progress, interrupted = time.monotonic(), False
@@ -520,9 +576,9 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
                 pending.remove(job)
                 ended += try_start(job, running, threads)
             ended += reap(running, root)
-            if not running and pending and not any(all(n.is_file() for n in j.needs) for j in pending):
-                ended += [blocked(j, jobs, ended) for j in pending]  # each waits for a file that will not come
-                pending = []
+            stuck = [j for j in pending if waits_in_vain(j, jobs, pending, running)]
+            ended += [blocked(j, jobs, ended) for j in stuck]
+            pending = [j for j in pending if j not in stuck]
             if time.monotonic() - last_progress >= PROGRESS_S:
                 last_progress = time.monotonic()
                 for job, *_ in running.values():
@@ -530,7 +586,7 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
             time.sleep(POLL_S if running or pending else 0)
     except KeyboardInterrupt:  # our children run in their own sessions: interrupt them ourselves
         interrupted = True
-    except UserError:  # a run's file damaged under us: stop the running jobs at a checkpoint, then say what
+    except BaseException:  # a run's file damaged under us, or a bug: stop the running jobs at a checkpoint first
         interrupt(running, "stopped")
         raise
     reason = "interrupted" if interrupted else "time is up"
@@ -543,22 +599,32 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
     return 130 if interrupted else 1 if any(o == "failed" for _, o, _ in ended) else 3 if ended else 0
 
 
+def waits_in_vain(job: Job, jobs: list[Job], pending: list[Job], running: dict) -> bool:
+    """Whether a file the job needs is missing and no job waiting or running here will write it."""
+    busy = {id(j) for j in pending} | {id(j) for j, *_ in running.values()}
+    return any(not is_ready(n) and id(producer(jobs, n)) not in busy for n in job.needs)
+
+
 def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str]]:
     """Start a job; [] when started (or found finished), else [(job, "failed" or "left", why)]."""
-    module = EXTRACT_MODULES.get(job.argv[4]) if job.action == "extract" else None
-    if module and importlib.util.find_spec(module) is None:
+    module = missing_module(job)
+    if module:
         return [(job, "left", f"not run: needs the python module {module}, not installed here")]
     pid = live_process(job.folder) if job.is_run else None
     if pid is not None:
         return [(job, "left", f"not started: process {pid} is training {shown(job.folder)}")]
-    try:
-        argv = command_for(job)
-    except UserError as err:
-        return [(job, "failed", str(err))]
-    if argv is None:
-        say(f"{job.name}: finished already")
-        return []
-    proc = start(job, argv, threads)
+    log = locked_log(job)
+    if log is None:
+        return [(job, "left", f"not started: another funcs.reproduce is running it ({shown(job.log)} is locked)")]
+    with log:
+        try:
+            argv = command_for(job)
+        except UserError as err:
+            return [(job, "failed", str(err))]
+        if argv is None:
+            say(f"{job.name}: finished already")
+            return []
+        proc = start(argv, log, threads)
     running[proc.pid] = (job, proc, time.monotonic(), len(read_rows(job.folder)))
     how = f"resumed ({epoch_text(job)} done)" if "--resume" in argv else "started"
     say(f"{job.name}: {how}, log {shown(job.log)}")

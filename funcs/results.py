@@ -140,10 +140,16 @@ def check_new_folder(folder: Path) -> None:
         raise UserError(f"--out {folder}: exists and is not an empty folder; choose a new one")
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+def atomic_write(path: Path, write) -> None:
+    """write(tmp) into a temporary file beside `path`, then renamed onto it: a reader (or a kill) never meets half
+    a file. The temporary name is this process's own: two processes writing one file (two seeds' jobs ending
+    together, both writing their seeds summary) do not rename each other's file away."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
@@ -154,7 +160,7 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 class Run:
@@ -235,8 +241,8 @@ class Run:
         kill in between leaves a row past the checkpoint, which a resume drops)."""
         with stops_deferred():
             self._append_row("results.csv", row, fresh=row["epoch"] == 1)
-            _atomic_write(self.folder / CHECKPOINT, lambda p: torch.save(checkpoint, p))
-            _atomic_write(self.folder / "model_state_dict.pt",
+            atomic_write(self.folder / CHECKPOINT, lambda p: torch.save(checkpoint, p))
+            atomic_write(self.folder / "model_state_dict.pt",
                           lambda p: torch.save(checkpoint["learner"]["model"], p))
             if self.progress is not None:
                 self.progress.step({"loss": f"{row['loss']:.4f}", **{
@@ -290,7 +296,7 @@ class Run:
         except (KeyError, ValueError, TypeError) as err:
             raise plots.damaged(path, err) from None
         if rows:
-            _atomic_write(path, lambda p: _write_rows(p, rows))  # a kill now leaves the old file, not half of it
+            atomic_write(path, lambda p: _write_rows(p, rows))  # a kill now leaves the old file, not half of it
 
     # --- the end --------------------------------------------------------------------------
     def write_summary(self, cfg, metrics: dict, device: str, argv: list[str], diverged: dict | None = None) -> dict:

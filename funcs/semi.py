@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from funcs import association, loop, rules
+from funcs import association, loop, results, rules
 from funcs.errors import UserError
 from funcs.rules import Schedules
 from funcs.target import Target
@@ -95,8 +95,11 @@ PRETRAINED_KEYS = ("action", "dataset", "fcLayers", "activation_function", "trai
 
 
 def save_pretrained(folder: Path, cfg, learner, seed: int, labeled_idx: torch.Tensor, error: float) -> None:
-    torch.save({"model": learner.state_dict()["model"], "config": cfg.to_json(), "semi_seed": seed,
-                "labeled_subset": association.describe_subset(labeled_idx), "error": error}, folder / PRETRAINED)
+    """The phase-1 network, written whole or not at all: a `_wta` run waiting for it may start the moment it is
+    there (funcs.reproduce)."""
+    saved = {"model": learner.state_dict()["model"], "config": cfg.to_json(), "semi_seed": seed,
+             "labeled_subset": association.describe_subset(labeled_idx), "error": error}
+    results.atomic_write(folder / PRETRAINED, lambda tmp: torch.save(saved, tmp))
 
 
 def load_pretrained(cfg) -> dict:

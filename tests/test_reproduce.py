@@ -7,6 +7,7 @@ quickstart network on an MNIST subset (scikit-learn's digits where MNIST cannot 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shlex
@@ -173,7 +174,8 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     for name, threads, gpu, seconds in (("2026-01-01_old.json", 1, None, 99.0), ("2026-02-01_new.json", 1, None, 12.5),
                                         ("2026-03-01_two-threads.json", 2, None, 7.0),
                                         ("2026-04-01_gpu.json", 1, "NVIDIA H200", 0.1),
-                                        ("2026-02-01_new_before-speedup.json", 1, None, 50.0)):
+                                        ("2026-02-01_new_before-speedup.json", 1, None, 50.0),
+                                        ("2026-02-01_other-machine.json", 1, None, 30.0)):
         machine = {"threads": threads, **({"gpu": gpu} if name != "2026-01-01_old.json" else {})}
         write(bench, {name: json.dumps({"machine": machine,
                                         "results": [{**entry, "seconds_per_epoch": seconds}, semi]})})
@@ -206,6 +208,61 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     assert reproduce.describe(jobs[0], threads=2, bench=bench)[1] == 6 * 7.0
     total = reproduce.dry_run(jobs, 1, bench).splitlines()[-1]
     assert total.startswith("5 jobs: 4 fresh, 1 resume, 0 skip, 0 extract;")
+
+
+DIVERGED = {"status": "diverged", "diverged": {"reason": "diverged: loss nan at epoch 3", "resume_key": "lr"}}
+
+
+def test_a_diverged_run_fails_with_its_reason_and_resume_command_and_what_waits_for_it_does_not_start(
+        tmp_path, capsys):
+    root = tmp_path / "r"
+    write(root / "d", {"config.json": "{}", "checkpoint.pt": "", "summary.json": json.dumps(DIVERGED)})
+    sources = [Source("d", QUICK, "d"), Source("readout", QUICK + " --trained_path {root}/d", "read-out")]
+    jobs = {j.name: j for j in reproduce.plan(sources, root)}
+    assert jobs["d"].action == "diverged" and not reproduce.has_work(jobs["d"])
+    assert not reproduce.is_ready(jobs["readout"].needs[0]) and not reproduce.is_done(jobs["d"])
+    resume = f"continue it with: python -m bp.main --resume {root}/d --set lr=[...]"
+    assert reproduce.describe(jobs["d"], 1) == (f"diverged d  diverged: loss nan at epoch 3; {resume}", None)
+    assert reproduce.dry_run(list(jobs.values()), 1).splitlines()[-1].startswith(
+        "2 jobs: 1 fresh, 0 resume, 0 skip, 1 diverged, 0 extract;")
+    with pytest.raises(UserError, match="loss nan at epoch 3"):  # diverged since it was planned: never cleared
+        reproduce.command_for(dataclasses.replace(jobs["d"], action="fresh"))
+    assert (root / "d" / "summary.json").is_file()
+
+    assert reproduce.main(["--root", str(root)], sources) == 1  # at once: nothing trains
+    out = capsys.readouterr().out
+    assert f"d: diverged: loss nan at epoch 3; {resume}" in out
+    assert f"readout: not started: needs {root}/d/summary.json, not written by d" in out
+    assert not (root / "readout").exists()
+
+
+def test_seeds_summary_waits_for_every_planned_seed_to_finish(tmp_path):
+    src = Source("s", QUICK, "s", seeds=2)  # seeds 1 and 2 (the quickstart preset's seed is 1)
+    finished = {"status": "finished", "seed": 1, "accuracy_percent": {"direct": 90.0}}
+    write(tmp_path / "s" / "S-1", {"summary.json": json.dumps(finished)})
+    write(tmp_path / "s" / "S-2", {"summary.json": json.dumps({**DIVERGED, "seed": 2})})
+    write(tmp_path / "s" / "S-9", {"summary.json": json.dumps({**finished, "seed": 9})})  # not a planned seed
+    write(tmp_path / "s" / "S-3_old", {"summary.json": "{}"})
+    reproduce.summarize_seeds(src, tmp_path)
+    assert not (tmp_path / "s" / "seeds_summary.json").exists()
+    write(tmp_path / "s" / "S-2", {"summary.json": json.dumps({**finished, "seed": 2})})  # resumed, finished
+    reproduce.summarize_seeds(src, tmp_path)
+    assert json.loads((tmp_path / "s" / "seeds_summary.json").read_text())["seeds"] == [1, 2]
+
+
+def test_a_job_whose_log_another_reproduce_holds_is_left_alone(tmp_path):
+    root = tmp_path / "r"
+    write(root / "dead", {"config.json": "{}"})  # what a job in its first epoch looks like from outside
+    job = reproduce.plan([Source("dead", QUICK, "dead")], root)[0]
+    held = reproduce.locked_log(job)  # as the other reproduce's child holds it while it trains
+    try:
+        running = {}
+        assert reproduce.try_start(job, running, 1) == [
+            (job, "left", f"not started: another funcs.reproduce is running it ({root}/dead.log is locked)")]
+        assert running == {} and (root / "dead" / "config.json").is_file()  # not cleared as a dead start
+    finally:
+        held.close()
+    assert reproduce.locked_log(job) is not None  # released with its holder
 
 
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys):

@@ -151,6 +151,21 @@ def error_line(capsys) -> str:
     return lines[-1]
 
 
+def test_atomic_write_replaces_a_file_whole_or_leaves_it_and_no_temporary_file(tmp_path):
+    path = tmp_path / "seeds_summary.json"
+    results.write_json(path, {"seeds": [1]})
+
+    def half_then_fail(tmp):
+        tmp.write_text('{"see')  # a disk full, a kill: half a file
+        raise OSError("No space left on device")
+    with pytest.raises(OSError):
+        results.atomic_write(path, half_then_fail)
+    assert json.loads(path.read_text()) == {"seeds": [1]} and os.listdir(tmp_path) == [path.name]
+    # the temporary file is this process's: another process writing the same file at once has its own
+    results.atomic_write(path, lambda tmp: tmp.write_text(str(os.getpid()) + " in " + tmp.name))
+    assert path.read_text() == f"{os.getpid()} in .seeds_summary.json.{os.getpid()}.tmp"
+
+
 def test_out_that_is_a_file_or_a_nonempty_folder_is_refused_untouched(tmp_path, capsys):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine")
