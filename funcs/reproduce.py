@@ -188,22 +188,20 @@ def _extract_job(src: Source, root: Path, root_text: str, data_dir: str | None) 
 
 
 def plan(sources: list[Source], root: Path, device: int | None = None, data_dir: str | None = None) -> list[Job]:
-    """Every job of the sources under `root`, in their order; a path met again adds only its extraction."""
+    """Every job of the sources under `root`, in their order; a run folder met again (a path of two sources, a
+    single-seed source naming one seed of a seeds source) adds only its extraction."""
     root_text = shown(root)
     extra = [*(["--set", f"device={device}"] if device is not None else []),
              *(["--set", f"data_dir={json.dumps(data_dir)}"] if data_dir is not None else [])]
-    jobs, paths, extractions = [], set(), set()
+    jobs, folders, extractions = [], set(), set()
     for src in sources:
-        if src.path not in paths:
-            paths.add(src.path)
-            argv = _words(src.command.replace(ROOT, root_text))
-            if src.seeds == 1:
-                if not any(job.name == src.path for job in jobs):  # not one seed of a seeds source met before
-                    jobs.append(_run_job(src.path, src, root / src.path, argv, root, extra))
-            else:
-                for seed in seeds_of(src, argv):
-                    name = f"{src.path}/S-{seed}"
-                    jobs.append(_run_job(name, src, root / name, [*argv, "--set", f"seed={seed}"], root, extra))
+        argv = _words(src.command.replace(ROOT, root_text))
+        runs = [(src.path, argv)] if src.seeds == 1 else \
+            [(f"{src.path}/S-{seed}", [*argv, "--set", f"seed={seed}"]) for seed in seeds_of(src, argv)]
+        for name, run_argv in runs:
+            if root / name not in folders:
+                folders.add(root / name)
+                jobs.append(_run_job(name, src, root / name, run_argv, root, extra))
         if src.file and (src.path, src.file) not in extractions:
             extractions.add((src.path, src.file))
             jobs.append(_extract_job(src, root, root_text, data_dir))

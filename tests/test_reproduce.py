@@ -85,6 +85,12 @@ def test_plan_skips_finished_resumes_checkpointed_restarts_dead_and_makes_the_wt
     assert reproduce.command_for(jobs["done"]) is None
 
 
+def test_a_run_folder_named_by_two_sources_is_planned_once_whichever_comes_first(tmp_path):
+    one_seed, seeds = Source("s/S-1", QUICK, "figure"), Source("s", QUICK, "table", seeds=2)
+    for sources in ([one_seed, seeds], [seeds, one_seed], [seeds, seeds]):
+        assert [j.name for j in reproduce.plan(sources, tmp_path)] == ["s/S-1", "s/S-2"]
+
+
 def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_folder_once_then_our_tables(tmp_path):
     jobs = reproduce.plan(reproduce.registry_sources(), tmp_path)
     runs = [j.name for j in jobs if j.is_run]
