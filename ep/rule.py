@@ -6,7 +6,8 @@ from funcs.config import fail
 from funcs.rules import Rule, Schedules, key
 
 FIELDS = {
-    "dt": key(0.2, "EP: discretisation step of the dynamics", "float", lo=0, lo_open=True),
+    "dt": key(0.2, "EP: discretisation step of the dynamics (above 1 a step overshoots its fixed point)", "float",
+              lo=0, lo_open=True, hi=1),
     "T": key(40, "EP: free phase steps", "int", lo=1),
     "Kmax": key(10, "EP: nudged phase steps", "int", lo=1),
     "beta": key(0.2, "EP: nudging strength", "float", lo=0, lo_open=True),

@@ -48,6 +48,7 @@ def test_ep_cli_trains_unsupervised_network_above_its_untrained_baseline(tmp_pat
     ("activation_function=softmax", "EP needs an activation with a derivative"),
     ("loss=Cross-entropy", "softmax read-out of the last hidden layer"),
     ("beta=0", "'beta': 0.0 must be > 0"),
+    ("dt=1e30", "'dt': 1e+30 must be <= 1"),  # a step past its fixed point: was a divergence blamed on lr
     ("error_estimate=two-sided", "is not one of one-sided, symmetric"),
 ])
 def test_ep_config_errors_are_one_line_and_exit_2(override, message, tmp_path, capsys):
