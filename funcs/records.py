@@ -21,7 +21,7 @@ from funcs.experiments import Source
 from funcs.config import read_json
 from funcs.plots import damaged, read_csv
 from funcs.errors import UserError
-from funcs.results import COSTS, accuracies, costs
+from funcs.results import COSTS, accuracies, costs, mean_and_std
 
 
 @dataclass
@@ -175,9 +175,8 @@ def read_run(folder: Path, root: Path | None = None) -> Record | None:
     else:  # seeds still running: the finished ones
         done = [r for r in per_seed if r.finished] or per_seed
         keys = set.intersection(*(set(r.accuracy) for r in done))
-        values = {k: np.array([r.accuracy[k] for r in done]) for k in keys}
-        mean = {k: round(float(v.mean()), 3) for k, v in values.items()}
-        std = {k: round(float(v.std(ddof=1)), 3) if len(v) > 1 else 0.0 for k, v in values.items()}
+        stats = {k: mean_and_std(r.accuracy[k] for r in done) for k in keys}
+        mean, std = {k: m for k, (m, _) in stats.items()}, {k: sd for k, (_, sd) in stats.items()}
         seeds = [r.seeds[0] for r in done]
     first = per_seed[0]
     runs = [r.epochs_run for r in per_seed if r.epochs_run is not None]

@@ -421,12 +421,21 @@ def format_row(row: dict) -> str:
 def seeds_summary(per_seed: list[dict]) -> dict:
     """Mean and sample standard deviation (ddof=1) of every accuracy (and a regression's every cost) over seeds,
     with the seed list."""
-    blocks = (("accuracy_percent", 3), ("cost", 6))  # (summary.json block, decimals kept)
     out = {"seeds": [s["seed"] for s in per_seed], "std_ddof": 1, "per_seed": {}, "mean": {}, "std": {}}
-    for block, decimals in blocks:
+    for block in ("accuracy_percent", "cost"):
         for key in per_seed[0].get(block, {}):
-            values = torch.tensor([s[block][key] for s in per_seed], dtype=torch.float64)
-            out["per_seed"][key] = values.tolist()
-            out["mean"][key] = round(values.mean().item(), decimals)
-            out["std"][key] = round(values.std(unbiased=True).item(), decimals) if len(values) > 1 else 0.0
+            values = [s[block][key] for s in per_seed]
+            out["per_seed"][key] = values
+            out["mean"][key], out["std"][key] = mean_and_std(values)
     return out
+
+
+STATS_DECIMALS = 6  # of a mean and std as stored: the tables round them once, when they show them (seen: a std of
+#                     0.0847 stored as 0.085 and shown as 0.09)
+
+
+def mean_and_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for one value) over seeds, to STATS_DECIMALS decimals."""
+    v = torch.tensor(list(values), dtype=torch.float64)
+    std = v.std(unbiased=True).item() if len(v) > 1 else 0.0
+    return round(v.mean().item(), STATS_DECIMALS), round(std, STATS_DECIMALS)

@@ -10,9 +10,11 @@ in the docs is typed by hand.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from funcs import original_curves
@@ -69,7 +71,15 @@ def _number(mean: float | None, std: float | None = None, digits: int = 2) -> st
     """'95.85 ± 0.01', '80.24' (one run), '-' (none)."""
     if mean is None:
         return "-"
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+    return _rounded(mean, digits) + (f" ± {_rounded(std, digits)}" if std is not None else "")
+
+
+def _rounded(value: float, digits: int) -> str:
+    """A value to `digits` decimals, a half rounded up as by hand: the mean of 89.92 and 89.93 shows as 89.93
+    (a float's own formatting rounds the binary 89.92499... down)."""
+    if not math.isfinite(value):
+        return str(value)
+    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
 def _digits(row: Row) -> int:
@@ -114,7 +124,9 @@ def _run(row: Row, root: str, command: bool = True) -> str:
     (with the command that runs it)."""
     if not row.folder:
         return f"not run: `{row.command}`" if command else "not run"
-    seeds = f"{row.seeds} seed" + ("s" if row.seeds != 1 else "")
+    planned = row.source.seeds if row.source is not None else row.seeds
+    seeds = (f"{row.seeds} of {planned} seeds" if row.seeds < planned else
+             f"{row.seeds} seed" + ("s" if row.seeds != 1 else ""))  # a seeds root whose other seeds are to come
     return f"[{', '.join(p for p in (seeds, row.epochs) if p)}]({root}{row.folder})"
 
 
@@ -144,7 +156,8 @@ def summary_table(link: str, results=RESULTS) -> str:
             lines.append([number, rows[0].what if methods == [DIRECT, LINEAR] else f"{rows[0].what}: {methods[0]}",
                           " / ".join(map(_paper, rows)), " / ".join(map(_ours, rows)),
                           _run(rows[0], root, command=False)])
-    return (f"Test accuracy (%), mean ± std over seeds; two numbers: {DIRECT} / {LINEAR}.\n\n" +
+    return (f"Test accuracy (%) at the last epoch, mean ± sample std over seeds; two numbers: {DIRECT} / {LINEAR}."
+            "\n\n" +
             _markdown(["table", "network", "paper", "ours", "our run"], lines))
 
 
@@ -175,7 +188,8 @@ def _original_row(key: str, rec, curve: dict | None, root_link: str, root: Path)
     same = original_curves.at_epoch(curve, epochs) if curve and epochs else None
     end = (curve["mean"][-1], curve["std"][-1]) if curve else None
     at_ours = _end_at_our_phase_1(rec, curve, epochs)
-    run = f"[{rec.describe()}]({root_link}{rec.folder.relative_to(root)})" if any(rows) else "not run"
+    run = f"[{rec.describe(SEMI[key].full_epochs)}]({root_link}{rec.folder.relative_to(root)})" if any(rows) \
+        else "not run"
     return [f"{rule.upper()}, {labels} labels", SEMI_VARIANTS[variant], ours("after_phase_1"),
             theirs(curve and curve["after_phase_1"]), str(epochs or "-"), ours("test"), theirs(same), theirs(end),
             theirs(at_ours), str(curve["seeds"]) if curve else "-", run]

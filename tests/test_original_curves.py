@@ -81,7 +81,7 @@ def test_table_sets_an_unfinished_run_beside_theirs_at_its_own_epoch(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     # ours after phase 1 (90.00), theirs; 2 phase-2 epochs: ours 93.00 against theirs at epoch 2; theirs at the end
     assert cells[2:10] == ["90.00", "90.00 ± 0.50", "2", "93.00", "92.00 ± 0.20", "93.00 ± 0.30", "-", "15"]
-    assert "phase 2: 2 of 400 epochs (unfinished)" in cells[10]
+    assert "phase 2: 2 of 400 epochs (unfinished; shortened from the paper's 600)" in cells[10]  # phase 1: 1 of 200
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 3  # header, its rule, the one row
 
 

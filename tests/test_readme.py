@@ -3,6 +3,7 @@ results tables are generated from simuResults/ and every number of ours in them 
 import json
 import re
 import statistics
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,7 @@ def _folder_numbers(folder: Path) -> set[str]:
         for name, value in zip(last[0].split(","), last[-1].split(",")):
             if name.startswith("error") and value:
                 values.append(100 * (1 - float(value)))
-    return {f"{v:.2f}" for v in values}
+    return {str(Decimal(repr(float(v))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) for v in values}  # by hand
 
 
 def test_every_number_of_ours_in_readme_is_in_the_run_folder_its_row_links():
