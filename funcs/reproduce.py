@@ -362,8 +362,9 @@ def settings_changed(have: dict, planned: dict) -> list[str]:
             if key not in _NOT_COMPARED and key in have and value is not None and have[key] != value]
 
 
-def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | None]:
-    """One dry-run line (action, name, epochs left, time estimate, what it waits for) and the estimate in seconds."""
+def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None = None) -> tuple[str, float | None]:
+    """One dry-run line (action, name, epochs left, time estimate, what it waits for) and the estimate in seconds;
+    jobs: the selected ones, to say when a needed file is written by none of them."""
     if job.action == "extract":
         module = missing_module(job)
         text = "finished" if is_done(job) else f"after {job.source.path}" + \
@@ -390,7 +391,9 @@ def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | 
         found = estimate(cfg, _option(job.argv, "--json_path").removeprefix("configFile/"), left, threads, bench)
         text = f"{sum(left)} of {planned_epochs(cfg)} epochs left, " + \
             (f"~{_duration(found[0])} ({shown(found[1])})" if found else "no estimate")
-    waits = [shown(n) for n in job.needs if not is_ready(n)]
+    waits = [shown(n) + ("" if jobs is None or producer(jobs, n) else " (which no selected job writes: it will not "
+                                                                      "start; add that source to --only)")
+             for n in job.needs if not is_ready(n)]
     text += f"; waits for {', '.join(waits)}" if waits else ""
     pid = live_process(job.folder)
     text += f"; process {pid} is training it now" if pid else ""
@@ -399,7 +402,7 @@ def describe(job: Job, threads: int, bench: Path = BENCH) -> tuple[str, float | 
 
 def dry_run(jobs: list[Job], threads: int, bench: Path = BENCH) -> str:
     """The dry-run's lines and a total: jobs by action, estimated hours of work (bench: where the JSONs are)."""
-    lines, seconds = zip(*(describe(j, threads, bench) for j in jobs)) if jobs else ((), ())
+    lines, seconds = zip(*(describe(j, threads, bench, jobs) for j in jobs)) if jobs else ((), ())
     count = {a: sum(j.action == a for j in jobs) for a in ("fresh", "resume", "skip", "diverged", "extract")}
     count = {a: n for a, n in count.items() if n or a != "diverged"}  # said only where there is one
     known = [s for s in seconds if s is not None]

@@ -299,6 +299,9 @@ def test_damaged_run_folder_is_one_error_line_naming_its_file(tmp_path, capsys):
 
 def test_wta_without_its_base_selected_does_not_start_and_says_why(tmp_path, capsys):
     sources = [Source("semi", SEMI, "base"), Source("semi_wta", SEMI + " --set pretrained_path={root}/semi", "wta")]
+    assert reproduce.main(["--root", str(tmp_path), "--only", "semi_wta", "--dry-run"], sources) == 0
+    assert f"waits for {tmp_path}/semi/pretrained.pt (which no selected job writes: it will not start; add that " \
+           f"source to --only)" in capsys.readouterr().out
     assert reproduce.main(["--root", str(tmp_path), "--only", "semi_wta"], sources) == 1
     out = capsys.readouterr().out
     assert f"semi_wta: not started: needs {tmp_path}/semi/pretrained.pt, which no selected job writes" in out
