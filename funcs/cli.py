@@ -278,7 +278,7 @@ def resume(rule: Rule, args, command) -> None:
     summary = config_mod.read_json(folder / "summary.json", "run summary") if (folder / "summary.json").exists() \
         else None
     was_diverged = summary is not None and summary.get("status") == "diverged"
-    if was_diverged and not (isinstance(summary.get("diverged", {}), dict)
+    if was_diverged and not (isinstance(summary.get("diverged") or {}, dict)
                              and isinstance(summary.get("resumed_with", []), list)):  # record_changes reads both
         raise UserError(f"--resume {folder}: {folder / 'summary.json'} is damaged: its 'diverged' is not an object "
                         f"or its 'resumed_with' not a list")

@@ -170,10 +170,11 @@ def needs_of(argv: list[str]) -> list[Path]:
 
 
 def _run_job(name: str, src: Source, folder: Path, argv: list[str], root: Path, extra: list[str]) -> Job:
-    """A training job: its fresh command (+ device, data_dir, --out), state, needs and log."""
+    """A training job: its fresh command (+ device, data_dir, --out), needs and log; its state is read by `plan`
+    once the job is selected."""
     argv = [*argv, *extra, "--out", shown(folder)]
-    return Job(name, src, folder, folder_state(folder), argv, planned_config(argv), needs_of(argv),
-               folder / "summary.json", root / f"{name}.log")
+    return Job(name, src, folder, "", argv, planned_config(argv), needs_of(argv), folder / "summary.json",
+               root / f"{name}.log")
 
 
 def _extract_job(src: Source, root: Path, root_text: str, data_dir: str | None) -> Job:
@@ -187,7 +188,8 @@ def _extract_job(src: Source, root: Path, root_text: str, data_dir: str | None) 
                root / f"{src.path}.{Path(src.file).stem}.log")
 
 
-def plan(sources: list[Source], root: Path, device: int | None = None, data_dir: str | None = None) -> list[Job]:
+def plan(sources: list[Source], root: Path, device: int | None = None, data_dir: str | None = None,
+         patterns: list[str] = ()) -> list[Job]:
     """Every job of the sources under `root`, in their order; a run folder met again (a path of two sources, a
     single-seed source naming one seed of a seeds source) adds only its extraction."""
     root_text = shown(root)
@@ -205,6 +207,10 @@ def plan(sources: list[Source], root: Path, device: int | None = None, data_dir:
         if src.file and (src.path, src.file) not in extractions:
             extractions.add((src.path, src.file))
             jobs.append(_extract_job(src, root, root_text, data_dir))
+    jobs = select(jobs, patterns)
+    for job in jobs:  # only the selected folders are read: a damaged one elsewhere stops nothing
+        if job.is_run:
+            job.action = folder_state(job.folder)
     return jobs
 
 
@@ -215,7 +221,8 @@ def seeds_of(src: Source, argv: list[str]) -> range:
 
 
 def select(jobs: list[Job], patterns: list[str]) -> list[Job]:
-    """The jobs whose source path or job name matches one of the patterns (fnmatch); each pattern must match."""
+    """The jobs whose source path or job name matches one of the patterns (fnmatch; none: every job); each pattern
+    must match."""
     if not patterns:
         return jobs
     for pattern in patterns:
@@ -368,8 +375,8 @@ def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None
     if job.action == "extract":
         module = missing_module(job)
         text = "finished" if is_done(job) else f"after {job.source.path}" + \
-            ("" if is_ready(job.folder / "summary.json") else " finishes") + \
-            (f"; needs the python module {module}, not installed here" if module else "")
+            ("" if is_ready(job.folder / "summary.json") else _will_come(job.folder / "summary.json", jobs) or
+             " finishes") + (f"; needs the python module {module}, not installed here" if module else "")
         return f"extract  {job.name}  {text}", None
     if job.action == "diverged":
         return f"diverged {job.name}  {diverged_text(job.folder, job.argv[2])}", None
@@ -391,13 +398,20 @@ def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None
         found = estimate(cfg, _option(job.argv, "--json_path").removeprefix("configFile/"), left, threads, bench)
         text = f"{sum(left)} of {planned_epochs(cfg)} epochs left, " + \
             (f"~{_duration(found[0])} ({shown(found[1])})" if found else "no estimate")
-    waits = [shown(n) + ("" if jobs is None or producer(jobs, n) else " (which no selected job writes: it will not "
-                                                                      "start; add that source to --only)")
-             for n in job.needs if not is_ready(n)]
+    waits = [shown(n) + _will_come(n, jobs) for n in job.needs if not is_ready(n)]
     text += f"; waits for {', '.join(waits)}" if waits else ""
     pid = live_process(job.folder)
     text += f"; process {pid} is training it now" if pid else ""
     return f"{job.action:7}  {job.name}  {text}", found[0] if found else None
+
+
+def _will_come(need: Path, jobs: list[Job] | None) -> str:
+    """'' when a selected job will write the needed file, else why it will not start."""
+    maker = producer(jobs, need) if jobs is not None else None
+    if jobs is None or (maker is not None and maker.action != "diverged"):
+        return ""
+    why = "which diverged" if maker is not None else "which no selected job writes"
+    return f" ({why}: it will not start" + ("; add that source to --only)" if maker is None else ")")
 
 
 def dry_run(jobs: list[Job], threads: int, bench: Path = BENCH) -> str:
@@ -508,6 +522,9 @@ def locked_log(job: Job):
     except BlockingIOError:
         log.close()
         return None
+    except OSError as err:  # a file system without locks (an NFS mount without its lock manager)
+        say(f"note: {shown(job.log)} cannot be locked ({err.strerror or err}); another funcs.reproduce on this "
+            f"root would not see that {job.name} is running")
     return log
 
 
@@ -568,7 +585,7 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
     running: dict[int, tuple[Job, subprocess.Popen, float, int]] = {}  # pid: (job, process, start, its rows then)
     ended: list[tuple[Job, str, str]] = [(j, "failed", diverged_text(j.folder, j.argv[2]))
                                          for j in jobs if j.action == "diverged"]  # (job, "failed" or "left", why)
-    for src in {j.source.path: j.source for j in jobs if j.source.seeds > 1}.values():
+    for src in seeds_sources(jobs):
         summarize_seeds(src, root)
     last_progress, interrupted = time.monotonic(), False
     try:
@@ -576,8 +593,10 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
             for job in [j for j in pending if all(is_ready(n) for n in j.needs)][:n_jobs - len(running)]:
                 pending.remove(job)
                 ended += try_start(job, running, threads)
-            ended += reap(running, root)
+            ended += reap(running, root, jobs)
             stuck = [j for j in pending if waits_in_vain(j, jobs, pending, running)]
+            if not running and not stuck and pending and not any(all(map(is_ready, j.needs)) for j in pending):
+                stuck = pending  # each waits for another that waits (a cycle): none will start
             ended += [blocked(j, jobs, ended) for j in stuck]
             pending = [j for j in pending if j not in stuck]
             if time.monotonic() - last_progress >= PROGRESS_S:
@@ -598,6 +617,11 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
     for job, outcome, why in ended:
         say(f"  {job.name}: {why}")
     return 130 if interrupted else 1 if any(o == "failed" for _, o, _ in ended) else 3 if ended else 0
+
+
+def seeds_sources(jobs: list[Job]) -> list[Source]:
+    """The sources of the jobs that are seeds sources, once each."""
+    return list({j.source.path: j.source for j in jobs if j.source.seeds > 1}.values())
 
 
 def waits_in_vain(job: Job, jobs: list[Job], pending: list[Job], running: dict) -> bool:
@@ -625,15 +649,17 @@ def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str
         if argv is None:
             say(f"{job.name}: finished already")
             return []
+        rows = len(read_rows(job.folder))  # before the child starts: a damaged file stops nothing half-started
         proc = start(argv, log, threads)
-    running[proc.pid] = (job, proc, time.monotonic(), len(read_rows(job.folder)))
+    running[proc.pid] = (job, proc, time.monotonic(), rows)
     how = f"resumed ({epoch_text(job)} done)" if "--resume" in argv else "started"
     say(f"{job.name}: {how}, log {shown(job.log)}")
     return []
 
 
-def reap(running: dict, root: Path) -> list[tuple[Job, str, str]]:
-    """Jobs that have ended: said finished (with their accuracy) or failed (exit code, last line of the log)."""
+def reap(running: dict, root: Path, jobs: list[Job]) -> list[tuple[Job, str, str]]:
+    """Jobs that have ended: said finished (with their accuracy; the seeds summary of a seeds root it completes)
+    or failed (exit code, last line of the log)."""
     out = []
     for pid, (job, proc, t0, _) in list(running.items()):
         if proc.poll() is None:
@@ -641,8 +667,9 @@ def reap(running: dict, root: Path) -> list[tuple[Job, str, str]]:
         del running[pid]
         if proc.returncode == 0 and is_done(job):
             say(f"{job.name}: finished in {_duration(time.monotonic() - t0)}, {finished_text(job)}")
-            if job.source.seeds > 1:
-                summarize_seeds(job.source, root)
+            for src in seeds_sources(jobs):  # its own source, or a seeds source naming the same folder
+                if job.folder.parent == root / src.path:
+                    summarize_seeds(src, root)
         else:
             out.append((job, "failed", f"failed (exit {proc.returncode}): {last_line(job.log)}"))
             say(f"{job.name}: {out[-1][2]}")
@@ -738,8 +765,7 @@ def main(argv=None, sources: list[Source] | None = None, stop: Callable[[], bool
     except SystemExit as done:
         return done.code
     root = check_args(args)
-    jobs = select(plan(registry_sources() if sources is None else sources, root, args.device, args.data_dir),
-                  args.only)
+    jobs = plan(registry_sources() if sources is None else sources, root, args.device, args.data_dir, args.only)
     kept = kept_settings(jobs, args.device, args.data_dir)
     if kept:
         print(f"note: resumed with the device and data_dir they started with (--resume takes no --set): "
@@ -758,8 +784,9 @@ def main(argv=None, sources: list[Source] | None = None, stop: Callable[[], bool
     if stop is None:
         end = time.monotonic() + (args.deadline if args.deadline is not None else float("inf"))
         stop = lambda: time.monotonic() >= end  # noqa: E731
-    todo = sum(map(has_work, jobs))
-    say(f"reproduce into {shown(root)}: {todo} jobs to run, {len(jobs) - todo} finished; "
+    todo, diverged = sum(map(has_work, jobs)), sum(j.action == "diverged" for j in jobs)
+    say(f"reproduce into {shown(root)}: {todo} jobs to run, {len(jobs) - todo - diverged} finished" +
+        (f", {diverged} diverged" if diverged else "") + "; "
         f"{args.jobs} at a time, {args.threads} thread(s) each")
     return execute(jobs, args.jobs, args.threads, root, stop)
 

@@ -17,6 +17,7 @@ import platform
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -142,9 +143,9 @@ def check_new_folder(folder: Path) -> None:
 
 def atomic_write(path: Path, write) -> None:
     """write(tmp) into a temporary file beside `path`, then renamed onto it: a reader (or a kill) never meets half
-    a file. The temporary name is this process's own: two processes writing one file (two seeds' jobs ending
-    together, both writing their seeds summary) do not rename each other's file away."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    a file. The temporary file is this write's own: two processes writing one file (two seeds' jobs ending
+    together, on one machine or two sharing the folder) do not rename each other's file away."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # not mkstemp: its file would keep mode 0600
     try:
         write(tmp)
         os.replace(tmp, path)

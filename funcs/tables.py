@@ -79,7 +79,7 @@ def _rounded(value: float, digits: int) -> str:
     (a float's own formatting rounds the binary 89.92499... down)."""
     if not math.isfinite(value):
         return str(value)
-    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+    return str(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
 def _digits(row: Row) -> int:

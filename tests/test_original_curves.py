@@ -47,6 +47,34 @@ def test_mean_and_population_std_over_seeds_per_epoch_by_hand(checkout):
     assert curves["ep/100/wta"]["mean"] == pytest.approx([75.0]) and curves["ep/100/wta"]["std"] == [0.0]
 
 
+def test_float32_error_rates_are_read_as_the_counts_out_of_10000_they_are(tmp_path):
+    """The original's CSVs keep errors computed in float32 (0.0483 as 0.04830002784729004, 3e-6 % off): read
+    exactly, two seeds at 94.755 % have the mean 94.755, which the tables show as 94.76, not 94.75."""
+    base = tmp_path / "orig" / "simuResults" / "semi_bp" / "600labels"
+    f32 = 0.05245002784729004  # 0.05245 as the original writes such a value
+    _seed(base / "S-1", [0.1], [f32])
+    _seed(base / "S-2", [0.1], [f32])
+    bp = original_curves.read_checkout(tmp_path / "orig")["bp/600/wta_homeostasis"]
+    assert bp["mean"] == [94.755] and bp["std"] == [0.0] and bp["ends"] == [[90.0, 94.755], [90.0, 94.755]]
+    assert tables._number(bp["mean"][0], bp["std"][0]) == "94.76 ± 0.00"
+
+
+def test_numbers_are_rounded_half_up_once_as_by_hand():
+    # 89.925 is 89.92499999999999715... as a float: its own formatting gives 89.92
+    assert f"{89.925:.2f}" == "89.92" and tables._number(89.925, 0.0847) == "89.93 ± 0.08"
+    assert tables._number(0.0412345, 0.00005, digits=4) == "0.0412 ± 0.0001"
+    assert tables._number(95.0) == "95.00" and tables._number(None) == "-"
+
+
+def test_a_seeds_root_whose_other_seeds_are_to_come_says_how_many_of_how_many():
+    from funcs.experiments import Source
+    row = tables.Row("BP 784-2000-2000", "direct", None, Source("x", "python -m bp.main", "x", seeds=3), "direct",
+                     seeds=2, epochs="200 of 200 epochs", folder="x")
+    assert tables._run(row, "r/") == "[2 of 3 seeds, 200 of 200 epochs](r/x)"
+    row.seeds = 3
+    assert tables._run(row, "r/") == "[3 seeds, 200 of 200 epochs](r/x)"
+
+
 def test_at_epoch_counts_from_one_and_stops_at_their_last():
     curve = {"mean": [80.0, 90.0], "std": [1.0, 2.0]}
     assert original_curves.at_epoch(curve, 1) == (80.0, 1.0)

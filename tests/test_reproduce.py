@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -229,17 +230,33 @@ def test_a_diverged_run_fails_with_its_reason_and_resume_command_and_what_waits_
     assert not reproduce.is_ready(jobs["readout"].needs[0]) and not reproduce.is_done(jobs["d"])
     resume = f"continue it with: python -m bp.main --resume {root}/d --set lr=[...]"
     assert reproduce.describe(jobs["d"], 1) == (f"diverged d  diverged: loss nan at epoch 3; {resume}", None)
-    assert reproduce.dry_run(list(jobs.values()), 1).splitlines()[-1].startswith(
-        "2 jobs: 1 fresh, 0 resume, 0 skip, 1 diverged, 0 extract;")
+    dry = reproduce.dry_run(list(jobs.values()), 1).splitlines()
+    assert dry[-1].startswith("2 jobs: 1 fresh, 0 resume, 0 skip, 1 diverged, 0 extract;")
+    assert dry[1].endswith(f"waits for {root}/d/summary.json (which diverged: it will not start)")
     with pytest.raises(UserError, match="loss nan at epoch 3"):  # diverged since it was planned: never cleared
         reproduce.command_for(dataclasses.replace(jobs["d"], action="fresh"))
     assert (root / "d" / "summary.json").is_file()
 
     assert reproduce.main(["--root", str(root)], sources) == 1  # at once: nothing trains
     out = capsys.readouterr().out
+    assert "0 jobs to run, 0 finished, 1 diverged;" not in out and "1 jobs to run, 0 finished, 1 diverged;" in out
     assert f"d: diverged: loss nan at epoch 3; {resume}" in out
     assert f"readout: not started: needs {root}/d/summary.json, not written by d" in out
     assert not (root / "readout").exists()
+
+
+def test_jobs_waiting_for_each_other_fail_at_once_and_a_damaged_folder_not_selected_stops_nothing(tmp_path,
+                                                                                                      capsys):
+    sources = [Source("a", QUICK + " --trained_path {root}/b", "a"), Source("b", QUICK + " --trained_path {root}/a", "b"),
+               Source("other", QUICK, "other")]
+    write(tmp_path / "other", {"config.json": "{}", "summary.json": "{bad"})
+    t0 = time.monotonic()  # were the cycle not seen, the call would wait until this stop: exit 3, not 1
+    assert reproduce.main(["--root", str(tmp_path), "--only", "a", "--only", "b"], sources,
+                          stop=lambda: time.monotonic() - t0 > 60) == 1
+    out = capsys.readouterr().out
+    assert f"a: not started: needs {tmp_path}/b/summary.json, not written by b" in out
+    assert f"b: not started: needs {tmp_path}/a/summary.json, not written by a" in out
+    assert reproduce.main(["--root", str(tmp_path), "--only", "other", "--dry-run"], sources) == 2  # selected: read
 
 
 def test_seeds_summary_waits_for_every_planned_seed_to_finish(tmp_path):
@@ -254,6 +271,19 @@ def test_seeds_summary_waits_for_every_planned_seed_to_finish(tmp_path):
     write(tmp_path / "s" / "S-2", {"summary.json": json.dumps({**finished, "seed": 2})})  # resumed, finished
     reproduce.summarize_seeds(src, tmp_path)
     assert json.loads((tmp_path / "s" / "seeds_summary.json").read_text())["seeds"] == [1, 2]
+
+
+def test_the_seed_a_single_seed_source_owns_completes_its_seeds_summary_when_it_finishes(tmp_path, capsys):
+    sources = [Source("s/S-1", QUICK, "figure"), Source("s", QUICK, "table", seeds=2)]
+    jobs = reproduce.plan(sources, tmp_path)
+    finished = {"status": "finished", "accuracy_percent": {"direct": 90.0}}
+    write(tmp_path / "s" / "S-2", {"summary.json": json.dumps({**finished, "seed": 2})})
+    write(tmp_path / "s" / "S-1", {"summary.json": json.dumps({**finished, "seed": 1})})  # what the job wrote
+    done = subprocess.Popen([sys.executable, "-c", ""])
+    done.wait()
+    assert reproduce.reap({done.pid: (jobs[0], done, time.monotonic(), 0)}, tmp_path, jobs) == []
+    assert jobs[0].source.seeds == 1 and json.loads((tmp_path / "s" / "seeds_summary.json").read_text())["seeds"] \
+        == [1, 2]
 
 
 def test_a_job_whose_log_another_reproduce_holds_is_left_alone(tmp_path):

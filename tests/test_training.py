@@ -161,9 +161,21 @@ def test_atomic_write_replaces_a_file_whole_or_leaves_it_and_no_temporary_file(t
     with pytest.raises(OSError):
         results.atomic_write(path, half_then_fail)
     assert json.loads(path.read_text()) == {"seeds": [1]} and os.listdir(tmp_path) == [path.name]
-    # the temporary file is this process's: another process writing the same file at once has its own
-    results.atomic_write(path, lambda tmp: tmp.write_text(str(os.getpid()) + " in " + tmp.name))
-    assert path.read_text() == f"{os.getpid()} in .seeds_summary.json.{os.getpid()}.tmp"
+    # each write has its own temporary file: another writer of the same file at the same time (a second process,
+    # here nested in the first's write) neither overwrites it nor renames it away
+    def outer(tmp):
+        tmp.write_text("outer")
+        results.atomic_write(path, lambda inner: inner.write_text("inner"))
+        assert path.read_text() == "inner" and tmp.read_text() == "outer"
+    results.atomic_write(path, outer)
+    assert path.read_text() == "outer" and os.listdir(tmp_path) == [path.name]
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # as open() makes it, not mkstemp's 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_out_that_is_a_file_or_a_nonempty_folder_is_refused_untouched(tmp_path, capsys):
