@@ -598,7 +598,7 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
             if not running and not stuck and pending and not any(all(map(is_ready, j.needs)) for j in pending):
                 stuck = pending  # each waits for another that waits (a cycle): none will start
             ended += [blocked(j, jobs, ended) for j in stuck]
-            pending = [j for j in pending if j not in stuck]
+            pending = [j for j in pending if all(j is not k for k in stuck)]
             if time.monotonic() - last_progress >= PROGRESS_S:
                 last_progress = time.monotonic()
                 for job, *_ in running.values():

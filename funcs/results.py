@@ -193,6 +193,8 @@ class Run:
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise UserError(f"--resume {folder}: no config.json there; is it a run folder?")
+        for left in folder.glob(".*.tmp"):  # atomic_write's, left by a kill (SIGKILL) in the middle of a write
+            left.unlink(missing_ok=True)
         return cls(folder, echo)
 
     # --- logging ------------------------------------------------------------------------

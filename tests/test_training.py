@@ -170,6 +170,11 @@ def test_atomic_write_replaces_a_file_whole_or_leaves_it_and_no_temporary_file(t
     results.atomic_write(path, outer)
     assert path.read_text() == "outer" and os.listdir(tmp_path) == [path.name]
     assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # as open() makes it, not mkstemp's 0600
+    # what a kill (SIGKILL) in the middle of a write leaves is removed when the run is resumed
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / ".checkpoint.pt.0123abcd.tmp").write_bytes(b"half a checkpoint")
+    results.Run.open(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", path.name]
 
 
 def _umask() -> int:
