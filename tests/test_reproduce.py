@@ -247,8 +247,8 @@ def test_a_diverged_run_fails_with_its_reason_and_resume_command_and_what_waits_
 
 def test_jobs_waiting_for_each_other_fail_at_once_and_a_damaged_folder_not_selected_stops_nothing(tmp_path,
                                                                                                       capsys):
-    sources = [Source("a", QUICK + " --trained_path {root}/b", "a"), Source("b", QUICK + " --trained_path {root}/a", "b"),
-               Source("other", QUICK, "other")]
+    sources = [Source("a", QUICK + " --trained_path {root}/b", "a"),
+               Source("b", QUICK + " --trained_path {root}/a", "b"), Source("other", QUICK, "other")]
     write(tmp_path / "other", {"config.json": "{}", "summary.json": "{bad"})
     t0 = time.monotonic()  # were the cycle not seen, the call would wait until this stop: exit 3, not 1
     assert reproduce.main(["--root", str(tmp_path), "--only", "a", "--only", "b"], sources,
@@ -298,7 +298,9 @@ def test_a_job_whose_log_another_reproduce_holds_is_left_alone(tmp_path):
         assert running == {} and (root / "dead" / "config.json").is_file()  # not cleared as a dead start
     finally:
         held.close()
-    assert reproduce.locked_log(job) is not None  # released with its holder
+    again = reproduce.locked_log(job)
+    assert again is not None  # released with its holder
+    again.close()
 
 
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys):
