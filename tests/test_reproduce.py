@@ -374,6 +374,20 @@ def test_interrupted_job_is_resumed_by_the_next_call_and_ends_with_the_rows_of_a
     assert "0 jobs to run, 1 finished" in capsys.readouterr().out
 
 
+def test_an_error_in_reproduce_itself_stops_the_running_job_before_it_goes_on(tmp_path, dataset, capsys):
+    src = Source("tiny", tiny(dataset, EPOCHS), "tiny")
+    checkpoint = tmp_path / "tiny" / "checkpoint.pt"
+
+    def stop():  # a bug of reproduce's own, once its job is training
+        if checkpoint.is_file():
+            raise RuntimeError("a bug in the loop")
+        return False
+    with pytest.raises(RuntimeError, match="a bug in the loop"):
+        reproduce.main(["--root", str(tmp_path)], [src], stop=stop)
+    assert reproduce.live_process(tmp_path / "tiny") is None  # its job in its own session did not go on alone
+    assert not (tmp_path / "tiny" / "summary.json").exists()
+
+
 def test_readout_waits_for_its_trained_seed_and_seeds_summary_holds_mean_and_std(tmp_path, dataset, capsys):
     sources = [Source("readout", tiny(dataset, 0) + " --trained_path {root}/seeds/S-1", "read-out"),
                Source("seeds", tiny(dataset, 1), "seeds", seeds=2)]
