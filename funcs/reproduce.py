@@ -33,7 +33,8 @@ ROOT/<path>.log, beside its folder (the CLI wants a new run folder empty).
     python -m funcs.reproduce --only semi_bp_100 --device 0 --jobs 8 --deadline 480
 
 Ctrl-C or `kill` (SIGTERM) stops it as --deadline does: every running job stops
-at a checkpoint (exit 130), and the same command continues them.
+at a checkpoint (exit 130), and the same command continues them. A second Ctrl-C
+kills them at once, losing at most the epoch each was in.
 
 Exit code: 0 everything asked for is finished; 1 a job failed or cannot start;
 2 bad input; 3 work left without a failure (stopped at --deadline, or a folder
@@ -679,7 +680,7 @@ def reap(running: dict, root: Path, jobs: list[Job]) -> list[tuple[Job, str, str
 def interrupt(running: dict, reason: str) -> list[tuple[Job, str, str]]:
     """SIGINT every running job that has finished an epoch since it started (it stops, keeping its last epoch's
     checkpoint, and says so in its log), kill the others (a kill loses at most the epoch under way; the next call
-    resumes the folder, or starts it again), wait GRACE_S, then kill what is left.
+    resumes the folder, or starts it again), wait GRACE_S, then kill what is left; a second Ctrl-C kills at once.
 
     Why not SIGINT at once: a Python process interrupted while it imports can swallow the KeyboardInterrupt in
     a half-imported module (seen: numpy inside torch's import) and train on to a traceback at its end."""
@@ -689,10 +690,15 @@ def interrupt(running: dict, reason: str) -> list[tuple[Job, str, str]]:
         else:
             proc.kill()
     end = time.monotonic() + GRACE_S
-    for job, proc, *_ in running.values():
-        try:
-            proc.wait(timeout=max(0.1, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
+    try:
+        for job, proc, *_ in running.values():
+            try:
+                proc.wait(timeout=max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting (it gave a traceback); a kill loses one epoch at most
+        for job, proc, *_ in running.values():
             proc.kill()
             proc.wait()
     return [(job, "left", f"{reason}: stopped at {epoch_text(job)}; the same command resumes it")

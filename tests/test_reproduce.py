@@ -161,7 +161,8 @@ def test_dry_run_names_the_settings_a_finished_folder_was_trained_with_that_the_
     old = {**planned, "readout_state": "free", "data_dir": "/elsewhere", "epochs": 10, "class_epoch": 0}
     del old["semi_seed"]  # written before the key existed: not comparable
     write(tmp_path / "old", {"config.json": json.dumps(old), "summary.json": "{}"})
-    write(tmp_path / "same", {"config.json": json.dumps({**planned, "epochs": 10, "class_epoch": 0}), "summary.json": "{}"})
+    write(tmp_path / "same", {"config.json": json.dumps({**planned, "epochs": 10, "class_epoch": 0}),
+                              "summary.json": "{}"})
     sources = [Source(name, ep_semi, name, shorten="--set epochs=10 --set class_epoch=0") for name in ("old", "same")]
     lines = {j.name: reproduce.describe(j, 1)[0] for j in reproduce.plan(sources, tmp_path)}
     assert lines["old"].endswith('; trained with readout_state "free" (now "nudged"): another --root reruns it as '
@@ -392,7 +393,6 @@ def test_readout_waits_for_its_trained_seed_and_seeds_summary_holds_mean_and_std
     sources = [Source("readout", tiny(dataset, 0) + " --trained_path {root}/seeds/S-1", "read-out"),
                Source("seeds", tiny(dataset, 1), "seeds", seeds=2)]
     assert reproduce.main(["--root", str(tmp_path), "--jobs", "2"], sources) == 0
-    out = capsys.readouterr().out
     # listed first, started once its trained seed's summary.json was written (the seed's own "finished" line
     # may come later: its process still draws its curves then)
     assert (tmp_path / "seeds/S-1/summary.json").stat().st_mtime <= (tmp_path / "readout/config.json").stat().st_mtime
@@ -468,3 +468,31 @@ def test_a_finished_job_is_reported_by_its_accuracies_or_a_regression_s_cost(tmp
 
     assert finished({"accuracy_percent": {"test": 28.0}, "cost": {}}) == "accuracy (%) test 28.0"
     assert finished({"accuracy_percent": {}, "cost": {"test_cost": 0.045926}}) == "cost test_cost 0.045926"
+
+
+def test_a_second_ctrl_c_while_jobs_stop_kills_them_at_once(tmp_path):
+    """The first Ctrl-C sends SIGINT and waits up to GRACE_S; a second one in that wait kills the jobs, with no
+    traceback (it escaped interrupt() before)."""
+    write(tmp_path / "run", {"config.json": "{}", "results.csv": rows_csv(1)})  # an epoch done: SIGINT, not kill
+    job = reproduce.plan([Source("run", QUICK, "run")], tmp_path)[0]
+    deaf = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                             "signal.signal(signal.SIGINT, signal.SIG_IGN)\nprint(flush=True)\ntime.sleep(600)"],
+                            stdout=subprocess.PIPE)
+    deaf.stdout.readline()  # SIGINT is ignored from here on: only a kill ends it
+
+    class CtrlCInTheWait:  # the process, with a Ctrl-C arriving during the graceful wait
+        pid = deaf.pid
+        send_signal, kill = deaf.send_signal, deaf.kill
+
+        def wait(self, timeout=None):
+            if timeout is not None:
+                raise KeyboardInterrupt
+            return deaf.wait()
+
+    try:
+        left = reproduce.interrupt({deaf.pid: (job, CtrlCInTheWait(), time.monotonic(), 0)}, "interrupted")
+    except KeyboardInterrupt:
+        deaf.kill()
+        pytest.fail("the second Ctrl-C escaped interrupt()")
+    assert deaf.poll() == -signal.SIGKILL
+    assert left == [(job, "left", f"interrupted: stopped at {reproduce.epoch_text(job)}; the same command resumes it")]
