@@ -35,7 +35,7 @@ from funcs import plots
 from funcs.errors import OneLineParser, UserError, one_line_errors
 from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
 from funcs.records import find, read_run
-from funcs.results import STATS_DECIMALS
+from funcs.results import STATS_DECIMALS, half_up
 
 CURVES = REPO / "docs" / "original_semi_curves.json"
 SOURCE = "neurophysics-cnrsthales/unsupervised-target"
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     Path(args.out).write_text(_dumps(doc))
     for key, c in curves.items():
         print(f"{key}: {c['seeds']} seeds, phase 2: {len(c['mean'])} epochs, "
-              f"last {c['mean'][-1]:.2f} ± {c['std'][-1]:.2f}")
+              f"last {half_up(c['mean'][-1], 2)} ± {half_up(c['std'][-1], 2)}")
     print(args.out)
     return 0
 

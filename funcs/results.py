@@ -12,6 +12,7 @@ import csv
 import datetime
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import time
 import uuid
 from contextlib import nullcontext
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import torch
@@ -442,3 +444,11 @@ def mean_and_std(values) -> tuple[float, float]:
     v = torch.tensor(list(values), dtype=torch.float64)
     std = v.std(unbiased=True).item() if len(v) > 1 else 0.0
     return round(v.mean().item(), STATS_DECIMALS), round(std, STATS_DECIMALS)
+
+
+def half_up(value: float, digits: int) -> str:
+    """A value to `digits` decimals, a half rounded up as by hand: the mean of 89.92 and 89.93 shows as 89.93
+    (a float's own formatting rounds the binary 89.92499... down). The one rounding of shown means and stds."""
+    if not math.isfinite(value):
+        return str(value)
+    return str(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))

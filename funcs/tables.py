@@ -10,18 +10,16 @@ in the docs is typed by hand.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from funcs import original_curves
 from funcs.experiments import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS,
                                TABLE_ROWS, TABLES, Paper, Source, semi_key)
 from funcs.records import find
-from funcs.results import COSTS
+from funcs.results import COSTS, half_up
 
 RESULTS = REPO / "simuResults"  # what the docs describe: our committed runs
 BLOCK = re.compile(r"(<!-- results:begin (\w+) -->\n).*?(<!-- results:end \2 -->)", re.S)
@@ -71,15 +69,7 @@ def _number(mean: float | None, std: float | None = None, digits: int = 2) -> st
     """'95.85 ± 0.01', '80.24' (one run), '-' (none)."""
     if mean is None:
         return "-"
-    return _rounded(mean, digits) + (f" ± {_rounded(std, digits)}" if std is not None else "")
-
-
-def _rounded(value: float, digits: int) -> str:
-    """A value to `digits` decimals, a half rounded up as by hand: the mean of 89.92 and 89.93 shows as 89.93
-    (a float's own formatting rounds the binary 89.92499... down)."""
-    if not math.isfinite(value):
-        return str(value)
-    return str(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+    return half_up(mean, digits) + (f" ± {half_up(std, digits)}" if std is not None else "")
 
 
 def _digits(row: Row) -> int:

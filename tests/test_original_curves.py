@@ -47,7 +47,7 @@ def test_mean_and_population_std_over_seeds_per_epoch_by_hand(checkout):
     assert curves["ep/100/wta"]["mean"] == pytest.approx([75.0]) and curves["ep/100/wta"]["std"] == [0.0]
 
 
-def test_float32_error_rates_are_read_as_the_counts_out_of_10000_they_are(tmp_path):
+def test_float32_error_rates_are_read_as_the_counts_out_of_10000_they_are(tmp_path, capsys):
     """The original's CSVs keep errors computed in float32 (0.0483 as 0.04830002784729004, 3e-6 % off): read
     exactly, two seeds at 94.755 % have the mean 94.755, which the tables show as 94.76, not 94.75."""
     base = tmp_path / "orig" / "simuResults" / "semi_bp" / "600labels"
@@ -57,6 +57,8 @@ def test_float32_error_rates_are_read_as_the_counts_out_of_10000_they_are(tmp_pa
     bp = original_curves.read_checkout(tmp_path / "orig")["bp/600/wta_homeostasis"]
     assert bp["mean"] == [94.755] and bp["std"] == [0.0] and bp["ends"] == [[90.0, 94.755], [90.0, 94.755]]
     assert tables._number(bp["mean"][0], bp["std"][0]) == "94.76 ± 0.00"
+    assert original_curves.main(["--checkout", str(tmp_path / "orig"), "--out", str(tmp_path / "c.json")]) == 0
+    assert "last 94.76 ± 0.00" in capsys.readouterr().out  # its summary rounds as the tables do
 
 
 def test_numbers_are_rounded_half_up_once_as_by_hand():
