@@ -109,7 +109,7 @@ class Config:
     eta: float = _key(0.6, "sequential mode (batchSize 1): moving average A <- eta * d + (1 - eta) * A",
                       "float", lo=0, hi=1, lo_open=True)
     smooth: bool = _key(False, "label smoothing of the target", "bool")
-    losers_learn: bool = _key(True, "self-defined target: true (the paper) pushes the k - n_out losers towards 0; "
+    losers_learn: bool = _key(True, "self-defined target: true (the paper) pushes the n_out - k losers towards 0; "
                               "false makes each loser's target its own output, so only the winners learn, as in "
                               "Hebbian winner-take-all rules (no anti-Hebbian push on losers)", "bool")
 

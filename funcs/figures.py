@@ -484,10 +484,17 @@ def commands(results="simuResults", missing_only: bool = False) -> list[str]:
         for src in entry.sources.values():
             rec = find(root, src)
             if rec is None or not missing_only:
-                out.append(src.produce(root))
+                out.append(src.produce(root, shortened=not ran_in_full(rec, src)))
             if src.file and (rec is None or find_file(rec, src.file) is None or not missing_only):
                 out.append(src.extract_command(root))
     return list(dict.fromkeys(out))
+
+
+def ran_in_full(rec: Record | None, src) -> bool:
+    """Whether a source's folder ran the paper's whole schedule (its command then leaves out the shortening that
+    the others of its kind ran with): read from the folder's own config."""
+    return rec is not None and None not in (rec.epochs_planned, src.full_epochs) and \
+        rec.epochs_planned >= src.full_epochs
 
 
 def show(drawn: dict[str, Drawn]) -> None:

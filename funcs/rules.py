@@ -86,6 +86,7 @@ class Rule:
     network_keys: keys of its own, beyond the shared ones, that fix what a trained network computes.
     cnn: whether it trains convolutional networks (`cnn: true`).
     main: the module of its command line (`python -m <main>`); search: of its optuna search, or None.
+    search_config: the search's default --json_path ("": configFile/hyper_<name>/unsupervised).
     """
     name: str
     title: str
@@ -103,6 +104,7 @@ class Rule:
     cnn: bool = False
     main: str = ""
     search: str | None = None
+    search_config: str = ""
 
     @property
     def command(self) -> str:

@@ -83,4 +83,4 @@ RULE = Rule(
     build=learner.build, default_config="configFile/unsupervised_hebb/softhebb", fields=FIELDS, check=check,
     classifier_schedule="constant",  # SoftHebb's: its CustomStepLR (utils.py) never halves below 20 epochs
     network_keys=("lebesgue_p",),  # u depends on it; the read-out keys may change on a trained network
-    main="hebb.main", search="hebb.optuna_optim")
+    main="hebb.main", search="hebb.optuna_optim", search_config="configFile/hyper_hebb/softhebb")

@@ -21,7 +21,6 @@ import pytest
 import torch
 
 from bp.main import RULE as BP
-from ep.main import RULE as EP
 from funcs import cli, experiments, extract, figures, records, rules, tables
 from funcs import config as config_mod
 
@@ -243,6 +242,21 @@ def write_run(folder: Path, config: dict, rows: int, summary: dict | None = None
     if summary is not None:
         (folder / "summary.json").write_text(json.dumps(summary))
     return folder
+
+
+def test_commands_leave_out_the_cpu_shortening_of_a_folder_that_ran_in_full(tmp_path):
+    """`commands` gives the command that wrote each folder: a `+ WTA` run of the whole 400 phase-2 epochs was not
+    run with the registry's `--set epochs=10`; a shortened one and a missing one keep it."""
+    wta = {key: experiments.REGISTRY["fig9_semi_supervised"].sources[key] for key in ("bp/100/wta", "bp/600/wta")}
+    assert all(src.shorten == "--set epochs=10" for src in wta.values())
+    phase_2 = {"action": "semi_supervised_bp", "pretrained_path": "p"}  # phase 2 only, from a phase-1 network
+    write_run(tmp_path / wta["bp/100/wta"].path, {**phase_2, "epochs": 400}, rows=400)
+    write_run(tmp_path / wta["bp/600/wta"].path, {**phase_2, "epochs": 10}, rows=10)
+    made = figures.commands(tmp_path)
+    assert wta["bp/100/wta"].produce(tmp_path, shortened=False) in made
+    assert wta["bp/600/wta"].produce(tmp_path) in made and "--set epochs=10" in wta["bp/600/wta"].produce(tmp_path)
+    missing = experiments.REGISTRY["fig9_semi_supervised"].sources["ep/600/wta"]
+    assert missing.produce(tmp_path) in figures.commands(tmp_path, missing_only=True)
 
 
 def test_read_out_is_labelled_with_the_epochs_its_trained_run_had_when_read(tmp_path, results):

@@ -20,7 +20,7 @@ import torch
 
 from bp.main import RULE as BP
 from ep.main import RULE as EP
-from funcs import cli, loop, search
+from funcs import cli, loop, rules, search
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs.errors import UserError
@@ -168,6 +168,14 @@ def test_readme_search_command_names_a_valid_preset(rule, path, capsys):
     trained = ["--trained_path", str(REPO / "configFile" / {"bp": "quickstart", "ep": "quickstart_ep"}[rule])]
     argv = ["--json_path", str(REPO / path), "--dry-run", *(trained if path.endswith("classifier") else [])]
     assert search.main({"bp": BP, "ep": EP}[rule], argv) == 0  # a dry run reads only the trained run's config.json
+    assert "validation examples" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", [r.name for r in rules.all_rules() if r.search])
+def test_each_rule_s_search_runs_without_json_path(name, monkeypatch, capsys):
+    """`python -m hebb.optuna_optim` alone named configFile/hyper_hebb/unsupervised, which does not exist."""
+    monkeypatch.chdir(REPO)  # the default --json_path is relative to the repository, as the commands are run
+    assert search.main(rules.get(name), ["--dry-run"]) == 0, capsys.readouterr().err
     assert "validation examples" in capsys.readouterr().out
 
 

@@ -20,7 +20,7 @@ def parse_args(rule: rules.Rule, argv):
     p = OneLineParser(prog=f"python -m {rule.search}",
                       description=f"Random (or TPE) search of {rule.title} hyperparameters with optuna, "
                                   f"scored on a validation split of the training set.")
-    p.add_argument("--json_path", default=f"configFile/hyper_{rule.name}/unsupervised",
+    p.add_argument("--json_path", default=rule.search_config or f"configFile/hyper_{rule.name}/unsupervised",
                    help="folder holding optuna_config.json, or a .json file (default: %(default)s)")
     p.add_argument("--trained_path", metavar="RUN_DIR",
                    help="classifier searches: the run folder whose trained network is read out")
