@@ -34,7 +34,7 @@ ROOT/<path>.log, beside its folder (the CLI wants a new run folder empty).
 
 Ctrl-C or `kill` (SIGTERM) stops it as --deadline does: every running job stops
 at a checkpoint (exit 130), and the same command continues them. A second Ctrl-C
-kills them at once, losing at most the epoch each was in.
+(or kill) kills them at once, losing at most the epoch each was in.
 
 Exit code: 0 everything asked for is finished; 1 a job failed or cannot start;
 2 bad input; 3 work left without a failure (stopped at --deadline, or a folder
@@ -680,24 +680,25 @@ def reap(running: dict, root: Path, jobs: list[Job]) -> list[tuple[Job, str, str
 def interrupt(running: dict, reason: str) -> list[tuple[Job, str, str]]:
     """SIGINT every running job that has finished an epoch since it started (it stops, keeping its last epoch's
     checkpoint, and says so in its log), kill the others (a kill loses at most the epoch under way; the next call
-    resumes the folder, or starts it again), wait GRACE_S, then kill what is left; a second Ctrl-C kills at once.
+    resumes the folder, or starts it again), wait GRACE_S, then kill what is left; a second Ctrl-C or SIGTERM
+    kills at once.
 
     Why not SIGINT at once: a Python process interrupted while it imports can swallow the KeyboardInterrupt in
     a half-imported module (seen: numpy inside torch's import) and train on to a traceback at its end."""
-    for job, proc, _, rows_at_start in running.values():
-        if len(read_rows(job.folder)) > rows_at_start:
-            proc.send_signal(signal.SIGINT)
-        else:
-            proc.kill()
-    end = time.monotonic() + GRACE_S
     try:
+        for job, proc, _, rows_at_start in running.values():
+            if len(read_rows(job.folder)) > rows_at_start:
+                proc.send_signal(signal.SIGINT)
+            else:
+                proc.kill()
+        end = time.monotonic() + GRACE_S
         for job, proc, *_ in running.values():
             try:
                 proc.wait(timeout=max(0.1, end - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting (it gave a traceback); a kill loses one epoch at most
+    except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM: stop waiting (it gave a traceback); a kill loses an epoch
         for job, proc, *_ in running.values():
             proc.kill()
             proc.wait()

@@ -101,16 +101,19 @@ def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_fold
                                                                ("hebb_krotov", 3))
              for s in range(1, n + 1)]
     assert runs[:8] == table5 and runs[8:8 + len(seeds)] == seeds
-    registry = {s.path for e in experiments.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
+    single = {s.path for e in experiments.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
+    registry = single | {f"{s.path}/S-{k}" for e in experiments.REGISTRY.values() for s in e.sources.values()
+                         if s.seeds > 1 for k in range(1, s.seeds + 1)}
     # each folder once: a figure's single seed of a seeds root (Figure 11 of the rules) is that seed's job
     rest = sorted(registry - set(table5) - set(seeds))
+    assert {"unsupervised_bp_cnn_mnist/S-1", "unsupervised_bp_cnn_mnist/S-2"} <= set(rest)  # as it ran: 2 seeds
     assert sorted(runs[8 + len(seeds):8 + len(seeds) + len(rest)]) == rest and len(set(runs)) == len(runs)
     # then our own tables' folders, those the paper's figures and tables do not already run
     ours = {f"{s.path}/S-{k}" if s.seeds > 1 else s.path for e in experiments.OTHER_TABLES.values()
             for s in e.sources.values() for k in range(1, s.seeds + 1)}
     assert sorted(runs[8 + len(seeds) + len(rest):]) == sorted(ours - registry)
     assert "unsupervised_hebb_krotov_fashionMnist" in ours and "small_world/wine_8layer_small_world/S-3" in ours
-    assert registry & set(seeds) == {"unsupervised_hebb_softhebb_seeds/S-2", "unsupervised_hebb_hard_wta_seeds/S-2",
+    assert single & set(seeds) == {"unsupervised_hebb_softhebb_seeds/S-2", "unsupervised_hebb_hard_wta_seeds/S-2",
                                      "unsupervised_hebb_krotov_seeds/S-1"}
     # every seed of a seeds root runs the base command with its seed, into <path>/S-<seed>
     s3 = next(j for j in jobs if j.name == "unsupervised_bp_1layer_seeds/S-3")
