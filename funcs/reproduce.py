@@ -208,6 +208,11 @@ def plan(sources: list[Source], root: Path, device: int | None = None, data_dir:
         if src.file and (src.path, src.file) not in extractions:
             extractions.add((src.path, src.file))
             jobs.append(_extract_job(src, root, root_text, data_dir))
+    inner = next((f for f in sorted(folders) if any(p in folders for p in f.parents)), None)
+    if inner is not None:  # one run's folder inside another's: the outer run would find the seeds' folders in its own
+        outer = next(p for p in inner.parents if p in folders)
+        raise UserError(f"the sources plan {shown(outer)} as one run and {shown(inner)} inside it: a path named both "
+                        f"as a single run and as a seeds root (give its sources the same seeds)")
     jobs = select(jobs, patterns)
     for job in jobs:  # only the selected folders are read: a damaged one elsewhere stops nothing
         if job.is_run:

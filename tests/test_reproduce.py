@@ -121,6 +121,13 @@ def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_fold
     assert s3.cfg["seed"] == 3 and s3.cfg["epochs"] == 200
 
 
+def test_a_path_planned_both_as_one_run_and_as_a_seeds_root_is_refused(tmp_path):
+    """As CNN MNIST would be if Figure 2 named its folder as one run and Table 4 as two seeds."""
+    sources = [Source("cnn", QUICK, "figure"), Source("cnn", QUICK, "table", seeds=2)]
+    with pytest.raises(UserError, match=f"plan {tmp_path}/cnn as one run and {tmp_path}/cnn/S-1 inside it"):
+        reproduce.plan(sources, tmp_path)
+
+
 def test_table3_reads_the_seeds_root_where_it_exists_else_the_single_run(tmp_path):
     root = tmp_path / "r"
     single = write(root / "unsupervised_bp_1layer", {
