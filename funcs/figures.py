@@ -493,8 +493,8 @@ def commands(results="simuResults", missing_only: bool = False) -> list[str]:
 def ran_in_full(rec: Record | None, src) -> bool:
     """Whether a source's folder asks for the paper's whole schedule, finished or not (its command then leaves out
     the shortening that the others of its kind ran with): read from the folder's own config."""
-    return rec is not None and None not in (rec.epochs_planned, src.full_epochs) and \
-        rec.epochs_planned >= src.full_epochs
+    return rec is not None and None not in (rec.epochs_planned, src.full_epochs) and not rec.is_shortened(
+        src.full_epochs)
 
 
 def show(drawn: dict[str, Drawn]) -> None:

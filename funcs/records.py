@@ -64,6 +64,10 @@ class Record:
             parts.append(f"{len(self.seeds)} seed" + ("s" if len(self.seeds) != 1 else ""))
         return ", ".join(parts)
 
+    def is_shortened(self, full_epochs: int | None) -> bool:
+        """Whether its config asks for fewer epochs than the paper's `full_epochs` (None: nothing to compare)."""
+        return None not in (full_epochs, self.epochs_planned) and self.epochs_planned < full_epochs
+
     def epochs(self, full_epochs: int | None = None) -> str:
         """'108 of 200 epochs (unfinished)', '1 of 200 epochs (shortened)': the epochs run against those planned.
 
@@ -76,7 +80,7 @@ class Record:
                 f"phase 2: {p2} of {cfg['epochs']} epochs"
         else:
             text = f"{run} of {planned} epochs" if planned is not None else f"{run} epochs"
-        shortened = full_epochs is not None and planned is not None and planned < full_epochs
+        shortened = self.is_shortened(full_epochs)
         if shortened and run == planned and self.phase_rows is None:
             return f"{run} of {full_epochs} epochs (shortened)"
         if planned is not None and run < planned:
