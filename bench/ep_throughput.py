@@ -17,7 +17,7 @@ preset is slow on a CPU: time a few hundred samples and read the extrapolation.
 import json
 
 from bench import throughput
-from funcs.experiments import REPO
+from funcs.figures_registry import REPO
 
 VARIANTS = {
     "default": None,

@@ -1,6 +1,6 @@
 """The paper's figures redrawn from our own run folders, and the command line of `make figures` and the notebook.
 
-The registry (`funcs.experiments.REGISTRY`) says which folders each figure
+The registry (`funcs.figures_registry.REGISTRY`) says which folders each figure
 reads, the commands that write them and the paper's numbers; `funcs.records`
 reads a folder back and `funcs.tables` makes the tables. Here each figure is
 drawn into `<out>/<name>.png`, and `main` is `python -m funcs.figures`.
@@ -33,7 +33,7 @@ import numpy as np
 
 from funcs import plots, tables
 from funcs.errors import OneLineParser, UserError, one_line_errors
-from funcs.experiments import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
+from funcs.figures_registry import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
                                SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry, semi_key)
 from funcs.records import NPZ_ERRORS, Record, find, find_file, read_npz
 

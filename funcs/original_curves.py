@@ -33,13 +33,13 @@ import numpy as np
 
 from funcs import plots
 from funcs.errors import OneLineParser, UserError, one_line_errors
-from funcs.experiments import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
+from funcs.figures_registry import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
 from funcs.records import find, read_run
 from funcs.results import STATS_DECIMALS, half_up
 
 CURVES = REPO / "docs" / "original_semi_curves.json"
 SOURCE = "neurophysics-cnrsthales/unsupervised-target"
-# Our variant names (funcs.experiments.SEMI_VARIANTS) and the original's folder for each.
+# Our variant names (funcs.figures_registry.SEMI_VARIANTS) and the original's folder for each.
 VARIANT_DIRS = {"wta_homeostasis": "", "wta": "without_homeo/"}
 PHASE_FILES = ("pre_supervised.csv", "semi_supervised.csv")  # each seed's folder: phase 1, phase 2
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from funcs.experiments import Source
+from funcs.figures_registry import Source
 from funcs.config import read_json
 from funcs.plots import damaged, read_csv
 from funcs.errors import UserError

@@ -1,6 +1,6 @@
 """Run the experiments behind every figure and table at their full length: `python -m funcs.reproduce`.
 
-The registry of funcs/experiments.py names every run folder and the command that
+The registry of funcs/figures_registry.py names every run folder and the command that
 writes it; this runs those commands (the paper's full runs, never the CPU
 shortenings) into ROOT/<source path>, N jobs at a time with T threads each.
 
@@ -67,7 +67,7 @@ except ImportError:  # Windows: no lock, as before (the /proc check of live_proc
 from funcs import config as config_mod
 from funcs import plots, results
 from funcs.errors import OneLineParser, UserError, one_line_errors, stop_signals_interrupt
-from funcs.experiments import OTHER_TABLES, REGISTRY, REPO, ROOT, Source
+from funcs.figures_registry import OTHER_TABLES, REGISTRY, REPO, ROOT, Source
 from funcs.records import planned_epochs
 
 BENCH = REPO / "bench" / "results"

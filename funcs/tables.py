@@ -3,7 +3,7 @@
 `python -m funcs.figures tables` prints them; `python -m funcs.figures readme`
 rewrites the generated blocks of README.md and docs/*.md, each the text between
 `<!-- results:begin NAME -->` and `<!-- results:end NAME -->`: NAME is a table
-of `funcs.experiments.TABLES` (one line per network and method) or `summary`
+of `funcs.figures_registry.TABLES` (one line per network and method) or `summary`
 (README's: the paper's Tables 3, 4 and 5, one line per run). A test fails when a
 committed block differs from what the command writes now, so no number of ours
 in the docs is typed by hand.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from funcs import original_curves
-from funcs.experiments import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS,
+from funcs.figures_registry import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS,
                                TABLE_ROWS, TABLES, Paper, Source, semi_key)
 from funcs.records import find
 from funcs.results import COSTS, half_up

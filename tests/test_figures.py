@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from bp.main import RULE as BP
-from funcs import cli, experiments, extract, figures, records, rules, tables
+from funcs import cli, extract, figures_registry, figures, records, rules, tables
 from funcs import config as config_mod
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,18 +60,18 @@ def results(tmp_path_factory, dataset) -> Path:
     """A results root with a run behind most figures, made by the registry's commands with tiny settings."""
     root = tmp_path_factory.mktemp("results")
     n_in = 64 if dataset == "digits" else 784
-    reg = experiments.REGISTRY
+    reg = figures_registry.REGISTRY
     runs = [  # (source, extra arguments)
-        (experiments.MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=2")),
-        (experiments.MLP["ep_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
-        (experiments.MLP["bp_2layer"], tiny(dataset, f"[{n_in},100,100]", "epochs=1")),
-        (experiments.SUPERVISED_MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
-        (experiments.SEMI["bp/100/wta_homeostasis"], tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
-        (experiments.SEMI["bp/100/wta"], tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
-        (experiments.HOMEOSTASIS["bp/1layer/batch"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
-        (experiments.HOMEOSTASIS["bp/1layer/sequential"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
-        (experiments.N_OUT_RUNS["bp/10"], tiny(dataset, f"[{n_in},10]", "epochs=1")),
-        (experiments.N_OUT_RUNS["bp/100"], tiny(dataset, f"[{n_in},100]", "epochs=1") + ["--seeds", "2"]),
+        (figures_registry.MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=2")),
+        (figures_registry.MLP["ep_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
+        (figures_registry.MLP["bp_2layer"], tiny(dataset, f"[{n_in},100,100]", "epochs=1")),
+        (figures_registry.SUPERVISED_MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
+        (figures_registry.SEMI["bp/100/wta_homeostasis"], tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
+        (figures_registry.SEMI["bp/100/wta"], tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
+        (figures_registry.HOMEOSTASIS["bp/1layer/batch"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
+        (figures_registry.HOMEOSTASIS["bp/1layer/sequential"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
+        (figures_registry.N_OUT_RUNS["bp/10"], tiny(dataset, f"[{n_in},10]", "epochs=1")),
+        (figures_registry.N_OUT_RUNS["bp/100"], tiny(dataset, f"[{n_in},100]", "epochs=1") + ["--seeds", "2"]),
     ]
     label_share = {**reg["fig4_label_share_untrained"].sources, **reg["fig5_label_share_2layer"].sources}
     runs += [(label_share[key], tiny(dataset, sizes, "class_epoch=1")) for key, sizes in (  # the others: missing
@@ -84,13 +84,13 @@ def results(tmp_path_factory, dataset) -> Path:
         run_command(src.produce(root), extra)
     data_dir = None if dataset == "digits" else str(DATA_DIR)
     for key in ("bp_1layer", "bp_2layer"):
-        extract.max_activation(BP, root / experiments.MLP[key].path, data_dir)
-        extract.first_layer_weights(BP, root / experiments.MLP[key].path)
-    extract.first_layer_weights(BP, root / experiments.SUPERVISED_MLP["bp_1layer"].path)
-    semi = root / experiments.SEMI["bp/100/wta_homeostasis"].path
+        extract.max_activation(BP, root / figures_registry.MLP[key].path, data_dir)
+        extract.first_layer_weights(BP, root / figures_registry.MLP[key].path)
+    extract.first_layer_weights(BP, root / figures_registry.SUPERVISED_MLP["bp_1layer"].path)
+    semi = root / figures_registry.SEMI["bp/100/wta_homeostasis"].path
     extract.umap_outputs(BP, semi, data_dir, embed=pca2)
     extract.umap_outputs(BP, semi, data_dir, pretrained=True, embed=pca2)
-    extract.umap_outputs(BP, root / experiments.SEMI["bp/100/wta"].path, data_dir, embed=pca2)
+    extract.umap_outputs(BP, root / figures_registry.SEMI["bp/100/wta"].path, data_dir, embed=pca2)
     return root
 
 
@@ -165,7 +165,7 @@ def test_label_share_points_sit_at_their_share_of_labels(results, tmp_path):
 
 
 def test_seeds_root_gives_mean_std_and_seed_count(results):
-    rec = records.read_run(results / experiments.N_OUT_RUNS["bp/100"].path)
+    rec = records.read_run(results / figures_registry.N_OUT_RUNS["bp/100"].path)
     stats = json.loads((rec.folder / "seeds_summary.json").read_text())
     per_seed = stats["per_seed"]["direct_association_mean"]
     assert rec.seeds == [1, 2] and rec.epochs_run == 1
@@ -177,7 +177,7 @@ def test_seeds_root_gives_mean_std_and_seed_count(results):
 def test_table_rows_equal_their_folders(results, root):
     base = results if root == "made" else REPO / "simuResults"
     found = 0
-    for name in experiments.TABLE_ROWS:
+    for name in figures_registry.TABLE_ROWS:
         for row in tables.table(name, base):
             if row.mean is None:
                 continue
@@ -198,7 +198,7 @@ def test_table_rows_equal_their_folders(results, root):
 
 
 def test_committed_runs_are_labelled_from_their_folders():
-    rec = records.find(REPO / "simuResults", experiments.MLP["bp_2layer"])
+    rec = records.find(REPO / "simuResults", figures_registry.MLP["bp_2layer"])
     cfg = json.loads((rec.folder / "config.json").read_text())
     rows = sum(1 for _ in open(rec.folder / "results.csv")) - 1
     assert rec.describe(200) == f"{rows} of {cfg['epochs']} epochs" + (" (unfinished)" * (rows < cfg["epochs"])) + \
@@ -222,13 +222,13 @@ def test_a_regression_run_is_read_and_tabled_by_its_cost_to_four_decimals(tmp_pa
     (running / "results.csv").write_text("epoch,loss,test_cost\n1,0.3,0.0877\n2,0.1,0.0601\n")
     assert records.read_run(done).value("test_cost") == 0.04321
     assert records.read_run(running).value("test_cost") == 0.0601
-    row = tables.Row("diabetes", "test cost", experiments.Paper(0.0441), metric="test_cost", mean=0.04321,
-                     std=0.0035, source=experiments.SMALL_WORLD_REGRESSION["diabetes_5layer_layered"])
+    row = tables.Row("diabetes", "test cost", figures_registry.Paper(0.0441), metric="test_cost", mean=0.04321,
+                     std=0.0035, source=figures_registry.SMALL_WORLD_REGRESSION["diabetes_5layer_layered"])
     assert (tables._paper(row), tables._ours(row)) == ("0.0441", "0.0432 ± 0.0035")
 
 
 def test_shortened_run_is_labelled_with_the_papers_epochs(results):
-    rec = records.read_run(results / experiments.MLP["bp_2layer"].path)
+    rec = records.read_run(results / figures_registry.MLP["bp_2layer"].path)
     assert rec.describe(200).startswith("1 of 200 epochs (shortened)")
 
 
@@ -247,7 +247,7 @@ def write_run(folder: Path, config: dict, rows: int, summary: dict | None = None
 def test_commands_leave_out_the_cpu_shortening_of_a_folder_that_ran_in_full(tmp_path):
     """`commands` gives the command that wrote each folder: a `+ WTA` run of the whole 400 phase-2 epochs was not
     run with the registry's `--set epochs=10`; a shortened one and a missing one keep it."""
-    wta = {key: experiments.REGISTRY["fig9_semi_supervised"].sources[key] for key in ("bp/100/wta", "bp/600/wta")}
+    wta = {key: figures_registry.REGISTRY["fig9_semi_supervised"].sources[key] for key in ("bp/100/wta", "bp/600/wta")}
     assert all(src.shorten == "--set epochs=10" for src in wta.values())
     phase_2 = {"action": "semi_supervised_bp", "pretrained_path": "p"}  # phase 2 only, from a phase-1 network
     write_run(tmp_path / wta["bp/100/wta"].path, {**phase_2, "epochs": 400}, rows=400)
@@ -255,7 +255,7 @@ def test_commands_leave_out_the_cpu_shortening_of_a_folder_that_ran_in_full(tmp_
     made = figures.commands(tmp_path)
     assert wta["bp/100/wta"].produce(tmp_path, shortened=False) in made
     assert wta["bp/600/wta"].produce(tmp_path) in made and "--set epochs=10" in wta["bp/600/wta"].produce(tmp_path)
-    missing = experiments.REGISTRY["fig9_semi_supervised"].sources["ep/600/wta"]
+    missing = figures_registry.REGISTRY["fig9_semi_supervised"].sources["ep/600/wta"]
     assert missing.produce(tmp_path) in figures.commands(tmp_path, missing_only=True)
 
 
@@ -270,7 +270,7 @@ def test_read_out_is_labelled_with_the_epochs_its_trained_run_had_when_read(tmp_
     assert records.read_run(now).describe(200) == "read-out of a network trained 108 of 200 epochs (unfinished), 1 seed"
     assert records.read_run(older).describe(200) == ("read-out of a network trained 150 of 200 epochs (unfinished), "
                                                      "1 seed")
-    made = results / experiments.REGISTRY["fig4_label_share_untrained"].sources["bp_1layer_trained/1"].path
+    made = results / figures_registry.REGISTRY["fig4_label_share_untrained"].sources["bp_1layer_trained/1"].path
     read = json.loads((made / "summary.json").read_text())["trained_network"]  # as the CLI writes it
     assert records.read_run(made).trained.epochs_run == read["epochs_done"] == 2
 
@@ -293,11 +293,11 @@ def test_extracted_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 def test_damaged_extracted_file_is_left_out_with_one_line_naming_its_extract_command(results, tmp_path):
     root = tmp_path / "results"
     for key in ("bp_1layer", "bp_2layer"):
-        shutil.copytree(results / experiments.MLP[key].path, root / experiments.MLP[key].path)
-    npz = root / experiments.MLP["bp_1layer"].path / experiments.MAX_ACTIVATION
+        shutil.copytree(results / figures_registry.MLP[key].path, root / figures_registry.MLP[key].path)
+    npz = root / figures_registry.MLP["bp_1layer"].path / figures_registry.MAX_ACTIVATION
     npz.write_bytes(npz.read_bytes()[:100])  # as an interrupted write of older code left it
     drawn = figures.draw("fig6_max_activation", root, tmp_path / "png")
-    command = experiments.REGISTRY["fig6_max_activation"].sources["bp_1layer"].extract_command(root)
+    command = figures_registry.REGISTRY["fig6_max_activation"].sources["bp_1layer"].extract_command(root)
     assert set(drawn.series) == {"bp_2layer"} and drawn.path.is_file()
     assert drawn.missing == [command]
     damaged = [line for line in drawn.report().splitlines() if ": damaged (" in line]
@@ -312,8 +312,8 @@ def test_damaged_extracted_file_is_left_out_with_one_line_naming_its_extract_com
 def test_damaged_run_folder_stops_tables_and_figures_with_one_line_naming_the_file(results, tmp_path, capsys,
                                                                                      name, text, problem):
     root = tmp_path / "results"
-    folder = root / experiments.MLP["bp_1layer"].path
-    shutil.copytree(results / experiments.MLP["bp_1layer"].path, folder)
+    folder = root / figures_registry.MLP["bp_1layer"].path
+    shutil.copytree(results / figures_registry.MLP["bp_1layer"].path, folder)
     if name == "results.csv":
         (folder / "summary.json").unlink()  # an unfinished run: its accuracies come from its last row
     (folder / name).write_text(text)
@@ -340,11 +340,11 @@ def test_results_root_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
 
 def test_extract_command_builds_the_network_of_the_runs_own_rule(results, capsys):
     """An EP run: its weights read through EP's learner (the raw file's rows); max activation refused."""
-    run = results / experiments.MLP["ep_1layer"].path
+    run = results / figures_registry.MLP["ep_1layer"].path
     assert figures.main(["extract", "weights", str(run)]) == 0
     weight = next(v for v in torch.load(run / "model_state_dict.pt").values() if v.ndim == 2)
     rows = torch.randperm(weight.shape[0], generator=torch.Generator().manual_seed(extract.PICK_SEED))[:20].sort()
-    with np.load(run / experiments.FIRST_LAYER) as z:
+    with np.load(run / figures_registry.FIRST_LAYER) as z:
         assert z["neurons"].tolist() == rows.values.tolist()
         assert np.array_equal(z["weights"], weight[rows.values].numpy().astype(np.float16))
     assert figures.main(["extract", "max_activation", str(run)]) == 2
@@ -354,16 +354,16 @@ def test_extract_command_builds_the_network_of_the_runs_own_rule(results, capsys
 def test_figure_without_data_says_which_commands_produce_it(tmp_path):
     drawn = figures.draw("fig13_n_out", tmp_path / "empty", tmp_path / "png")
     assert not drawn.has_data and drawn.path.is_file()
-    assert drawn.missing == [s.produce(tmp_path / "empty") for s in experiments.N_OUT_RUNS.values()]
+    assert drawn.missing == [s.produce(tmp_path / "empty") for s in figures_registry.N_OUT_RUNS.values()]
 
 
 def test_extracted_arrays_are_small_and_shaped(results):
     for path in results.rglob("*.npz"):
         assert path.stat().st_size < 1_000_000
-    with np.load(next((results / experiments.MLP["bp_1layer"].path).rglob(experiments.MAX_ACTIVATION))) as z:
+    with np.load(next((results / figures_registry.MLP["bp_1layer"].path).rglob(figures_registry.MAX_ACTIVATION))) as z:
         assert z["images"].shape[0] == 20 and sorted(z["classes"]) == sorted(list(range(10)) * 2)
         assert 0 <= z["images"].min() and z["images"].max() <= 1
-    with np.load(next((results / experiments.MLP["bp_2layer"].path).rglob(experiments.FIRST_LAYER))) as z:
+    with np.load(next((results / figures_registry.MLP["bp_2layer"].path).rglob(figures_registry.FIRST_LAYER))) as z:
         assert z["weights"].shape[0] == 20 and len(set(z["neurons"])) == 20
 
 
@@ -390,7 +390,7 @@ def test_most_responsive_neurons_are_picked_per_class_by_mean_response():
 def test_every_registry_command_is_a_valid_config(capsys, tmp_path):
     """--dry-run of each command (the figures' and every table's); a --trained_path is pointed at a folder with
     the trained run's config."""
-    for entry in [*experiments.REGISTRY.values(), *experiments.OTHER_TABLES.values()]:
+    for entry in [*figures_registry.REGISTRY.values(), *figures_registry.OTHER_TABLES.values()]:
         for src in entry.sources.values():
             parts = shlex.split(src.produce(tmp_path))
             argv = parts[3:]
@@ -412,7 +412,7 @@ def test_readme_figures_section_shows_registry_commands_and_drawn_pngs():
     assert images and all((REPO / png).is_file() and Path(png).stem in figures.DRAW for png in images)
 
 
-def _config_of(src: experiments.Source):
+def _config_of(src: figures_registry.Source):
     """The Config a figure's command trains (its --json_path and --set arguments, read by the real loader)."""
     words = src.command.split()
     sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
@@ -424,11 +424,11 @@ def test_figure13_keeps_the_2000_output_presets_step_per_neuron():
     preset's; EP's nudge is per neuron, so its lr stays the preset's."""
     bp_2000, ep_2000 = (config_mod.load(REPO / f"configFile/unsupervised_{rule}/1layer") for rule in ("bp", "ep"))
     assert bp_2000.fcLayers[-1] == ep_2000.fcLayers[-1] == 2000
-    for n in experiments.N_OUT:
-        bp, ep = _config_of(experiments.N_OUT_RUNS[f"bp/{n}"]), _config_of(experiments.N_OUT_RUNS[f"ep/{n}"])
+    for n in figures_registry.N_OUT:
+        bp, ep = _config_of(figures_registry.N_OUT_RUNS[f"bp/{n}"]), _config_of(figures_registry.N_OUT_RUNS[f"ep/{n}"])
         assert bp.fcLayers[-1] == ep.fcLayers[-1] == n
         assert bp.lr[0] / n == pytest.approx(bp_2000.lr[0] / 2000)
         assert ep.lr == ep_2000.lr
         assert bp.nudge == max(1, int(bp_2000.nudge * n / 2000 + 0.5))  # rounded half up: 2.5 -> 3
         assert ep.nudge == max(1, int(ep_2000.nudge * n / 2000 + 0.5))
-    assert _config_of(experiments.N_OUT_RUNS["bp/10"]).lr == (0.04,)
+    assert _config_of(figures_registry.N_OUT_RUNS["bp/10"]).lr == (0.04,)

@@ -69,7 +69,7 @@ def test_numbers_are_rounded_half_up_once_as_by_hand():
 
 
 def test_a_seeds_root_whose_other_seeds_are_to_come_says_how_many_of_how_many():
-    from funcs.experiments import Source
+    from funcs.figures_registry import Source
     row = tables.Row("BP 784-2000-2000", "direct", None, Source("x", "python -m bp.main", "x", seeds=3), "direct",
                      seeds=2, epochs="200 of 200 epochs", folder="x")
     assert tables._run(row, "r/") == "[2 of 3 seeds, 200 of 200 epochs](r/x)"

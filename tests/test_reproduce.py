@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from funcs import experiments, records, reproduce
+from funcs import figures_registry, records, reproduce
 from funcs.errors import UserError
-from funcs.experiments import Source
+from funcs.figures_registry import Source
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
@@ -101,15 +101,15 @@ def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_fold
                                                                ("hebb_krotov", 3))
              for s in range(1, n + 1)]
     assert runs[:8] == table5 and runs[8:8 + len(seeds)] == seeds
-    single = {s.path for e in experiments.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
-    registry = single | {f"{s.path}/S-{k}" for e in experiments.REGISTRY.values() for s in e.sources.values()
+    single = {s.path for e in figures_registry.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
+    registry = single | {f"{s.path}/S-{k}" for e in figures_registry.REGISTRY.values() for s in e.sources.values()
                          if s.seeds > 1 for k in range(1, s.seeds + 1)}
     # each folder once: a figure's single seed of a seeds root (Figure 11 of the rules) is that seed's job
     rest = sorted(registry - set(table5) - set(seeds))
     assert {"unsupervised_bp_cnn_mnist/S-1", "unsupervised_bp_cnn_mnist/S-2"} <= set(rest)  # as it ran: 2 seeds
     assert sorted(runs[8 + len(seeds):8 + len(seeds) + len(rest)]) == rest and len(set(runs)) == len(runs)
     # then our own tables' folders, those the paper's figures and tables do not already run
-    ours = {f"{s.path}/S-{k}" if s.seeds > 1 else s.path for e in experiments.OTHER_TABLES.values()
+    ours = {f"{s.path}/S-{k}" if s.seeds > 1 else s.path for e in figures_registry.OTHER_TABLES.values()
             for s in e.sources.values() for k in range(1, s.seeds + 1)}
     assert sorted(runs[8 + len(seeds) + len(rest):]) == sorted(ours - registry)
     assert "unsupervised_hebb_krotov_fashionMnist" in ours and "small_world/wine_8layer_small_world/S-3" in ours
@@ -133,7 +133,7 @@ def test_table3_reads_the_seeds_root_where_it_exists_else_the_single_run(tmp_pat
     single = write(root / "unsupervised_bp_1layer", {
         "config.json": '{"epochs": 200}',
         "summary.json": '{"seed": 1, "accuracy_percent": {"direct_association_mean": 95.0}}'})
-    src = experiments.REGISTRY["table3"].sources["bp_1layer"]
+    src = figures_registry.REGISTRY["table3"].sources["bp_1layer"]
     assert records.find(root, src).folder == single
     for seed, acc in ((1, 95.5), (2, 96.0)):
         write(root / f"{src.path}/S-{seed}", {
