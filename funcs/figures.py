@@ -34,7 +34,7 @@ import numpy as np
 from funcs import plots, tables
 from funcs.errors import OneLineParser, UserError, one_line_errors
 from funcs.figures_registry import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
-                               SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry, semi_key)
+                                    SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry, semi_key)
 from funcs.records import NPZ_ERRORS, Record, find, find_file, read_npz
 
 NOTEBOOK = REPO / "reproduce_figures.ipynb"

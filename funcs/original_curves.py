@@ -33,7 +33,8 @@ import numpy as np
 
 from funcs import plots
 from funcs.errors import OneLineParser, UserError, one_line_errors
-from funcs.figures_registry import PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS, semi_key
+from funcs.figures_registry import (PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS,
+                                    semi_key)
 from funcs.records import find, read_run
 from funcs.results import STATS_DECIMALS, half_up
 

@@ -263,7 +263,8 @@ class Run:
         seconds = progress.step({"acc_test": f"{100 * (1 - row['test_error']):.2f}%"}) if progress else None
         total = f"/{progress.total}" if progress else ""
         line = f"classifier epoch {row['epoch']}{total}  " + "  ".join(
-            f"{k} {v:.4f}" for k, v in row.items() if k != "epoch") + (f"  ({seconds:.1f} s)" if seconds is not None else "")
+            f"{k} {v:.4f}" for k, v in row.items() if k != "epoch")
+        line += f"  ({seconds:.1f} s)" if seconds is not None else ""
         self.log(line, echo=progress is None or not progress.terminal)
 
     # --- resume -------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from funcs import original_curves
-from funcs.figures_registry import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS,
-                               TABLE_ROWS, TABLES, Paper, Source, semi_key)
+from funcs.figures_registry import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS,
+                                    SEMI_VARIANTS, TABLE_ROWS, TABLES, Paper, Source, semi_key)
 from funcs.records import find
 from funcs.results import COSTS, half_up
 

@@ -119,6 +119,7 @@ def test_the_core_names_no_rule_outside_the_registry_of_the_papers_experiments()
     names = "|".join(rules.names())
     pattern = re.compile(rf"[\"']({names})[\"']|\brule\s*==|from ({names})[. ]|import ({names})\b")
     core = Path(__file__).resolve().parents[1] / "funcs"
-    found = [f"{path.relative_to(core)}:{n}" for path in sorted(core.rglob("*.py")) if path.name != "figures_registry.py"
+    found = [f"{path.relative_to(core)}:{n}" for path in sorted(core.rglob("*.py"))
+             if path.name != "figures_registry.py"
              for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert found == []
