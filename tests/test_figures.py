@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from bp.main import RULE as BP
-from funcs import cli, extract, figures_registry, figures, records, rules, tables
+from funcs import cli, extract, figures, figures_registry, records, rules, tables
 from funcs import config as config_mod
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,8 @@ def results(tmp_path_factory, dataset) -> Path:
         (figures_registry.MLP["ep_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
         (figures_registry.MLP["bp_2layer"], tiny(dataset, f"[{n_in},100,100]", "epochs=1")),
         (figures_registry.SUPERVISED_MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=1")),
-        (figures_registry.SEMI["bp/100/wta_homeostasis"], tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
+        (figures_registry.SEMI["bp/100/wta_homeostasis"],
+         tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
         (figures_registry.SEMI["bp/100/wta"], tiny(dataset, f"[{n_in},100,10]", "pre_epochs=2", "epochs=1")),
         (figures_registry.HOMEOSTASIS["bp/1layer/batch"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
         (figures_registry.HOMEOSTASIS["bp/1layer/sequential"], tiny(dataset, f"[{n_in},50]", "epochs=2")),
