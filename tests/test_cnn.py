@@ -22,9 +22,9 @@ from funcs.errors import UserError
 from funcs.loop import random_hflip
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_CNN = {"cnn": True, "dataset": "mnist", "C_list": [1, 32, 128], "pool_type": "av", "fcLayers": [300], "lr": [1e-3, 1e-3, 1e-3],
-             "activation_function": ["x", "relu", "relu", "x"], "optimizer": "Adam", "dropProb": [0.2, 0.3],
-             "cnn_prune": 0.3, "nudge": 1, "device": -1}
+MNIST_CNN = {"cnn": True, "dataset": "mnist", "C_list": [1, 32, 128], "pool_type": "av", "fcLayers": [300],
+             "lr": [1e-3, 1e-3, 1e-3], "activation_function": ["x", "relu", "relu", "x"], "optimizer": "Adam",
+             "dropProb": [0.2, 0.3], "cnn_prune": 0.3, "nudge": 1, "device": -1}
 
 
 @pytest.mark.parametrize("dataset,shape,flat", [("mnist", (1, 28, 28), 128 * 7 * 7),

@@ -349,7 +349,8 @@ def test_extract_command_builds_the_network_of_the_runs_own_rule(results, capsys
         assert z["neurons"].tolist() == rows.values.tolist()
         assert np.array_equal(z["weights"], weight[rows.values].numpy().astype(np.float16))
     assert figures.main(["extract", "max_activation", str(run)]) == 2
-    assert capsys.readouterr().err.startswith("error: maximum-activation images (the paper's Figure 6) need a network whose output drive")
+    assert capsys.readouterr().err.startswith(
+        "error: maximum-activation images (the paper's Figure 6) need a network whose output drive")
 
 
 def test_figure_without_data_says_which_commands_produce_it(tmp_path):

@@ -95,15 +95,22 @@ ERRORS = [  # (change to the tiny search, the start of the one-line message)
     ({"search": {"gamma": {"low": 1, "high": 0.1}}}, "search key 'gamma': 'low' (1.0) must be below 'high' (0.1)"),
     ({"search": {"gamma": {"low": 0, "high": 1, "log": True}}}, "search key 'gamma': a log scale needs 'low' > 0"),
     ({"search": {"gamma": {"low": 0.1, "hi": 1}}}, "search key 'gamma': unknown entry 'hi' (did you mean 'high'?)"),
-    ({"search": {"batchSize": {"type": "float", "low": 8, "high": 64}}}, "search key 'batchSize': 'batchSize' is an integer key"),
+    ({"search": {"batchSize": {"type": "float", "low": 8, "high": 64}}},
+     "search key 'batchSize': 'batchSize' is an integer key"),
     ({"search": {"optimizer": {"low": 0, "high": 1}}}, "search key 'optimizer': 'optimizer' takes text"),
-    ({"search": {"gamma": {"low": 0.1, "high": 1, "per_layer": True}}}, "search key 'gamma': 'per_layer' needs a list key"),
-    ({"search": {"dropProb": [None, {"low": 0, "high": 0.5}, None]}}, "search key 'dropProb': 3 entries given but 'dropProb' has 2"),
-    ({"search": {"seed": {"low": 1, "high": 9}}}, "search key 'seed': cannot be searched: the validation split is drawn from it"),
-    ({"search": {"dropProb": [None, {"low": 0, "high": 1}]}}, "search key 'dropProb1': high 1.0 makes an invalid config: config key 'dropProb': 1.0 must be < 1"),
+    ({"search": {"gamma": {"low": 0.1, "high": 1, "per_layer": True}}},
+     "search key 'gamma': 'per_layer' needs a list key"),
+    ({"search": {"dropProb": [None, {"low": 0, "high": 0.5}, None]}},
+     "search key 'dropProb': 3 entries given but 'dropProb' has 2"),
+    ({"search": {"seed": {"low": 1, "high": 9}}},
+     "search key 'seed': cannot be searched: the validation split is drawn from it"),
+    ({"search": {"dropProb": [None, {"low": 0, "high": 1}]}},
+     "search key 'dropProb1': high 1.0 makes an invalid config: config key 'dropProb': 1.0 must be < 1"),
     ({"nudge_max": 40}, "search key 'nudge': high 40 makes an invalid config: config key 'nudge': 40 winners"),
-    ({"mode": "sequential", "search": {"batchSize": {"choices": [8, 16]}}}, "optuna_config key 'mode': 'sequential' trains one example at a time"),
-    ({"search": {"eta": {"low": 0.1, "high": 1}}}, "search key 'eta': eta is the moving-average rate of mode 'sequential'"),
+    ({"mode": "sequential", "search": {"batchSize": {"choices": [8, 16]}}},
+     "optuna_config key 'mode': 'sequential' trains one example at a time"),
+    ({"search": {"eta": {"low": 0.1, "high": 1}}},
+     "search key 'eta': eta is the moving-average rate of mode 'sequential'"),
     ({"mode": "bacth"}, "optuna_config key 'mode': 'bacth' is not one of batch, sequential (did you mean 'batch'?)"),
     ({"validation_size": None}, "optuna_config key 'validation_size': missing"),
     ({"metric": "error"}, "optuna_config key 'metric': 'error' is not one of error_mean, error_max"),
@@ -116,9 +123,10 @@ ERRORS = [  # (change to the tiny search, the start of the one-line message)
       "search": {"activation_function": [None, {"choices": ["relu", "sigmoid"]}]}},
      "search key 'activation_function': cannot be searched: the network is read from trained_path"),
 ]
+ERROR_IDS = [m.split(":")[0] + ":" + str(i) for i, (_, m) in enumerate(ERRORS)]
 
 
-@pytest.mark.parametrize("change,message", ERRORS, ids=[m.split(":")[0] + ":" + str(i) for i, (_, m) in enumerate(ERRORS)])
+@pytest.mark.parametrize("change,message", ERRORS, ids=ERROR_IDS)
 def test_bad_search_space_is_one_line_naming_the_key(tiny, change, message):
     with pytest.raises(UserError) as err:
         search.parse({**tiny, **change}, BP)

@@ -61,7 +61,8 @@ def test_labeled_subset_larger_than_a_class_is_refused():
 
 def test_stratified_draw_follows_the_class_frequencies():
     """The original code's draw: class counts in proportion (here 12, 5, 3 of 20), by hand."""
-    labels = torch.tensor([0] * 60 + [1] * 25 + [2] * 15)[torch.randperm(100, generator=torch.Generator().manual_seed(1))]
+    shuffle = torch.randperm(100, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0] * 60 + [1] * 25 + [2] * 15)[shuffle]
     lab, unl = semi.split_labeled(labels, 20, 3, seed=5, draw="stratified")
     assert labels[lab].bincount(minlength=3).tolist() == [12, 5, 3]
     assert sorted(lab.tolist() + unl.tolist()) == list(range(100))
