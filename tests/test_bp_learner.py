@@ -1,6 +1,7 @@
 """The BP learner and its MLP (bp/learner.py, funcs/networks.py) and the epoch lr schedule (funcs/loop.py)."""
 
 import math
+import types
 
 import pytest
 import torch
@@ -93,6 +94,8 @@ def test_sgd_step_in_backward_matches_torch_sgd_over_many_steps_with_dropout():
     fused = BPLearner(MLP(sizes, acts, drops), [0.5, 0.2], "SGD", "MSE")
     plain = MLP(sizes, acts, drops)
     plain.load_state_dict(fused.model.state_dict())
+    for linear in plain.linears:  # the reference runs nn.Linear's own forward: autograd's gradients, not Dense's
+        linear.forward = types.MethodType(torch.nn.Linear.forward, linear)
     opt = torch.optim.SGD([{"params": list(l.parameters()), "lr": lr} for l, lr in zip(plain.linears, [0.5, 0.2])])
     gen = torch.Generator().manual_seed(0)
     for step in range(30):

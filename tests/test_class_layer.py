@@ -59,8 +59,8 @@ def test_without_trained_path_it_reads_out_the_untrained_network_of_the_config(t
 
 
 def test_an_ep_run_is_read_out_by_ep_main_and_refused_by_bp_main(tmp_path, capsys):
-    # the BP tests' data, on a small EP network
-    args = ["--json_path", str(REPO / "configFile/quickstart_ep"), *SMALL, "--set", "fcLayers=[784,100]",
+    n_in = 64 if "dataset=digits" in SMALL else 784  # the BP tests' data, on a small EP network
+    args = ["--json_path", str(REPO / "configFile/quickstart_ep"), *SMALL, "--set", f"fcLayers=[{n_in},100]",
             "--set", "epochs=1", "--set", "T=10", "--set", "Kmax=4"]
     assert cli.main(EP, [*args, "--out", str(tmp_path / "trained")]) == 0
     last = read_csv(tmp_path / "trained/results.csv")[-1]

