@@ -13,6 +13,22 @@ from funcs.errors import UserError
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--without-mnist", action="store_true",
+                     help="run as on a machine where MNIST cannot be had: the tests take their digits fallback")
+
+
+def pytest_configure(config):
+    if config.getoption("--without-mnist"):
+        provision = data_mod.provision
+
+        def refuse_mnist(name, *args, **kwargs):
+            if name == "mnist":
+                raise UserError("MNIST refused by --without-mnist")
+            return provision(name, *args, **kwargs)
+        data_mod.provision = refuse_mnist  # the fixtures and the code they call look it up on the module
+
+
 @pytest.fixture(scope="session")
 def dataset() -> str:
     """'mnist', provisioned into UT_DATA_DIR (default data/) by the project's own fetch chain (data dir,

@@ -85,8 +85,8 @@ def test_bad_trained_paths_are_one_line_errors_before_any_folder(tmp_path, capsy
     (run / "config.json").write_text((REPO / "configFile/quickstart/config.json").read_text())
     torch.save({"not": torch.zeros(1)}, run / "model_state_dict.pt")
     args = ["--trained_path", str(run), *SMALL]
-    if problem == "other_network":
-        args += ["--set", "fcLayers=[784,300]"]
+    if problem == "other_network":  # MNIST's input size whatever SMALL's data: the mismatch is the hidden layer
+        args = ["--trained_path", str(run), "--set", "fcLayers=[784,300]"]
     elif problem == "no_weights":
         (run / "model_state_dict.pt").unlink()
     elif problem == "corrupt_weights":

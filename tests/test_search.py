@@ -37,21 +37,22 @@ def tiny() -> dict:
 
 def tiny_search() -> dict:
     """optuna_config.json of a tiny unsupervised BP search on MNIST (scikit-learn's digits where MNIST cannot be
-    had): 784-30, 600 training and 300 validation images, 2 epochs; 500 test images for the final test run."""
+    had): 784-30, 600 training and 300 validation images, 2 epochs; 500 test images (digits: 297) for the final
+    test run."""
     try:
         data_mod.provision("mnist", DATA_DIR)
         data = {"dataset": "mnist", "data_dir": str(DATA_DIR), "fcLayers": [784, 30]}
     except UserError as err:
         warnings.warn(f"MNIST could not be provisioned ({err}); search tests use scikit-learn's digits")
-        data = {"dataset": "digits", "fcLayers": [64, 30]}
-    return {**data, "device": -1, "action": "unsupervised_bp", "epochs": 2, "batchSize": 16, "lr": [1.0],
+        data = {"dataset": "digits", "fcLayers": [64, 30], "test_size": 297}  # digits has 297 test images
+    return {"device": -1, "action": "unsupervised_bp", "epochs": 2, "batchSize": 16, "lr": [1.0],
             "activation_function": ["x", "hardsigm"], "dropProb": [0.3, 0.2], "nudge": 2, "gamma": 0.5,
             "train_size": 600, "validation_size": 300, "test_size": 500, "test_batchSize": 500,
             "class_epoch": 2, "class_activation": "sigmoid", "seed": 3,
             "mode": "batch", "nudge_max": 4,
             "search": {"gamma": {"low": 0.1, "high": 1, "log": True},
                        "lr": {"low": 0.1, "high": 10, "log": True, "per_layer": True}},
-            "n_trials": 3, "sampler_seed": 7, "pruner": "none", "metric": "error_mean"}
+            "n_trials": 3, "sampler_seed": 7, "pruner": "none", "metric": "error_mean", **data}
 
 
 def write(folder: Path, raw: dict) -> Path:

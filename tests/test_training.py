@@ -122,7 +122,8 @@ def test_seeds_report_mean_and_sample_std_of_each_seed(tmp_path):
     assert stats["seeds"] == [1, 2]
     per_seed = [json.loads((out / f"S-{s}/summary.json").read_text())["accuracy_percent"] for s in (1, 2)]
     a, b = (p["direct_association_mean"] for p in per_seed)
-    assert a != b  # different seeds, different runs
+    losses = [read_csv(out / f"S-{s}/results.csv")[-1]["loss"] for s in (1, 2)]
+    assert losses[0] != losses[1]  # different seeds, different runs (297 digits test images may tie on accuracy)
     assert stats["mean"]["direct_association_mean"] == pytest.approx((a + b) / 2, abs=1e-3)
     assert stats["std"]["direct_association_mean"] == pytest.approx(abs(a - b) / 2 ** 0.5, abs=1e-3)
     assert (out / "curves.png").is_file() and (out / "S-1/curves.png").is_file()
@@ -492,7 +493,7 @@ OPTIONAL = ("optuna", "sklearn", "umap", "numba", "matplotlib", "scipy", "nbclie
 def test_training_runs_with_the_core_requirements_alone_and_says_curves_are_not_drawn(tmp_path, dataset):
     """Each optional package made unimportable (None in sys.modules: `import` fails, find_spec says absent), as in
     a venv of requirements.txt alone: BP and EP train and read out; curves.png is skipped in one line."""
-    blocked = [m for m in OPTIONAL if not (dataset == "digits" and m == "sklearn")]  # digits: scikit-learn's
+    blocked = [m for m in OPTIONAL if not (dataset == "digits" and m in ("sklearn", "scipy"))]  # digits: sklearn's
     for rule in ("bp", "ep"):
         out = tmp_path / rule
         argv = ["--json_path", f"configFile/{'quickstart' if rule == 'bp' else 'quickstart_ep'}", *SMALL,
