@@ -11,6 +11,7 @@ from funcs import data as data_mod
 from funcs.errors import UserError
 
 DATA_DIR = Path(os.environ.get("UT_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
+INPUT_SIZE = {"mnist": 784, "digits": 64}  # pixels per image of the two datasets the `dataset` fixture names
 
 
 def pytest_addoption(parser):

@@ -11,6 +11,7 @@ import torch
 from bp.main import RULE as BP
 from ep.main import RULE as EP
 from funcs import cli
+from tests.conftest import INPUT_SIZE
 from tests.test_training import dataset  # noqa: F401 (the fixture that fills SMALL)
 from tests.test_training import REPO, SMALL, error_line, read_csv, train
 
@@ -58,8 +59,8 @@ def test_without_trained_path_it_reads_out_the_untrained_network_of_the_config(t
     assert summary["metrics"]["error_max"] == pytest.approx(untrained["metrics"]["error_max"], abs=1e-7)
 
 
-def test_an_ep_run_is_read_out_by_ep_main_and_refused_by_bp_main(tmp_path, capsys):
-    n_in = 64 if "dataset=digits" in SMALL else 784  # the BP tests' data, on a small EP network
+def test_an_ep_run_is_read_out_by_ep_main_and_refused_by_bp_main(dataset, tmp_path, capsys):
+    n_in = INPUT_SIZE[dataset]  # the BP tests' data, on a small EP network
     args = ["--json_path", str(REPO / "configFile/quickstart_ep"), *SMALL, "--set", f"fcLayers=[{n_in},100]",
             "--set", "epochs=1", "--set", "T=10", "--set", "Kmax=4"]
     assert cli.main(EP, [*args, "--out", str(tmp_path / "trained")]) == 0

@@ -21,6 +21,7 @@ from funcs.dropout import Dropout
 from funcs.config import from_dict
 from funcs.errors import UserError
 from funcs.loop import random_hflip
+from tests.conftest import DATA_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_CNN = {"cnn": True, "dataset": "mnist", "C_list": [1, 32, 128], "pool_type": "av", "fcLayers": [300],
@@ -156,13 +157,12 @@ def test_cli_trains_a_small_unsupervised_cnn_on_mnist(tmp_path):
     Watched (seeds 1, 2, 3, 3,000 training and 1,000 test images): direct association 58.8 / 63.2 / 60.7 %;
     the same network untrained 15.2 %.
     """
-    data_dir = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
     try:
-        data_mod.provision("mnist", data_dir)
+        data_mod.provision("mnist", DATA_DIR)
     except UserError as err:
         pytest.skip(f"MNIST could not be provisioned ({err})")
     out = tmp_path / "run"
-    overrides = [f"data_dir={data_dir}", "device=-1", "train_size=3000", "test_size=1000", "C_list=[1,16,32]",
+    overrides = [f"data_dir={DATA_DIR}", "device=-1", "train_size=3000", "test_size=1000", "C_list=[1,16,32]",
                  "fcLayers=[500]", "lr=[1e-4,1e-4,1e-3]", "epochs=2", "class_epoch=5", "test_batchSize=500"]
     proc = subprocess.run([sys.executable, "-m", "bp.main", "--json_path", "configFile/unsupervised_bp/cnn/mnist",
                            *[x for o in overrides for x in ("--set", o)], "--out", str(out)],

@@ -14,10 +14,10 @@ import pytest
 
 from ep.main import RULE
 from funcs import cli
+from tests.conftest import DATA_DIR
 from tests.test_training import read_csv
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 
 # The EP quickstart (784-500, the 1-layer preset's settings, 3 epochs) and the direct-association accuracy (%)
 # it must beat, chosen from watched runs (seeds 1, 2, 3), above the same network untrained (epochs 0):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shlex
 import shutil
@@ -23,9 +22,9 @@ import torch
 from bp.main import RULE as BP
 from funcs import cli, extract, figures, figures_registry, records, rules, tables
 from funcs import config as config_mod
+from tests.conftest import DATA_DIR, INPUT_SIZE
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 RULES = {rule.command.split()[-1]: rule for rule in rules.all_rules()}  # "bp.main": the bp rule
 PNGS = {f"{name}.png" for name in figures.DRAW}
 NOTEBOOK_PNGS = PNGS | {"semi_against_original.png"}  # the notebook also draws Table 5's runs over the original's
@@ -59,7 +58,7 @@ def pca2(x: np.ndarray) -> np.ndarray:
 def results(tmp_path_factory, dataset) -> Path:
     """A results root with a run behind most figures, made by the registry's commands with tiny settings."""
     root = tmp_path_factory.mktemp("results")
-    n_in = 64 if dataset == "digits" else 784
+    n_in = INPUT_SIZE[dataset]
     reg = figures_registry.REGISTRY
     runs = [  # (source, extra arguments)
         (figures_registry.MLP["bp_1layer"], tiny(dataset, f"[{n_in},100]", "epochs=2")),

@@ -8,7 +8,6 @@ import csv
 import importlib
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,9 @@ from funcs import cli, config, loop, search
 from funcs.target import Target
 from hebb import learner as hebb
 from hebb.rule import RULE
+from tests.conftest import DATA_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 PRESETS = ("softhebb", "hard_wta", "krotov")
 
 U = torch.tensor([[1.0, 3.0, 2.0, 0.0],

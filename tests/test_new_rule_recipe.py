@@ -17,8 +17,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.conftest import DATA_DIR
+
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 README = (REPO / "README.md").read_text()
 
 RULE_PY = '''

@@ -24,9 +24,9 @@ import torch
 from funcs import figures_registry, records, reproduce
 from funcs.errors import UserError
 from funcs.figures_registry import Source
+from tests.conftest import DATA_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 EPOCHS = 20  # of the interrupted run: long enough (seconds) that the interruption lands before its end
 
 

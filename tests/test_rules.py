@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,10 @@ import torch
 
 from funcs import cli, config, data, rules
 from funcs.target import Target
+from tests.conftest import DATA_DIR
 from tests.test_training import interrupt_then_resume, read_csv
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 RULES = rules.names()
 
 

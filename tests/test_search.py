@@ -24,9 +24,9 @@ from funcs import cli, loop, rules, search
 from funcs import config as config_mod
 from funcs import data as data_mod
 from funcs.errors import UserError
+from tests.conftest import DATA_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 README = (REPO / "docs/search.md").read_text()  # the search's commands
 
 

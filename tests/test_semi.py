@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,19 @@ from bp.main import RULE as BP
 from ep.main import RULE as EP
 from funcs import cli, loop, semi
 from funcs import config as config_mod
-from funcs import data as data_mod
 from funcs.errors import UserError
+from tests.conftest import DATA_DIR, INPUT_SIZE
 from tests.test_training import interrupt_then_resume, read_csv
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 
 
 @pytest.fixture(scope="module")
-def small() -> list[str]:
-    """A small semi-supervised setting on MNIST (digits where MNIST cannot be had): a 784-300-10 network."""
-    try:
-        data_mod.provision("mnist", DATA_DIR)
-        data = ["data_dir=" + str(DATA_DIR), "train_size=3000", "test_size=1000", "fcLayers=[784,300,10]"]
-    except UserError as err:
-        warnings.warn(f"MNIST could not be provisioned ({err}); semi-supervised tests use scikit-learn's digits")
-        data = ["dataset=digits", "fcLayers=[64,300,10]"]
-    return [*data, "device=-1", "train_label_number=100", "semi_seed=5", "test_batchSize=500"]
+def small(dataset) -> list[str]:
+    """A small semi-supervised setting on MNIST (conftest's digits where MNIST cannot be had): a 784-300-10 network."""
+    data = ["dataset=digits"] if dataset == "digits" else [f"data_dir={DATA_DIR}", "train_size=3000", "test_size=1000"]
+    return [*data, f"fcLayers=[{INPUT_SIZE[dataset]},300,10]", "device=-1", "train_label_number=100", "semi_seed=5",
+            "test_batchSize=500"]
 
 
 def sets(args: list[str]) -> list[str]:
@@ -114,7 +108,7 @@ def test_ep_schedules_follow_the_original_ep_code():
 
 # --- the real CLI --------------------------------------------------------------------------------
 
-def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsys):
+def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, dataset, tmp_path, capsys):
     first = tmp_path / "first"
     assert cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small),
                          *sets(["pre_epochs=3", "epochs=2", "semi_seed=-1"]), "--out", str(first)]) == 0
@@ -135,9 +129,8 @@ def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, tmp_path, capsy
     assert again["semi_seed"] == seed and again["labeled_subset"] == summary["labeled_subset"]
     assert again["accuracy_percent"]["after_phase_1"] == summary["accuracy_percent"]["after_phase_1"]
     capsys.readouterr()
-    n_in = 64 if "dataset=digits" in small else 784
     for change, message in ((["train_label_number=200"], "train_label_number"),
-                            ([f"fcLayers=[{n_in},200,10]"], "was trained with fcLayers"),
+                            ([f"fcLayers=[{INPUT_SIZE[dataset]},200,10]"], "was trained with fcLayers"),
                             ([f"semi_seed={seed + 1}"], "labeled subset of semi_seed"),
                             (['label_draw="stratified"'], "label_draw"),
                             ([], "not a phase-1 network")):
@@ -219,13 +212,13 @@ def test_pretrained_path_outside_semi_supervised_is_refused(capsys):
     assert "only semi-supervised actions" in capsys.readouterr().err
 
 
-def test_phase_two_raises_accuracy_above_phase_one_with_100_labels(small, tmp_path):
+def test_phase_two_raises_accuracy_above_phase_one_with_100_labels(dataset, tmp_path):
     """The real command line, all of MNIST's unlabeled images, a 784-300-10 network, 30 + 8 epochs.
 
     Watched (semi_seed 1, 2, 3): after phase 1 69.9 / 71.4 / 69.2 %, at the end 72.65 / 72.45 / 72.05 %
     (2,000 test images). Needs MNIST: the 1,500 digits images are too few for the unlabeled half to help.
     """
-    if not any(a.startswith("data_dir") for a in small):
+    if dataset == "digits":
         pytest.skip("MNIST could not be provisioned")
     out = tmp_path / "run"
     proc = subprocess.run(

@@ -23,9 +23,9 @@ from bp.main import RULE
 from funcs import cli, loop
 from funcs import config as config_mod
 from funcs import results
+from tests.conftest import DATA_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("UT_DATA_DIR", REPO / "data"))
 
 # The quickstart network (784-500) on a class-balanced MNIST subset: seconds per epoch on a laptop CPU.
 DATASET_ARGS = {
