@@ -128,6 +128,8 @@ def test_semi_cli_writes_both_phases_and_reuses_phase_one(small, dataset, tmp_pa
     assert [int(r["phase"]) for r in read_csv(second / "results.csv")] == [2]
     assert again["semi_seed"] == seed and again["labeled_subset"] == summary["labeled_subset"]
     assert again["accuracy_percent"]["after_phase_1"] == summary["accuracy_percent"]["after_phase_1"]
+    assert (f"phase 1: the network of {first}, test accuracy {100 * (1 - float(rows[2]['error'])):.2f} % after its "
+            f"phase 1; phase 2 starts from it") in (second / "run.log").read_text()
     capsys.readouterr()
     for change, message in ((["train_label_number=200"], "train_label_number"),
                             ([f"fcLayers=[{INPUT_SIZE[dataset]},200,10]"], "was trained with fcLayers"),
