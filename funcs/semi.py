@@ -185,8 +185,9 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
         sup.load_state_dict({"model": pretrained["model"], "optimizer": sup.state_dict()["optimizer"]})
         pre_epochs, metrics["pretrain_error"] = 0, pretrained["error"]
         if run is not None:  # the phase-1 accuracy an unfinished run's folder has nowhere else
-            run.log(f"phase 1: the network of {cfg.pretrained_path}, test accuracy "
-                    f"{100 * (1 - pretrained['error']):.2f} % after its phase 1; phase 2 starts from it")
+            accuracy = results.accuracies({"pretrain_error": pretrained["error"]})["after_phase_1"]
+            run.log(f"phase 1: the network of {cfg.pretrained_path}, test accuracy {accuracy:.2f} % after its "
+                    f"phase 1; phase 2 starts from it")
     elif pre_epochs == 0:
         metrics["pretrain_error"] = loop.supervised_error(cfg, sup, data.test).item()
     if state is not None:
