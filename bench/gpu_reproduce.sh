@@ -16,8 +16,13 @@
 #                    ignored by git and its raw files (106 MB) exceed what a device call carries (64 MiB): carry
 #                    gzipped copies (MNIST: 12 MB) in an ignored folder and name it here.
 #   PYTHON=python3
+#   FINISHED=""     folders of simuResults/ copied into ROOT first, so that seeds which ran elsewhere count
+#                    (a seeds root's seeds_summary.json then covers them all), e.g. "unsupervised_bp_cnn_mnist/S-1"
+#   BENCH=""         presets timed by bench.throughput on the GPU before the runs, alone on it, into
+#                    $OUT/bench_gpu.json (e.g. "unsupervised_ep/2layer unsupervised_bp/1layer"); none if empty
 # Needs torch, numpy, scipy and matplotlib only (no optuna, umap or nbclient: a UMAP extraction is left undone).
-# Writes $OUT/results.tar.gz and $OUT/gpu_reproduce.log (this output). Exit code: funcs.reproduce's (0 all
+# Writes $OUT/results.tar.gz and $OUT/gpu_reproduce.log (this output); the checkpoints of unfinished runs, as
+# many as fit what comes back, in $OUT/checkpoints.tar.part-aa, -ab, ... (`cat` them, `tar -xf`, then resume here). Exit code: funcs.reproduce's (0 all
 # finished, 1 a job failed, 2 bad input, 3 work left at the deadline).
 set -u
 export PYTHONUNBUFFERED=1  # progress lines in order with the shell's
@@ -29,8 +34,12 @@ DEVICE=${DEVICE:-0}
 DEADLINE=${DEADLINE:-480}
 DATA_DIR=${DATA_DIR:-data}
 PYTHON=${PYTHON:-python3}
+FINISHED=${FINISHED:-}
+BENCH=${BENCH:-}
 DEFAULT_PATTERNS="semi_bp_100 semi_bp_600 semi_bp_1000 semi_bp_3000 semi_ep_100 semi_ep_600 semi_ep_1000 semi_ep_3000"
 MAX_BYTES=$((16 * 1024 * 1024))  # the most one file of $OUT may weigh to come back
+CHECKPOINT_BYTES=$((40 * 1024 * 1024))  # of the 64 MiB that come back: the rest for the results and logs
+PART_BYTES=$((15 * 1024 * 1024))
 
 machine() {
     echo "== machine"
@@ -50,6 +59,42 @@ data() {
     done
 }
 
+copy_finished() {
+    local path
+    for path in $FINISHED; do
+        [ -f "simuResults/$path/summary.json" ] || { echo "error: simuResults/$path has no summary.json"; return 1; }
+        mkdir -p "$ROOT/$(dirname "$path")" && cp -r "simuResults/$path" "$ROOT/$(dirname "$path")/" || return 1
+        echo "copied simuResults/$path (finished) into $ROOT"
+    done
+}
+
+bench() {
+    [ -n "$BENCH" ] || return 0
+    echo "== bench on device $DEVICE: $BENCH"
+    # shellcheck disable=SC2086  # BENCH is a list of presets
+    timeout 90 "$PYTHON" -m bench.throughput --device "$DEVICE" --presets $BENCH --samples 4000 \
+        --eval-samples 10000 --repeats 2 --data_dir "$DATA_DIR" > "$OUT/bench_gpu.json" \
+        && cat "$OUT/bench_gpu.json" || echo "warning: the bench failed or ran out of time (its runs go on)"
+}
+
+bring_checkpoints() {
+    # The checkpoints of unfinished runs, smallest first, while they fit: a later call (here or elsewhere)
+    # resumes them; split into parts under the 16 MiB a file may weigh.
+    local list=() total=0 size checkpoint
+    while read -r size checkpoint; do
+        [ -f "$(dirname "$checkpoint")/summary.json" ] && continue
+        if [ $((total + size)) -le "$CHECKPOINT_BYTES" ]; then
+            list+=("${checkpoint#"$(dirname "$ROOT")"/}"); total=$((total + size))
+        else
+            echo "note: $checkpoint of an unfinished run ($((size / 1048576)) MiB) does not fit what comes back"
+        fi
+    done < <(find "$ROOT" -name checkpoint.pt -printf '%s %p\n' | sort -n)
+    [ ${#list[@]} -gt 0 ] || return 0
+    tar -cf - -C "$(dirname "$ROOT")" "${list[@]}" | split -b "$PART_BYTES" - "$OUT/checkpoints.tar.part-" || return 1
+    echo "brought the checkpoints of ${#list[@]} unfinished run(s), $((total / 1048576)) MiB: ${list[*]}"
+    echo "  here: cat checkpoints.tar.part-* | tar -xf - -C PARENT_OF_ROOT; then the same reproduce command resumes"
+}
+
 pack() {
     echo "== packing $ROOT"
     tar -czf "$OUT/results.tar.gz" --exclude='*.pt' --exclude='*.pt.tmp' \
@@ -58,16 +103,7 @@ pack() {
     size=$(stat -c %s "$OUT/results.tar.gz")
     echo "$OUT/results.tar.gz: $((size / 1024)) KiB, $(tar -tzf "$OUT/results.tar.gz" | wc -l) entries, no .pt files"
     [ "$size" -le "$MAX_BYTES" ] || echo "warning: over 16 MiB, it will not come back"
-    # Weights stay here; say which unfinished runs could have been continued elsewhere from their checkpoint.
-    find "$ROOT" -name checkpoint.pt | sort | while read -r checkpoint; do
-        [ -f "$(dirname "$checkpoint")/summary.json" ] && continue
-        size=$(stat -c %s "$checkpoint")
-        if [ "$size" -le "$MAX_BYTES" ]; then
-            echo "note: $checkpoint of an unfinished run ($((size / 1024)) KiB) would fit in \$OUT; not brought"
-        else
-            echo "note: $checkpoint of an unfinished run is $((size / 1048576)) MiB, over 16 MiB"
-        fi
-    done
+    bring_checkpoints
 }
 
 main() {
@@ -76,6 +112,8 @@ main() {
     for p in "${patterns[@]}"; do only+=(--only "$p"); done
     machine
     data || { echo "error: the data in $DATA_DIR could not be checked"; return 2; }
+    copy_finished || return 2
+    bench
     local args=(--root "$ROOT" "${only[@]}" --device "$DEVICE" --jobs "$JOBS" --threads "$THREADS"
                 --data_dir "$DATA_DIR")
     echo "== plan"
