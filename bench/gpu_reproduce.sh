@@ -12,9 +12,12 @@
 #   DEADLINE=480     seconds; then running jobs are interrupted (each checkpoints every epoch, so a later call
 #                    on the same ROOT resumes them). DEADLINE + 30 s (their grace to stop) + ~30 s (start-up,
 #                    packing) must fit the machine's time limit.
-#   DATA_DIR=data    holds mnist/ (and fashionMnist/): the raw IDX files, or their .gz (unpacked here). data/ is
-#                    ignored by git and its raw files (106 MB) exceed what a device call carries (64 MiB): carry
-#                    gzipped copies (MNIST: 12 MB) in an ignored folder and name it here.
+#   DATA_DIR=data    holds mnist/ (and fashionMnist/): the raw IDX files, or their .gz. data/ is ignored by git
+#                    and its raw files (106 MB) exceed what a device call carries (64 MiB): carry gzipped copies
+#                    (MNIST: 12 MB) in an ignored folder and name it here. They are copied to SCRATCH_DATA and
+#                    unpacked there, so the carried folder stays small (a test of this script on the CPU
+#                    unpacking beside the .gz files would make the next device call refuse the working tree).
+#   SCRATCH_DATA=${TMPDIR:-/tmp}/gpu_reproduce_data   the data the runs read
 #   PYTHON=python3
 #   FINISHED=""     folders of simuResults/ copied into ROOT first, so that seeds which ran elsewhere count
 #                    (a seeds root's seeds_summary.json then covers them all), e.g. "unsupervised_bp_cnn_mnist/S-1"
@@ -33,6 +36,7 @@ THREADS=${THREADS:-1}
 DEVICE=${DEVICE:-0}
 DEADLINE=${DEADLINE:-480}
 DATA_DIR=${DATA_DIR:-data}
+SCRATCH_DATA=${SCRATCH_DATA:-${TMPDIR:-/tmp}/gpu_reproduce_data}
 PYTHON=${PYTHON:-python3}
 FINISHED=${FINISHED:-}
 BENCH=${BENCH:-}
@@ -50,11 +54,12 @@ print("torch", torch.__version__, "| cuda", cuda, "|", torch.cuda.get_device_nam
 }
 
 data() {
-    echo "== data in $DATA_DIR"
+    echo "== data from $DATA_DIR in $SCRATCH_DATA"
     for name in mnist fashionMnist; do
         if [ -d "$DATA_DIR/$name" ]; then
+            mkdir -p "$SCRATCH_DATA/$name" && cp -n "$DATA_DIR/$name"/* "$SCRATCH_DATA/$name/" || return 1
             # checks the files (unpacks a .gz); the network is out of reach, hence the timeout
-            timeout 300 "$PYTHON" -m funcs.data fetch "$name" --data_dir "$DATA_DIR" || return 1
+            timeout 300 "$PYTHON" -m funcs.data fetch "$name" --data_dir "$SCRATCH_DATA" || return 1
         fi
     done
 }
@@ -73,7 +78,7 @@ bench() {
     echo "== bench on device $DEVICE: $BENCH"
     # shellcheck disable=SC2086  # BENCH is a list of presets
     timeout 90 "$PYTHON" -m bench.throughput --device "$DEVICE" --presets $BENCH --samples 4000 \
-        --eval-samples 10000 --repeats 2 --data_dir "$DATA_DIR" > "$OUT/bench_gpu.json" \
+        --eval-samples 10000 --repeats 2 --data_dir "$SCRATCH_DATA" > "$OUT/bench_gpu.json" \
         && cat "$OUT/bench_gpu.json" || echo "warning: the bench failed or ran out of time (its runs go on)"
 }
 
@@ -115,7 +120,7 @@ main() {
     copy_finished || return 2
     bench
     local args=(--root "$ROOT" "${only[@]}" --device "$DEVICE" --jobs "$JOBS" --threads "$THREADS"
-                --data_dir "$DATA_DIR")
+                --data_dir "$SCRATCH_DATA")
     echo "== plan"
     "$PYTHON" -m funcs.reproduce "${args[@]}" --dry-run || return $?
     echo "== run: $PYTHON -m funcs.reproduce ${args[*]} --deadline $DEADLINE"
