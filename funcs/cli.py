@@ -221,12 +221,13 @@ def can_plot(say) -> bool:
 
 
 def record_changes(run: results.Run, cfg, changes: dict) -> None:
-    """A diverged run resumed with other rates: config.json takes them, run.log and summary.json say what
-    changed (and config.json's earlier values are in run.log's line and summary.json's `resumed_with`)."""
+    """A run resumed with other settings (rates after a divergence, another machine's data_dir or device):
+    config.json takes them, run.log and summary.json say what changed (and config.json's earlier values are in
+    run.log's line and summary.json's `resumed_with`)."""
     run.may_differ = tuple(changes)
     before = results.read_summary(run.folder) or {}
     run.facts["resumed_with"] = [*before.get("resumed_with", []), {
-        "after_epoch": (before.get("diverged") or {}).get("last_good_epoch"),
+        "after_epoch": (before.get("diverged") or {}).get("last_good_epoch", run.checkpoint_epoch()),
         "changed": {k: {"was": was, "now": now} for k, (was, now) in changes.items()}}]
     results.write_json(run.folder / "config.json", cfg.to_json())
     run.log("resumed with " + ", ".join(f"{k} {json.dumps(now)} (was {json.dumps(was)})"
@@ -268,8 +269,8 @@ def run_seeds(rule: Rule, cfg, n: int, argv) -> None:
 
 
 def resume(rule: Rule, args, command) -> None:
-    """Continue the run in args.resume with its saved config; a diverged run may change its rates (--set of
-    RESUMABLE_KEYS), nothing else may change."""
+    """Continue the run in args.resume with its saved config; any run may move to another machine (--set of
+    config.MACHINE_KEYS), a diverged run may also change its rates (RESUMABLE_KEYS); nothing else may change."""
     if args.out is not None or args.seeds != 1 or args.dry_run or args.json_path or args.trained_path:
         raise UserError("--resume continues a run with its saved config; it takes no --json_path, --out, "
                         "--trained_path, --seeds or --dry-run")
@@ -284,17 +285,21 @@ def resume(rule: Rule, args, command) -> None:
                         f"or its 'resumed_with' not a list")
     if summary is not None and not was_diverged:
         raise UserError(f"--resume {folder}: this run has finished (summary.json is there); nothing to continue")
-    if args.set and not was_diverged:
-        raise UserError(f"--resume {folder}: --set changes a run only after it diverged; this one did not, so it "
-                        f"continues with its saved config")
     saved = config_mod.load(folder / "config.json", default_rule=rule.name)
     cfg = config_mod.load(folder / "config.json", args.set, default_rule=rule.name)
     before, now = saved.to_json(), cfg.to_json()
     changes = {k: (before.get(k), now.get(k)) for k in now if before.get(k) != now.get(k)}
-    refused = sorted(k for k in changes if k not in RESUMABLE_KEYS)
+    machine = ", ".join(config_mod.MACHINE_KEYS)
+    refused = sorted(k for k in changes if k not in (*RESUMABLE_KEYS, *config_mod.MACHINE_KEYS))
     if refused:
         raise UserError(f"--resume {folder} --set: {', '.join(refused)} cannot change in a resumed run (only "
-                        f"{', '.join(RESUMABLE_KEYS)}, which leave the network and its checkpoint as they are)")
+                        f"{machine}, and after a divergence {', '.join(RESUMABLE_KEYS)}, which leave the network "
+                        f"and its checkpoint as they are)")
+    rates = sorted(k for k in changes if k in RESUMABLE_KEYS)
+    if rates and not was_diverged:
+        raise UserError(f"--resume {folder}: --set {', '.join(rates)} changes a run only after it diverged; this "
+                        f"one did not, so it continues with its saved config (only {machine} may change: another "
+                        f"machine's)")
     run_one(rule, cfg, folder, command, resume=True, changes=changes)
 
 

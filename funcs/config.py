@@ -24,6 +24,9 @@ ACTIVATIONS = tuple(activations.ACTIVATIONS)
 DATASETS = ("mnist", "fashionMnist", "svhn", "cifar10", "digits", "wine", "diabetes")
 TARGET_KINDS = ("supervised", "unsupervised", "semi_supervised")
 SEED_MAX = 2**32 - 1  # the largest seed numpy and scikit-learn take (torch takes 64 bits)
+# Settings of the machine a run is on, not of what it learns: a resumed run may change them (`--resume RUN --set`),
+# e.g. a run started on a GPU machine and continued on another whose data lie elsewhere.
+MACHINE_KEYS = ("data_dir", "device")
 
 
 def _key(default, doc: str, kind: str, **check):

@@ -5,7 +5,8 @@ writes it; this runs those commands (the paper's full runs, never the CPU
 shortenings) into ROOT/<source path>, N jobs at a time with T threads each.
 
 A folder with summary.json is skipped; one with config.json and checkpoint.pt is
-resumed (`python -m <rule>.main --resume FOLDER`); one with neither a checkpoint nor
+resumed (`python -m <rule>.main --resume FOLDER`, with `--set` of --device and --data_dir where they differ
+from the run's saved ones: a run moved to another machine); one with neither a checkpoint nor
 a summary (killed before its first epoch ended) is removed and started again. A run
 that diverged (summary.json says so) is reported as failed, with the command that
 continues it at lower rates, and what waits for it does not start.
@@ -508,7 +509,7 @@ def command_for(job: Job) -> list[str] | None:
     if state == "diverged":  # since it was planned: a person continues it, never a dead start to clear
         raise UserError(diverged_text(job.folder, job.argv[2]))
     if state == "resume":
-        return [sys.executable, "-m", job.argv[2], "--resume", shown(job.folder)]
+        return [sys.executable, "-m", job.argv[2], "--resume", shown(job.folder), *moved_settings(job)]
     clear_dead_start(job.folder)
     return job.argv
 
@@ -744,14 +745,15 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def kept_settings(jobs: list[Job], device: int | None, data_dir: str | None) -> list[str]:
-    """Resumed runs saved with another device or data_dir than asked for: they keep theirs."""
+def moved_settings(job: Job) -> list[str]:
+    """`--set` of the machine's keys asked for (--device, --data_dir) where the run's saved config has others: a
+    run resumed on another machine than the one it started on takes this one's."""
+    saved = config_mod.read_json(job.folder / "config.json", "run config")
     out = []
-    for job in (j for j in jobs if j.action == "resume"):
-        saved = config_mod.read_json(job.folder / "config.json", "run config")
-        if (device is not None and saved.get("device") != device) or \
-                (data_dir is not None and saved.get("data_dir") != data_dir):
-            out.append(job.name)
+    for text in _sets(job.argv):
+        key, value = config_mod.parse_override(text)
+        if key in config_mod.MACHINE_KEYS and saved.get(key) != value:
+            out += ["--set", text]
     return out
 
 
@@ -778,10 +780,6 @@ def main(argv=None, sources: list[Source] | None = None, stop: Callable[[], bool
         return done.code
     root = check_args(args)
     jobs = plan(registry_sources() if sources is None else sources, root, args.device, args.data_dir, args.only)
-    kept = kept_settings(jobs, args.device, args.data_dir)
-    if kept:
-        print(f"note: resumed with the device and data_dir they started with (--resume takes no --set): "
-              f"{', '.join(kept)}")
     if args.dry_run:
         print(dry_run(jobs, args.threads))
         return 0

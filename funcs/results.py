@@ -268,6 +268,14 @@ class Run:
         self.log(line, echo=progress is None or not progress.terminal)
 
     # --- resume -------------------------------------------------------------------------
+    def checkpoint_epoch(self) -> int | None:
+        """The epoch of the last checkpoint, None without one (load_checkpoint checks it in full later)."""
+        path = self.folder / CHECKPOINT
+        try:
+            return torch.load(path, weights_only=True, map_location="cpu")["epoch"] if path.exists() else None
+        except Exception:  # unreadable: load_checkpoint says so in one line
+            return None
+
     def load_checkpoint(self, cfg) -> dict | None:
         """The last checkpoint, with results.csv cut back to its epoch; None if the run never finished an epoch.
 

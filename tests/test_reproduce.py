@@ -86,6 +86,19 @@ def test_plan_skips_finished_resumes_checkpointed_restarts_dead_and_makes_the_wt
     assert reproduce.command_for(jobs["done"]) is None
 
 
+def test_a_run_resumed_on_another_machine_takes_its_device_and_data_dir_where_they_differ(tmp_path):
+    root = tmp_path / "r"
+    saved = json.dumps({"device": 0, "data_dir": ".gpu_data", "seed": 1})  # started on a GPU machine
+    for name in ("moved", "same"):
+        write(root / name, {"config.json": saved, "checkpoint.pt": "", "results.csv": rows_csv(2)})
+    sources = [Source(name, QUICK, name) for name in ("moved", "same")]
+    moved = {j.name: j for j in reproduce.plan(sources, root, device=-1, data_dir="/data")}["moved"]
+    assert reproduce.command_for(moved)[3:] == ["--resume", str(root / "moved"), "--set", "device=-1",
+                                                "--set", 'data_dir="/data"']
+    same = {j.name: j for j in reproduce.plan(sources, root, device=0, data_dir=".gpu_data")}["same"]
+    assert reproduce.command_for(same)[3:] == ["--resume", str(root / "same")]  # nothing asked that differs
+
+
 def test_a_run_folder_named_by_two_sources_is_planned_once_whichever_comes_first(tmp_path):
     one_seed, seeds = Source("s/S-1", QUICK, "figure"), Source("s", QUICK, "table", seeds=2)
     for sources in ([one_seed, seeds], [seeds, one_seed], [seeds, seeds]):
