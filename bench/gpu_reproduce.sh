@@ -9,9 +9,9 @@
 #   ROOT=gpu_runs    results root (a fresh one: simuResults/ holds shortened runs that count as finished)
 #   JOBS=8           runs at a time          THREADS=1   CPU threads per run
 #   DEVICE=0         GPU number (-1: the CPU)
-#   DEADLINE=480     seconds; then running jobs are interrupted (each checkpoints every epoch, so a later call
-#                    on the same ROOT resumes them). DEADLINE + 30 s (their grace to stop) + ~30 s (start-up,
-#                    packing) must fit the machine's time limit.
+#   DEADLINE=480     seconds from this script's start (the data check and BENCH included); then running jobs
+#                    are interrupted (each checkpoints every epoch, so a later call on the same ROOT resumes them).
+#                    DEADLINE + 30 s (their grace to stop) + ~30 s (packing) must fit the machine's time limit.
 #   DATA_DIR=data    holds mnist/ (and fashionMnist/): the raw IDX files, or their .gz. data/ is ignored by git
 #                    and its raw files (106 MB) exceed what a device call carries (64 MiB): carry gzipped copies
 #                    (MNIST: 12 MB) in an ignored folder and name it here. They are copied to SCRATCH_DATA and
@@ -57,7 +57,10 @@ data() {
     echo "== data from $DATA_DIR in $SCRATCH_DATA"
     for name in mnist fashionMnist; do
         if [ -d "$DATA_DIR/$name" ]; then
-            mkdir -p "$SCRATCH_DATA/$name" && cp -n "$DATA_DIR/$name"/* "$SCRATCH_DATA/$name/" || return 1
+            mkdir -p "$SCRATCH_DATA/$name" || return 1
+            for file in "$DATA_DIR/$name"/*; do  # not cp -n: some coreutils versions fail when they skip a file
+                [ -e "$SCRATCH_DATA/$name/${file##*/}" ] || cp "$file" "$SCRATCH_DATA/$name/" || return 1
+            done
             # checks the files (unpacks a .gz); the network is out of reach, hence the timeout
             timeout 300 "$PYTHON" -m funcs.data fetch "$name" --data_dir "$SCRATCH_DATA" || return 1
         fi
@@ -85,9 +88,10 @@ bench() {
 bring_checkpoints() {
     # The checkpoints of unfinished runs, smallest first, while they fit: a later call (here or elsewhere)
     # resumes them; split into parts under the 16 MiB a file may weigh.
-    local list=() total=0 size checkpoint
+    local list=() total=0 size checkpoint summary status
     while read -r size checkpoint; do
-        [ -f "$(dirname "$checkpoint")/summary.json" ] && continue
+        summary="$(dirname "$checkpoint")/summary.json"  # finished, unless it says diverged (then resumable)
+        [ -f "$summary" ] && ! grep -q '"status": "diverged"' "$summary" && continue
         if [ $((total + size)) -le "$CHECKPOINT_BYTES" ]; then
             list+=("${checkpoint#"$(dirname "$ROOT")"/}"); total=$((total + size))
         else
@@ -95,9 +99,12 @@ bring_checkpoints() {
         fi
     done < <(find "$ROOT" -name checkpoint.pt -printf '%s %p\n' | sort -n)
     [ ${#list[@]} -gt 0 ] || return 0
-    tar -cf - -C "$(dirname "$ROOT")" "${list[@]}" | split -b "$PART_BYTES" - "$OUT/checkpoints.tar.part-" || return 1
+    tar -cf - -C "$(dirname "$ROOT")" "${list[@]}" | split -b "$PART_BYTES" - "$OUT/checkpoints.tar.part-"
+    status=("${PIPESTATUS[@]}")
+    [ "${status[0]}" -eq 0 ] && [ "${status[1]}" -eq 0 ] || { echo "error: packing the checkpoints failed"; return 1; }
     echo "brought the checkpoints of ${#list[@]} unfinished run(s), $((total / 1048576)) MiB: ${list[*]}"
-    echo "  here: cat checkpoints.tar.part-* | tar -xf - -C PARENT_OF_ROOT; then the same reproduce command resumes"
+    echo "  elsewhere: tar -xzf results.tar.gz -C P; cat checkpoints.tar.part-* | tar -xf - -C P; then"
+    echo "  python -m funcs.reproduce --root P/$(basename "$ROOT") --data_dir DATA [--device -1] ... resumes them there"
 }
 
 pack() {
@@ -123,8 +130,10 @@ main() {
                 --data_dir "$SCRATCH_DATA")
     echo "== plan"
     "$PYTHON" -m funcs.reproduce "${args[@]}" --dry-run || return $?
-    echo "== run: $PYTHON -m funcs.reproduce ${args[*]} --deadline $DEADLINE"
-    "$PYTHON" -m funcs.reproduce "${args[@]}" --deadline "$DEADLINE"
+    local left=$((DEADLINE - SECONDS))  # SECONDS: since the script started
+    [ "$left" -ge 1 ] || left=1
+    echo "== run: $PYTHON -m funcs.reproduce ${args[*]} --deadline $left"
+    "$PYTHON" -m funcs.reproduce "${args[@]}" --deadline "$left"
     rc=$?
     pack || rc=1
     echo "== exit code $rc"

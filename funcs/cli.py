@@ -222,13 +222,11 @@ def can_plot(say) -> bool:
 
 def record_changes(run: results.Run, cfg, changes: dict) -> None:
     """A run resumed with other settings (rates after a divergence, another machine's data_dir or device):
-    config.json takes them, run.log and summary.json say what changed (and config.json's earlier values are in
-    run.log's line and summary.json's `resumed_with`)."""
+    config.json takes them, run.log says what changed, and so do resumes.json (at once) and summary.json's
+    `resumed_with` (at the end), with config.json's earlier values."""
     run.may_differ = tuple(changes)
-    before = results.read_summary(run.folder) or {}
-    run.facts["resumed_with"] = [*before.get("resumed_with", []), {
-        "after_epoch": (before.get("diverged") or {}).get("last_good_epoch", run.checkpoint_epoch()),
-        "changed": {k: {"was": was, "now": now} for k, (was, now) in changes.items()}}]
+    run.add_resume({"after_epoch": run.checkpoint_epoch(),
+                    "changed": {k: {"was": was, "now": now} for k, (was, now) in changes.items()}})
     results.write_json(run.folder / "config.json", cfg.to_json())
     run.log("resumed with " + ", ".join(f"{k} {json.dumps(now)} (was {json.dumps(was)})"
                                         for k, (was, now) in changes.items()) + "; config.json holds the new values")
@@ -298,8 +296,8 @@ def resume(rule: Rule, args, command) -> None:
     rates = sorted(k for k in changes if k in RESUMABLE_KEYS)
     if rates and not was_diverged:
         raise UserError(f"--resume {folder}: --set {', '.join(rates)} changes a run only after it diverged; this "
-                        f"one did not, so it continues with its saved config (only {machine} may change: another "
-                        f"machine's)")
+                        f"one did not, so it continues with its saved config (only {machine} may change, to "
+                        f"continue it on another machine)")
     run_one(rule, cfg, folder, command, resume=True, changes=changes)
 
 

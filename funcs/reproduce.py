@@ -396,7 +396,8 @@ def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None
         other = settings_changed(cfg, {k: v for k, v in job.cfg.items() if k not in shortening})
         other = f"; trained with {', '.join(other)}: another --root reruns it as the command is now" if other else ""
         return f"skip     {job.name}  finished{short}{other}", None
-    cfg = config_mod.read_json(job.folder / "config.json", "run config") if job.action == "resume" else job.cfg
+    cfg = {**config_mod.read_json(job.folder / "config.json", "run config"), **moved_settings(job)} \
+        if job.action == "resume" else job.cfg
     left = epochs_left(cfg, read_rows(job.folder) if job.action == "resume" else [])
     found = None
     if left is None:
@@ -509,7 +510,8 @@ def command_for(job: Job) -> list[str] | None:
     if state == "diverged":  # since it was planned: a person continues it, never a dead start to clear
         raise UserError(diverged_text(job.folder, job.argv[2]))
     if state == "resume":
-        return [sys.executable, "-m", job.argv[2], "--resume", shown(job.folder), *moved_settings(job)]
+        moved = [w for k, v in moved_settings(job).items() for w in ("--set", f"{k}={json.dumps(v)}")]
+        return [sys.executable, "-m", job.argv[2], "--resume", shown(job.folder), *moved]
     clear_dead_start(job.folder)
     return job.argv
 
@@ -735,8 +737,10 @@ def parse_args(argv):
                    help="only sources whose path (or job name, e.g. PATH/S-2) matches (fnmatch; repeatable)")
     p.add_argument("--jobs", type=int, default=1, help="jobs at a time (default 1)")
     p.add_argument("--threads", type=int, default=1, help="threads per job (OMP_NUM_THREADS, MKL_NUM_THREADS)")
-    p.add_argument("--device", type=int, help="appends --set device=D to fresh runs (-1: the CPU)")
-    p.add_argument("--data_dir", help="appends --set data_dir=DIR to fresh runs (and to extractions)")
+    p.add_argument("--device", type=int, help="appends --set device=D to fresh runs, and to resumed ones saved "
+                   "with another device (-1: the CPU)")
+    p.add_argument("--data_dir", help="appends --set data_dir=DIR to fresh runs, to resumed ones saved with "
+                   "another data_dir, and to extractions")
     p.add_argument("--deadline", type=float, metavar="SECONDS",
                    help="after this long, start nothing more and interrupt the running jobs (they resume later)")
     what = p.add_mutually_exclusive_group()
@@ -745,16 +749,12 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def moved_settings(job: Job) -> list[str]:
-    """`--set` of the machine's keys asked for (--device, --data_dir) where the run's saved config has others: a
-    run resumed on another machine than the one it started on takes this one's."""
+def moved_settings(job: Job) -> dict:
+    """The machine's keys asked for (--device, --data_dir) where the run's saved config has others: a run resumed on
+    another machine than the one it started on takes this one's (`--set` on its --resume command)."""
     saved = config_mod.read_json(job.folder / "config.json", "run config")
-    out = []
-    for text in _sets(job.argv):
-        key, value = config_mod.parse_override(text)
-        if key in config_mod.MACHINE_KEYS and saved.get(key) != value:
-            out += ["--set", text]
-    return out
+    asked = dict(map(config_mod.parse_override, _sets(job.argv)))  # the last --set of a key counts, as in a run
+    return {k: v for k, v in asked.items() if k in config_mod.MACHINE_KEYS and saved.get(k) != v}
 
 
 def check_args(args) -> Path:

@@ -31,6 +31,7 @@ from funcs.errors import UserError, stops_deferred
 from funcs.loop import REGRESSION_METRIC
 
 CHECKPOINT = "checkpoint.pt"
+RESUMES = "resumes.json"  # what each `--resume --set` changed, in order: summary.json's `resumed_with`
 
 
 class Progress:
@@ -268,13 +269,23 @@ class Run:
         self.log(line, echo=progress is None or not progress.terminal)
 
     # --- resume -------------------------------------------------------------------------
-    def checkpoint_epoch(self) -> int | None:
-        """The epoch of the last checkpoint, None without one (load_checkpoint checks it in full later)."""
+    def checkpoint_epoch(self) -> int:
+        """The epoch of the last checkpoint, 0 without one (load_checkpoint checks it in full later)."""
         path = self.folder / CHECKPOINT
         try:
-            return torch.load(path, weights_only=True, map_location="cpu")["epoch"] if path.exists() else None
+            return torch.load(path, weights_only=True, map_location="cpu")["epoch"] if path.exists() else 0
         except Exception:  # unreadable: load_checkpoint says so in one line
-            return None
+            return 0
+
+    def resumes(self) -> list[dict]:
+        """What earlier `--resume --set` changed, in order (a diverged summary.json of older code held it)."""
+        if (self.folder / RESUMES).exists():
+            return config_mod.read_json(self.folder / RESUMES, "resume record").get("resumed_with", [])
+        return (read_summary(self.folder) or {}).get("resumed_with", [])
+
+    def add_resume(self, record: dict) -> None:
+        """Keep a resume's changes at once, so that a run stopped again before its end still reports them."""
+        write_json(self.folder / RESUMES, {"resumed_with": [*self.resumes(), record]})
 
     def load_checkpoint(self, cfg) -> dict | None:
         """The last checkpoint, with results.csv cut back to its epoch; None if the run never finished an epoch.
@@ -293,7 +304,9 @@ class Run:
                 raise TypeError("epoch or config of another type")
         except Exception as err:  # any unreadable or foreign file: torch raises many kinds
             raise UserError(f"checkpoint {path} cannot be read ({err.__class__.__name__}); start a new run")
-        changed = [] if saved is None else [k for k in config_changes(saved, cfg) if k not in self.may_differ]
+        # the machine's keys may differ (a run moved, perhaps stopped again before it checkpointed on this machine)
+        allowed = (*self.may_differ, *config_mod.MACHINE_KEYS)
+        changed = [] if saved is None else [k for k in config_changes(saved, cfg) if k not in allowed]
         if changed:
             raise UserError(f"--resume {self.folder}: config.json differs from the checkpoint's config "
                             f"({', '.join(changed)}); restore it or start a new run")
@@ -323,7 +336,7 @@ class Run:
             "status": "diverged" if diverged else "finished", **({"diverged": diverged} if diverged else {}),
             "metrics": metrics, "accuracy_percent": {} if diverged else accuracies(metrics),
             **({"cost": final_costs} if final_costs else {}),
-            **self.facts,
+            **self.facts, **({"resumed_with": self.resumes()} if self.resumes() else {}),
             "device": device, "torch": torch.__version__, "python": platform.python_version(),
             "command": " ".join(argv),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),

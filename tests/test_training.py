@@ -217,8 +217,15 @@ def test_resume_on_another_machine_takes_its_data_dir_and_nothing_else(tmp_path,
     assert json.loads((run / "config.json").read_text())["data_dir"] == str(moved)
     assert f'resumed with data_dir "{moved}" (was "{was}")' in (run / "run.log").read_text()
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["resumed_with"] == [{"after_epoch": 2, "changed": {"data_dir": {"was": was, "now": str(moved)}}}]
+    move = {"after_epoch": 2, "changed": {"data_dir": {"was": was, "now": str(moved)}}}
+    assert summary["resumed_with"] == [move]
     assert summary["accuracy_percent"] == finished["accuracy_percent"]
+    # stopped again before it checkpointed on the new machine (its checkpoint still has the old data_dir): a plain
+    # resume continues it, and the move is still reported
+    (run / "summary.json").unlink()
+    assert cli.main(RULE, ["--resume", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed_with"] == [move] and summary["accuracy_percent"] == finished["accuracy_percent"]
 
 
 def test_resume_refuses_non_runs_corrupt_checkpoints_changed_configs_and_overrides(tmp_path, capsys):
