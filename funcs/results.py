@@ -331,12 +331,13 @@ class Run:
         metrics and no accuracies: nothing reads it as a final result. A regression's final numbers are costs, not
         accuracies: its `accuracy_percent` is empty and `cost` holds them (`costs`)."""
         final_costs = {} if diverged else costs(metrics)
+        resumes = self.resumes()
         summary = {
             "action": cfg.action, "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
             "status": "diverged" if diverged else "finished", **({"diverged": diverged} if diverged else {}),
             "metrics": metrics, "accuracy_percent": {} if diverged else accuracies(metrics),
             **({"cost": final_costs} if final_costs else {}),
-            **self.facts, **({"resumed_with": self.resumes()} if self.resumes() else {}),
+            **self.facts, **({"resumed_with": resumes} if resumes else {}),
             "device": device, "torch": torch.__version__, "python": platform.python_version(),
             "command": " ".join(argv),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),
