@@ -54,8 +54,9 @@ class Record:
             parts.append("read-out of a network trained " + (self.trained.describe(full_epochs, seeds=False)
                                                              if self.trained else "in a folder not found"))
             train_size = None  # said by the trained run's part
-        elif self.config.get("action") == "train_class_layer":
-            parts.append("untrained network")
+        elif self.config.get("action") == "train_class_layer" or (self.config.get("epochs") == 0
+                                                                  and self.phase_rows is None):
+            parts.append("untrained network")  # a read-out of the initial weights (a semi run's 0 are phase 2's)
         elif self.epochs_run is not None:
             parts.append(self.epochs(full_epochs))
         if train_size:

@@ -216,6 +216,17 @@ def test_an_unfinished_semi_supervised_run_is_labelled_by_phase(tmp_path):
     assert records.read_run(semi).describe(402) == "phase 1: 2 of 2, phase 2: 3 of 400 epochs (unfinished), 1 seed"
 
 
+def test_a_run_of_zero_epochs_is_labelled_untrained_but_a_phase_1_only_semi_run_is_not(tmp_path):
+    untrained = write_run(tmp_path / "cnn", {"action": "unsupervised_bp", "epochs": 0}, 0,
+                          {"seed": 1, "accuracy_percent": {"linear_classifier": 98.1}})
+    assert records.read_run(untrained).describe(30) == "untrained network, 1 seed"
+    semi = tmp_path / "semi"
+    semi.mkdir()
+    (semi / "config.json").write_text(json.dumps({"action": "semi_supervised_bp", "pre_epochs": 2, "epochs": 0}))
+    (semi / "results.csv").write_text("epoch,phase,loss,error,seconds\n1,1,1,0.1,1\n2,1,1,0.1,1\n")
+    assert records.read_run(semi).describe() == "phase 1: 2 of 2, phase 2: 0 of 0 epochs, 1 seed"
+
+
 def test_a_regression_run_is_read_and_tabled_by_its_cost_to_four_decimals(tmp_path):
     """Diabetes: summary.json's `cost`, or an unfinished run's last test_cost; 0.0432 is not an accuracy."""
     cfg = {"action": "supervised_ep", "epochs": 10, "seed": 1}
