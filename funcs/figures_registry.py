@@ -112,10 +112,11 @@ MLP = {
                         also=("unsupervised_ep_2layer_partial",),
                         note="a GPU job: 28 minutes per epoch on 2 CPU cores"),
 }
-# CNN MNIST: five seeds in its folder (S-1 to S-5; the paper quotes a mean and std), each a GPU job.
+# CNN MNIST and Fashion-MNIST: five seeds each in their folder (S-1 to S-5; the paper quotes a mean and std),
+# each a GPU job.
 CNN = {name: Source(f"unsupervised_bp_cnn_{name}", _cmd("bp", f"unsupervised_bp/cnn/{name}"), label, epochs,
                     also=(f"unsupervised_bp_cnn_{name}_partial",), seeds=seeds)
-       for name, label, epochs, seeds in (("mnist", "CNN MNIST", 30, 5), ("fashionMnist", "CNN Fashion-MNIST", 20, 1),
+       for name, label, epochs, seeds in (("mnist", "CNN MNIST", 30, 5), ("fashionMnist", "CNN Fashion-MNIST", 20, 5),
                                           ("svhn", "CNN SVHN", 40, 1), ("cifar10", "CNN CIFAR-10", 40, 1))}
 # Table 3 over seeds: each network's run repeated with seeds 1 to N in <path>/S-<seed>/ (the paper gives a mean
 # and std); read in place of the single run above (seed 1) once the seeds root exists.
