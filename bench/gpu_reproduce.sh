@@ -14,9 +14,10 @@
 #                    DEADLINE + 30 s (their grace to stop) + ~30 s (packing) must fit the machine's time limit.
 #   DATA_DIR=data    holds mnist/ (and fashionMnist/): the raw IDX files, or their .gz. data/ is ignored by git
 #                    and its raw files (106 MB) exceed what a device call carries (64 MiB): carry gzipped copies
-#                    (MNIST: 12 MB) in an ignored folder and name it here. They are copied to SCRATCH_DATA and
-#                    unpacked there, so the carried folder stays small (a test of this script on the CPU
-#                    unpacking beside the .gz files would make the next device call refuse the working tree).
+#                    (MNIST: 12 MB; Fashion-MNIST: 30 MB, which with MNIST and the tree passes 64 MiB, so give
+#                    it a call and a folder of its own) in an ignored folder and name it here. They are copied
+#                    to SCRATCH_DATA and unpacked there, so the carried folder stays small (a test of this script
+#                    on the CPU unpacking beside the .gz files would make the next device call refuse the tree).
 #   SCRATCH_DATA=${TMPDIR:-/tmp}/gpu_reproduce_data   the data the runs read
 #   PYTHON=python3
 #   FINISHED=""     folders of simuResults/ copied into ROOT first, so that seeds which ran elsewhere count
