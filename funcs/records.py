@@ -43,6 +43,14 @@ class Record:
         none (yet)."""
         return self.accuracy.get(metric)
 
+    @property
+    def untrained(self) -> bool:
+        """A read-out of the initial weights: `train_class_layer` without a trained network, or a run of 0 epochs
+        (not a semi-supervised one: its 0 are phase 2's, after phase 1 trained it)."""
+        cfg = self.config
+        return (cfg.get("action") == "train_class_layer" and not cfg.get("trained_path")) or \
+            (cfg.get("epochs") == 0 and self.phase_rows is None)
+
     def describe(self, full_epochs: int | None = None, seeds: bool = True) -> str:
         """'108 of 200 epochs (unfinished), 1 seed', from the folder's own config and rows.
 
@@ -54,9 +62,8 @@ class Record:
             parts.append("read-out of a network trained " + (self.trained.describe(full_epochs, seeds=False)
                                                              if self.trained else "in a folder not found"))
             train_size = None  # said by the trained run's part
-        elif self.config.get("action") == "train_class_layer" or (self.config.get("epochs") == 0
-                                                                  and self.phase_rows is None):
-            parts.append("untrained network")  # a read-out of the initial weights (a semi run's 0 are phase 2's)
+        elif self.untrained:
+            parts.append("untrained network")
         elif self.epochs_run is not None:
             parts.append(self.epochs(full_epochs))
         if train_size:
