@@ -270,10 +270,12 @@ class Run:
 
     # --- resume -------------------------------------------------------------------------
     def checkpoint_epoch(self) -> int:
-        """The epoch of the last checkpoint, 0 without one (load_checkpoint checks it in full later)."""
+        """The epoch of the last checkpoint, 0 without one (load_checkpoint checks it in full later).
+
+        Memory-mapped: only the pickled header is read here, not the tensors that load_checkpoint reads next."""
         path = self.folder / CHECKPOINT
         try:
-            return torch.load(path, weights_only=True, map_location="cpu")["epoch"] if path.exists() else 0
+            return torch.load(path, weights_only=True, map_location="cpu", mmap=True)["epoch"] if path.exists() else 0
         except Exception:  # unreadable: load_checkpoint says so in one line
             return 0
 
