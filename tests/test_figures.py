@@ -115,6 +115,11 @@ def read_back(folder: Path, metric: str) -> float:
     return round(100 * (1 - float(rows[-1][column])), 2)
 
 
+def test_every_notebook_cell_has_an_id():  # nbformat warns now, and will refuse such a notebook later
+    cells = json.loads(figures.NOTEBOOK.read_text())["cells"]
+    assert all(c.get("id") for c in cells) and len({c["id"] for c in cells}) == len(cells)
+
+
 def test_notebook_writes_every_figure_from_runs_the_cli_made(results, tmp_path):
     nb = figures.execute_notebook(results=str(results), out=str(tmp_path / "png"))
     assert {p.name for p in (tmp_path / "png").glob("*.png")} == NOTEBOOK_PNGS
