@@ -128,11 +128,12 @@ HEBB = {name: Source(f"unsupervised_hebb_{name}_seeds", _cmd("hebb", f"unsupervi
                      seeds=3, also=(f"unsupervised_hebb_{name}",))
         for name, label, epochs in (("softhebb", "SoftHebb 784-2000", 10), ("hard_wta", "hard WTA 784-2000", 10),
                                     ("krotov", "Krotov-Hopfield 784-2000", 200))}
-# A control for Table 4: the same linear read-out of the MNIST CNN before any training (epochs 0), what the
+# Controls for Table 4: the same linear read-out of each CNN before any training (epochs 0), what the
 # unsupervised training adds to the random (pruned) convolutions.
-UNTRAINED_CNN = {"mnist_untrained": Source("unsupervised_bp_cnn_mnist_untrained",
-                                           _cmd("bp", "unsupervised_bp/cnn/mnist", "epochs=0"),
-                                           "CNN MNIST, untrained (control)", 0, seeds=5)}
+UNTRAINED_CNN = {f"{name}_untrained": Source(f"unsupervised_bp_cnn_{name}_untrained",
+                                             _cmd("bp", f"unsupervised_bp/cnn/{name}", "epochs=0"),
+                                             f"{CNN[name].label}, untrained (control)", 0, seeds=5)
+                 for name in ("mnist", "fashionMnist")}
 SUPERVISED_CNN = {name: Source(f"supervised_bp_cnn_{name}", _cmd("bp", f"supervised_bp/cnn/{name}"),
                                f"supervised {CNN[name].label}", also=(f"supervised_bp_cnn_{name}_partial",))
                   for name in ("mnist", "fashionMnist", "svhn")}
@@ -457,11 +458,16 @@ def _supervised_rows(sources: dict[str, Source], prefix: str = "") -> list[tuple
     return [(prefix + k, src.label, "supervised", "test", f"{k}/supervised") for k, src in sources.items()]
 
 
+def _with_controls(sources: dict[str, Source], controls: dict[str, Source]) -> dict[str, Source]:
+    """`sources` in order, each followed by its control `<key>_untrained` where there is one."""
+    return {key: src for name, source in sources.items()
+            for key, src in ((name, source), (f"{name}_untrained", controls.get(f"{name}_untrained"))) if src}
+
+
 _SMALL_WORLD_OURS = {k: v for k, v in SMALL_WORLD.items() if "_unsupervised_" in k}  # with the self-defined target
 TABLE_ROWS = {  # table -> [(source key, network, method, metric in summary.json, paper key)]
     "table3": _association_rows({**MLP, **HEBB}),
-    # the untrained control right under CNN MNIST (a dict keeps a key where it first came)
-    "table4": _association_rows({"mnist": CNN["mnist"], **UNTRAINED_CNN, **CNN}) +
+    "table4": _association_rows(_with_controls(CNN, UNTRAINED_CNN)) +
               _supervised_rows(SUPERVISED_CNN, prefix="supervised_"),
     "table5": [(f"{r}/{n}", f"{r.upper()} + WTA + homeostasis", f"{n} labels", "test", f"{r}/{n}")
                for r in PAPER_RULES for n in TABLE5_LABELS],
