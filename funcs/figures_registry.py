@@ -460,8 +460,12 @@ def _supervised_rows(sources: dict[str, Source], prefix: str = "") -> list[tuple
 
 def _with_controls(sources: dict[str, Source], controls: dict[str, Source]) -> dict[str, Source]:
     """`sources` in order, each followed by its control `<key>_untrained` where there is one."""
-    return {key: src for name, source in sources.items()
-            for key, src in ((name, source), (f"{name}_untrained", controls.get(f"{name}_untrained"))) if src}
+    rows = {}
+    for key, source in sources.items():
+        rows[key] = source
+        if f"{key}_untrained" in controls:
+            rows[f"{key}_untrained"] = controls[f"{key}_untrained"]
+    return rows
 
 
 _SMALL_WORLD_OURS = {k: v for k, v in SMALL_WORLD.items() if "_unsupervised_" in k}  # with the self-defined target
