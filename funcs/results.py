@@ -117,13 +117,14 @@ def default_folder(action: str, root: Path = Path("DATA-0")) -> Path:
     return base / f"{action}-{n}"
 
 
-def code_version() -> str:
-    """The git commit of the code (with '+dirty' when it has local changes), or 'unknown'."""
-    here = Path(__file__).resolve().parent.parent
+def code_version(here: Path = Path(__file__).resolve().parent.parent) -> str:
+    """The git commit of the code in `here` (with '+dirty' when a tracked Python file has local changes), or
+    'unknown'. Only code counts: result tables, figures and run folders being rewritten while a run starts (as
+    the reproduce workflow does) leave the code that trains it the commit's."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"], cwd=here,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

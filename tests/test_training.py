@@ -361,6 +361,25 @@ def test_summary_names_the_code_version_the_run_started_with(tmp_path, monkeypat
     assert train(tmp_path, "versioned", "--set", "epochs=0", "--set", "class_epoch=0")["code_version"] == "abc1234"
 
 
+def test_code_version_is_dirty_only_when_python_code_changed(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "rule.py").write_text("x = 1\n")
+    (tmp_path / "table.md").write_text("| a |\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    commit = results.code_version(tmp_path)
+    assert len(commit) >= 7 and "+" not in commit
+    (tmp_path / "table.md").write_text("| b |\n")  # a regenerated table: still the commit's code
+    (tmp_path / "new.py").write_text("y = 2\n")  # untracked: not part of the code that runs from the package
+    assert results.code_version(tmp_path) == commit
+    (tmp_path / "pkg" / "rule.py").write_text("x = 2\n")
+    assert results.code_version(tmp_path) == commit + "+dirty"
+
+
 def test_seeds_refuse_a_root_folder_that_is_not_empty_before_training_any_seed(tmp_path, capsys):
     root = tmp_path / "seeds"
     (root / "S-1").mkdir(parents=True)
