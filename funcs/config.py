@@ -117,8 +117,8 @@ class Config:
                               "Hebbian winner-take-all rules (no anti-Hebbian push on losers)", "bool")
 
     # --- semi-supervised --------------------------------------------------------------
-    semi_seed: int = _key(13, "seed of the labeled subset's draw (label_draw); -1 draws a fresh one, recorded in "
-                          "summary.json and run.log", "int", lo=-1, hi=SEED_MAX)
+    semi_seed: int = _key(13, "seed of the labeled subset's draw (label_draw); -1 takes the run's seed, so that each "
+                          "seed of --seeds draws its own subset, as the paper's seeds did", "int", lo=-1, hi=SEED_MAX)
     train_label_number: int = _key(3000, "labeled examples in semi-supervised training", "int", lo=1)
     label_draw: str = _key("per_class", "how the labeled subset is drawn: 'per_class' takes train_label_number / "
                            "n_class examples of each class (the paper's text); 'stratified' is scikit-learn's "
@@ -195,6 +195,11 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name != "rule_value
 
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
+
+
+def labeled_subset_seed(semi_seed: int, seed: int) -> int:
+    """The seed a semi-supervised run draws its labeled subset with: semi_seed, or the run's seed where it is -1."""
+    return semi_seed if semi_seed >= 0 else seed
 
 
 def fail(key: str, problem: str):

@@ -20,8 +20,8 @@ A source with `seeds` > 1 is one job per seed in <path>/S-<seed>/ (command with
 `--set seed=S`); when all its seeds have finished, <path>/seeds_summary.json is
 written as `--seeds` writes it.
 
-Order: Table 5's semi-supervised runs (+ WTA + homeostasis) first, then Table 3's
-seeds, then every other source in registry order, then our own tables' (small-world
+Order: Table 5's semi-supervised runs (+ WTA + homeostasis, seed 1) first, then the
+seeds of Tables 3 and 5, then every other source in registry order, then our own tables' (small-world
 EP, Fashion-MNIST, supervised references). A job waits for what it reads:
 a `_wta` variant for its base run's pretrained.pt (written when phase 1 ends), a
 read-out (`--trained_path`) for its trained run's summary.json, an extraction
@@ -68,7 +68,8 @@ except ImportError:  # Windows: no lock, as before (the /proc check of live_proc
 from funcs import config as config_mod
 from funcs import plots, results
 from funcs.errors import OneLineParser, UserError, one_line_errors, stop_signals_interrupt
-from funcs.figures_registry import OTHER_TABLES, REGISTRY, REPO, ROOT, Source
+from funcs.figures_registry import (OTHER_TABLES, PAPER_RULES, REGISTRY, REPO, ROOT, SEMI, TABLE5_LABELS, Source,
+                                    semi_key)
 from funcs.records import planned_epochs
 
 BENCH = REPO / "bench" / "results"
@@ -85,10 +86,10 @@ EXTRACT_MODULES = {"umap": "umap"}
 # --- the plan ------------------------------------------------------------------------------------
 
 def registry_sources() -> list[Source]:
-    """Every source of the registry, Table 5's first, then Table 3's seeds, then the rest, then our own tables'
-    (duplicates kept)."""
-    table5 = list(REGISTRY["table5"].sources.values())
-    seeds = [s for s in REGISTRY["table3"].sources.values() if s.seeds > 1]
+    """Every source of the registry, Table 5's runs of seed 1 first, then the seeds of Tables 3 and 5, then the
+    rest, then our own tables' (duplicates kept)."""
+    table5 = [SEMI[semi_key(rule, n, "wta_homeostasis")] for rule in PAPER_RULES for n in TABLE5_LABELS]
+    seeds = [s for table in ("table3", "table5") for s in REGISTRY[table].sources.values() if s.seeds > 1]
     return table5 + seeds + [s for e in (*REGISTRY.values(), *OTHER_TABLES.values()) for s in e.sources.values()]
 
 
@@ -371,9 +372,18 @@ _NOT_COMPARED = {"data_dir", "out_dir", "device", "threads", "pretrained_path", 
 def settings_changed(have: dict, planned: dict) -> list[str]:
     """'readout_state free (now nudged)' for each key a finished folder was trained with that its command now
     sets otherwise: a default changed since, or a folder trained by hand. Keys a folder lacks (written before
-    the key existed) and keys the command leaves to the run (None) cannot be compared and are left out."""
+    the key existed) and keys the command leaves to the run (None) cannot be compared and are left out; semi_seed
+    is compared as the seed the labeled subset is drawn with (-1 and the run's seed draw the same subset)."""
+    have, planned = _subset_seed_resolved(have), _subset_seed_resolved(planned)
     return [f"{key} {json.dumps(have[key])} (now {json.dumps(value)})" for key, value in planned.items()
             if key not in _NOT_COMPARED and key in have and value is not None and have[key] != value]
+
+
+def _subset_seed_resolved(cfg: dict) -> dict:
+    """The config with semi_seed -1 replaced by the seed it stands for."""
+    if cfg.get("semi_seed") == -1 and "seed" in cfg:
+        return {**cfg, "semi_seed": config_mod.labeled_subset_seed(-1, cfg["seed"])}
+    return cfg
 
 
 def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None = None) -> tuple[str, float | None]:
@@ -393,7 +403,11 @@ def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None
         short = f" (shortened: {planned} of the paper's {full} epochs; another --root reruns it in full)" \
             if planned is not None and full is not None and planned < full else ""
         shortening = {key for key, _ in map(config_mod.parse_override, _sets(shlex.split(job.source.shorten)))}
-        other = settings_changed(cfg, {k: v for k, v in job.cfg.items() if k not in shortening})
+        # a semi-supervised run's summary names the seed its labeled subset was drawn with (older code drew a
+        # random one for semi_seed -1)
+        drawn = config_mod.read_json(job.folder / "summary.json", "run summary").get("semi_seed")
+        trained = cfg if drawn is None else {**cfg, "semi_seed": drawn}
+        other = settings_changed(trained, {k: v for k, v in job.cfg.items() if k not in shortening})
         other = f"; trained with {', '.join(other)}: another --root reruns it as the command is now" if other else ""
         return f"skip     {job.name}  finished{short}{other}", None
     cfg = {**config_mod.read_json(job.folder / "config.json", "run config"), **moved_settings(job)} \

@@ -16,13 +16,13 @@ same `loop.train_epoch`. Paper Figure 9's variants are configs: supervised only
 from __future__ import annotations
 
 import math
-import random
 import time
 from pathlib import Path
 
 import torch
 
 from funcs import association, loop, results, rules
+from funcs import config as config_mod
 from funcs.errors import UserError
 from funcs.rules import Schedules
 from funcs.target import Target
@@ -39,11 +39,6 @@ def phase2_factors(schedules: Schedules, epoch: int, epochs: int) -> tuple[float
     """(unsupervised, supervised) learning-rate factors in phase-2 epoch `epoch` (0-based)."""
     return (linear(*schedules.unsupervised, epoch, epochs),
             linear(*schedules.supervised, epoch, max(epochs - schedules.supervised_flat, 1)))
-
-
-def draw_seed() -> int:
-    """A fresh seed for `semi_seed: -1`, recorded so that the run can be repeated."""
-    return random.SystemRandom().randrange(2 ** 31)
 
 
 def split_labeled(labels: torch.Tensor, n_labeled: int, n_class: int, seed: int,
@@ -163,7 +158,7 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
     elif pretrained is not None:
         seed = pretrained["semi_seed"]
     else:
-        seed = cfg.semi_seed if cfg.semi_seed >= 0 else draw_seed()
+        seed = config_mod.labeled_subset_seed(cfg.semi_seed, cfg.seed)
     labeled_idx, unlabeled_idx = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed,
                                                cfg.label_draw)
     labeled, unlabeled = loop.labeled_split(data, labeled_idx), loop.labeled_split(data, unlabeled_idx)

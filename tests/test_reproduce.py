@@ -105,14 +105,14 @@ def test_a_run_folder_named_by_two_sources_is_planned_once_whichever_comes_first
         assert [j.name for j in reproduce.plan(sources, tmp_path)] == ["s/S-1", "s/S-2"]
 
 
-def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_folder_once_then_our_tables(tmp_path):
+def test_registry_plan_puts_table5_first_then_the_seeds_then_every_other_folder_once_then_our_tables(tmp_path):
     jobs = reproduce.plan(reproduce.registry_sources(), tmp_path)
     runs = [j.name for j in jobs if j.is_run]
     table5 = [f"semi_{r}_{n}" for r in ("bp", "ep") for n in (100, 600, 1000, 3000)]
     seeds = [f"unsupervised_{net}_seeds/S-{s}" for net, n in (("bp_1layer", 5), ("ep_1layer", 5), ("bp_2layer", 3),
                                                                ("hebb_softhebb", 3), ("hebb_hard_wta", 3),
                                                                ("hebb_krotov", 3))
-             for s in range(1, n + 1)]
+             for s in range(1, n + 1)] + [f"{name}_seeds/S-{s}" for name in table5 for s in range(1, 6)]
     assert runs[:8] == table5 and runs[8:8 + len(seeds)] == seeds
     single = {s.path for e in figures_registry.REGISTRY.values() for s in e.sources.values() if s.seeds == 1}
     registry = single | {f"{s.path}/S-{k}" for e in figures_registry.REGISTRY.values() for s in e.sources.values()
@@ -132,6 +132,10 @@ def test_registry_plan_puts_table5_first_then_table3_seeds_then_every_other_fold
     s3 = next(j for j in jobs if j.name == "unsupervised_bp_1layer_seeds/S-3")
     assert s3.argv[-4:] == ["--set", "seed=3", "--out", str(tmp_path / "unsupervised_bp_1layer_seeds/S-3")]
     assert s3.cfg["seed"] == 3 and s3.cfg["epochs"] == 200
+    # a seed of Table 5 draws its own labeled subset: the preset's semi_seed -1 takes the seed
+    semi = next(j for j in jobs if j.name == "semi_ep_600_seeds/S-4")
+    assert semi.argv[-4:] == ["--set", "seed=4", "--out", str(tmp_path / "semi_ep_600_seeds/S-4")]
+    assert (semi.cfg["seed"], semi.cfg["semi_seed"], semi.cfg["epochs"]) == (4, -1, 200)
 
 
 def test_a_path_planned_both_as_one_run_and_as_a_seeds_root_is_refused(tmp_path):
@@ -191,6 +195,25 @@ def test_dry_run_names_the_settings_a_finished_folder_was_trained_with_that_the_
     assert lines["old"].endswith('; trained with readout_state "free" (now "nudged"): another --root reruns it as '
                                  'the command is now')
     assert lines["same"] == "skip     same  finished"
+
+
+def test_dry_run_compares_semi_seed_as_the_labeled_subset_it_draws(tmp_path):
+    """The presets' semi_seed -1 draws with the run's seed: a folder trained with semi_seed 1 and seed 1 drew the
+    same subset (Table 5's single runs as seed 1 of their seeds roots); one of older code, whose -1 drew a random
+    seed, is compared by the seed its summary recorded."""
+    ep_semi = "python -m ep.main --json_path configFile/semi_ep/100"
+    planned = reproduce.planned_config(reproduce._words(ep_semi))
+    assert (planned["semi_seed"], planned["seed"]) == (-1, 1)
+    for name, semi_seed, drawn in (("same_draw", 1, 1), ("older_random", -1, 12345), ("other", 2, 2)):
+        write(tmp_path / name, {"config.json": json.dumps({**planned, "semi_seed": semi_seed}),
+                                "summary.json": json.dumps({"semi_seed": drawn})})
+    sources = [Source(name, ep_semi, name) for name in ("same_draw", "older_random", "other")]
+    lines = {j.name: reproduce.describe(j, 1)[0] for j in reproduce.plan(sources, tmp_path)}
+    assert lines["same_draw"] == "skip     same_draw  finished"
+    assert lines["older_random"].endswith("; trained with semi_seed 12345 (now 1): another --root reruns it as the "
+                                          "command is now")
+    assert lines["other"].endswith("; trained with semi_seed 2 (now 1): another --root reruns it as the command is "
+                                   "now")
 
 
 def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_path):

@@ -174,6 +174,22 @@ def test_semi_cli_draws_stratified_when_asked_and_says_so(small, tmp_path):
         in (out / "run.log").read_text()
 
 
+def test_semi_seed_minus_one_gives_each_seed_its_own_subset(small, tmp_path):
+    """semi_seed -1 draws the labeled subset with the run's seed: under --seeds each seed has its own, and it is
+    the draw computed here from that seed (so the run repeats from its saved config)."""
+    out = tmp_path / "seeds"
+    args = [*small, "pre_epochs=1", "epochs=0", "semi_seed=-1", "seed=3"]
+    assert cli.main(BP, ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(args), "--seeds", "2",
+                         "--out", str(out)]) == 0
+    summaries = [json.loads((out / f"S-{seed}" / "summary.json").read_text()) for seed in (3, 4)]
+    assert [s["semi_seed"] for s in summaries] == [3, 4]
+    for seed, summary in zip((3, 4), summaries):  # (the seed also draws train_size's images)
+        _, data, _ = cli.prepare(BP, config_mod.load(REPO / "configFile/semi_bp/100", [*args, f"seed={seed}"]))
+        labeled, _ = semi.split_labeled(data.train.y, 100, 10, seed=seed)
+        assert summary["labeled_subset"] == semi.association.describe_subset(labeled)
+    assert summaries[0]["labeled_subset"] != summaries[1]["labeled_subset"]
+
+
 def test_semi_resumed_run_ends_with_the_same_numbers(small, tmp_path, monkeypatch):
     args = ["--json_path", str(REPO / "configFile/semi_bp/100"), *sets(small), *sets(["pre_epochs=2", "epochs=2"])]
     assert cli.main(BP, [*args, "--out", str(tmp_path / "straight")]) == 0
