@@ -21,8 +21,8 @@ A source with `seeds` > 1 is one job per seed in <path>/S-<seed>/ (command with
 written as `--seeds` writes it.
 
 Order: Table 5's semi-supervised runs (+ WTA + homeostasis, seed 1) first, then the
-seeds of Tables 3 and 5, then every other source in registry order, then our own tables' (small-world
-EP, Fashion-MNIST, supervised references). A job waits for what it reads:
+seeds of Tables 3 and 5, then every other source in registry order, then our own
+tables' (small-world EP, Fashion-MNIST, supervised references). A job waits for what it reads:
 a `_wta` variant for its base run's pretrained.pt (written when phase 1 ends), a
 read-out (`--trained_path`) for its trained run's summary.json, an extraction
 (`Source.extract`) for its own run's summary.json. Each job's output goes to
