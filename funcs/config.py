@@ -118,7 +118,8 @@ class Config:
 
     # --- semi-supervised --------------------------------------------------------------
     semi_seed: int = _key(13, "seed of the labeled subset's draw (label_draw); -1 takes the run's seed, so that each "
-                          "seed of --seeds draws its own subset, as the paper's seeds did", "int", lo=-1, hi=SEED_MAX)
+                          "seed of --seeds draws its own subset, as the paper's seeds did (a run from a "
+                          "pretrained_path keeps its phase-1 network's subset)", "int", lo=-1, hi=SEED_MAX)
     train_label_number: int = _key(3000, "labeled examples in semi-supervised training", "int", lo=1)
     label_draw: str = _key("per_class", "how the labeled subset is drawn: 'per_class' takes train_label_number / "
                            "n_class examples of each class (the paper's text); 'stratified' is scikit-learn's "
