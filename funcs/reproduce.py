@@ -380,9 +380,9 @@ def settings_changed(have: dict, planned: dict) -> list[str]:
 
 
 def _subset_seed_resolved(cfg: dict) -> dict:
-    """The config with semi_seed -1 replaced by the seed it stands for."""
-    if cfg.get("semi_seed") == -1 and "seed" in cfg:
-        return {**cfg, "semi_seed": config_mod.labeled_subset_seed(-1, cfg["seed"])}
+    """The config with semi_seed as the seed its labeled subset is drawn with (-1 stands for the run's seed)."""
+    if "semi_seed" in cfg and "seed" in cfg:
+        return {**cfg, "semi_seed": config_mod.labeled_subset_seed(cfg["semi_seed"], cfg["seed"])}
     return cfg
 
 
