@@ -18,7 +18,9 @@ seen in /proc), or another funcs.reproduce on any machine sharing the root (it h
 on the job's log while the job runs).
 A source with `seeds` > 1 is one job per seed in <path>/S-<seed>/ (command with
 `--set seed=S`); when all its seeds have finished, <path>/seeds_summary.json is
-written as `--seeds` writes it.
+written as `--seeds` writes it. Two folders of the same run (same rule, config, seed and
+labeled subset: Table 5's seed-1 run and its seeds root's S-1) are trained once: the second is
+copied from the first when it finishes (`copy` in --dry-run).
 
 Order: Table 5's semi-supervised runs (+ WTA + homeostasis, seed 1) first, then the
 seeds of Tables 3 and 5, then every other source in registry order, then our own
@@ -93,7 +95,7 @@ def registry_sources() -> list[Source]:
     return table5 + seeds + [s for e in (*REGISTRY.values(), *OTHER_TABLES.values()) for s in e.sources.values()]
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: two jobs of the same command and folder are still two
 class Job:
     """One training run (fresh, resumed or finished) or one extraction, and the files it waits for."""
     name: str  # path under the root; <path>/S-<seed> for a seed, <path>:<file stem> for an extraction
@@ -105,6 +107,7 @@ class Job:
     needs: list[Path]
     done_file: Path  # there when the job is finished
     log: Path
+    twin: Job | None = None  # a "copy" job: the job training the same run, copied when it finishes
 
     @property
     def is_run(self) -> bool:
@@ -215,11 +218,47 @@ def plan(sources: list[Source], root: Path, device: int | None = None, data_dir:
         outer = next(p for p in inner.parents if p in folders)
         raise UserError(f"the sources plan {shown(outer)} as one run and {shown(inner)} inside it: a path named both "
                         f"as a single run and as a seeds root (give its sources the same seeds)")
-    jobs = select(jobs, patterns)
-    for job in jobs:  # only the selected folders are read: a damaged one elsewhere stops nothing
+    selected = select(jobs, patterns)
+    for job in selected:  # only the selected folders are read: a damaged one elsewhere stops nothing
         if job.is_run:
             job.action = folder_state(job.folder)
-    return jobs
+    copy_twins(selected, jobs)
+    return selected
+
+
+def run_identity(job: Job) -> str:
+    """What a run's result depends on: its rule, its trained network (a read-out) and its config with the labeled
+    subset's seed resolved; two folders of one identity hold the same run."""
+    cfg = _subset_seed_resolved({k: v for k, v in job.cfg.items() if k != "out_dir"})
+    return json.dumps([job.argv[2], _option(job.argv, "--trained_path"), cfg], sort_keys=True, default=str)
+
+
+def copy_twins(selected: list[Job], planned: list[Job]) -> None:
+    """Make each fresh selected run that has a twin (another folder of the same run) a "copy" of it instead of a
+    second training: of a twin finished in the root (selected or not), else of the selected twin that trains
+    (the one with epochs done first, else the first planned)."""
+    by_identity: dict[str, list[Job]] = {}
+    for job in planned:
+        if job.is_run:
+            by_identity.setdefault(run_identity(job), []).append(job)
+    chosen = {id(j) for j in selected}
+    for twins in by_identity.values():
+        mine = [t for t in twins if id(t) in chosen]
+        if len(twins) < 2 or not any(t.action == "fresh" for t in mine):
+            continue
+        trainer = next((t for t in twins if _finished_quietly(t)), None) or \
+            next((t for t in mine if t.action == "resume"), None) or next(t for t in mine if t.action == "fresh")
+        for job in mine:
+            if job.action == "fresh" and job is not trainer:
+                job.action, job.twin, job.needs = "copy", trainer, [trainer.done_file]
+
+
+def _finished_quietly(job: Job) -> bool:
+    """Whether a run folder has finished; a damaged one (it may lie outside --only) counts as not."""
+    try:
+        return folder_state(job.folder) == "skip"
+    except UserError:
+        return False
 
 
 def seeds_of(src: Source, argv: list[str]) -> range:
@@ -263,8 +302,9 @@ def is_done(job: Job) -> bool:
 
 
 def has_work(job: Job) -> bool:
-    """A run to start or continue (a diverged one waits for a person), or an extraction whose file is not there."""
-    return job.action in ("fresh", "resume") or (job.action == "extract" and not is_done(job))
+    """A run to start, continue or copy (a diverged one waits for a person), or an extraction whose file is not
+    there."""
+    return job.action in ("fresh", "resume", "copy") or (job.action == "extract" and not is_done(job))
 
 
 def missing_module(job: Job) -> str | None:
@@ -410,6 +450,9 @@ def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None
         other = settings_changed(trained, {k: v for k, v in job.cfg.items() if k not in shortening})
         other = f"; trained with {', '.join(other)}: another --root reruns it as the command is now" if other else ""
         return f"skip     {job.name}  finished{short}{other}", None
+    if job.action == "copy":
+        when = "now" if is_ready(job.needs[0]) else "when it finishes" + _will_come(job.needs[0], jobs)
+        return f"copy     {job.name}  the same run as {job.twin.name}: copied from it {when}", None
     cfg = {**config_mod.read_json(job.folder / "config.json", "run config"), **moved_settings(job)} \
         if job.action == "resume" else job.cfg
     left = epochs_left(cfg, read_rows(job.folder) if job.action == "resume" else [])
@@ -439,8 +482,8 @@ def _will_come(need: Path, jobs: list[Job] | None) -> str:
 def dry_run(jobs: list[Job], threads: int, bench: Path = BENCH) -> str:
     """The dry-run's lines and a total: jobs by action, estimated hours of work (bench: where the JSONs are)."""
     lines, seconds = zip(*(describe(j, threads, bench, jobs) for j in jobs)) if jobs else ((), ())
-    count = {a: sum(j.action == a for j in jobs) for a in ("fresh", "resume", "skip", "diverged", "extract")}
-    count = {a: n for a, n in count.items() if n or a != "diverged"}  # said only where there is one
+    count = {a: sum(j.action == a for j in jobs) for a in ("fresh", "resume", "copy", "skip", "diverged", "extract")}
+    count = {a: n for a, n in count.items() if n or a not in ("copy", "diverged")}  # said only where there is one
     known = [s for s in seconds if s is not None]
     work = f"~{_duration(sum(known))} of work for the {len(known)} with an estimate, at {threads} thread(s) each" \
         if known else "no estimates"
@@ -467,12 +510,13 @@ def groups(jobs: list[Job]) -> list[list[Job]]:
 
 
 def print_lines(jobs: list[Job], args) -> list[str]:
-    """`python -m funcs.reproduce ... --only ...` per group with work left; each resumes on its own."""
+    """`python -m funcs.reproduce ... --only ...` per group with work left, naming its jobs with work (a finished
+    run they wait for is read without being named); each line resumes on its own."""
     lines = []
     for group in groups(jobs):
         if not any(map(has_work, group)):
             continue
-        names = dict.fromkeys(j.name if j.source.seeds > 1 else j.source.path for j in group)
+        names = dict.fromkeys(j.name if j.source.seeds > 1 else j.source.path for j in group if has_work(j))
         words = ["python", "-m", "funcs.reproduce", "--root", shown(Path(args.root).resolve()),
                  *[w for n in names for w in ("--only", n)], "--jobs", "1", "--threads", str(args.threads)]
         words += ["--device", str(args.device)] if args.device is not None else []
@@ -616,6 +660,8 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
             for job in [j for j in pending if all(is_ready(n) for n in j.needs)][:n_jobs - len(running)]:
                 pending.remove(job)
                 ended += try_start(job, running, threads)
+                if job.action == "copy" and is_done(job):  # copied at once, without a process to reap
+                    summarize_after(job, root, jobs)
             ended += reap(running, root, jobs)
             stuck = [j for j in pending if waits_in_vain(j, jobs, pending, running)]
             if not running and not stuck and pending and not any(all(map(is_ready, j.needs)) for j in pending):
@@ -667,8 +713,14 @@ def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str
     with log:
         try:
             argv = command_for(job)
+            copied = argv is not None and job.twin is not None and "--resume" not in argv
+            if copied:  # a fresh folder whose twin has finished: that folder is this run
+                copy_run(job.twin.folder, job.folder, log)
         except UserError as err:
             return [(job, "failed", str(err))]
+        if copied:
+            say(f"{job.name}: copied from {job.twin.name} (the same run), {finished_text(job)}")
+            return []
         if argv is None:
             say(f"{job.name}: finished already")
             return []
@@ -678,6 +730,32 @@ def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str
     how = f"resumed ({epoch_text(job)} done)" if "--resume" in argv else "started"
     say(f"{job.name}: {how}, log {shown(job.log)}")
     return []
+
+
+def copy_run(source: Path, folder: Path, log) -> None:
+    """A finished run folder copied whole into an absent one, through a temporary sibling (a kill leaves no
+    half-copied run folder); the copy's run.log and the job's log say where it came from."""
+    tmp = folder.with_name(f".{folder.name}.copying-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(source, tmp)
+        note = f"{time.strftime('%Y-%m-%d %H:%M:%S')} funcs.reproduce: copied from {shown(source)}, the same run " \
+               f"(rule, config, seed and labeled subset)\n"
+        with open(tmp / "run.log", "a") as f:
+            f.write(note)
+        tmp.rename(folder)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot copy {shown(source)} into {shown(folder)}: {err.strerror or err}")
+    log.write(f"=== {note}")
+    log.flush()
+
+
+def summarize_after(job: Job, root: Path, jobs: list[Job]) -> None:
+    """The seeds summary a finished run completes: of its own source, or of a seeds source naming its folder."""
+    for src in seeds_sources(jobs):
+        if job.folder.parent == root / src.path:
+            summarize_seeds(src, root)
 
 
 def reap(running: dict, root: Path, jobs: list[Job]) -> list[tuple[Job, str, str]]:
@@ -690,9 +768,7 @@ def reap(running: dict, root: Path, jobs: list[Job]) -> list[tuple[Job, str, str
         del running[pid]
         if proc.returncode == 0 and is_done(job):
             say(f"{job.name}: finished in {_duration(time.monotonic() - t0)}, {finished_text(job)}")
-            for src in seeds_sources(jobs):  # its own source, or a seeds source naming the same folder
-                if job.folder.parent == root / src.path:
-                    summarize_seeds(src, root)
+            summarize_after(job, root, jobs)
         else:
             out.append((job, "failed", f"failed (exit {proc.returncode}): {last_line(job.log)}"))
             say(f"{job.name}: {out[-1][2]}")

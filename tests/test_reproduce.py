@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,7 +68,8 @@ def test_plan_skips_finished_resumes_checkpointed_restarts_dead_and_makes_the_wt
     write(root / "half", {"config.json": "{}", "checkpoint.pt": "", "results.csv": rows_csv(2)})
     write(root / "dead", {"config.json": "{}", "results.csv": rows_csv(1)})  # killed before its first checkpoint
     (root / "empty").mkdir(parents=True)
-    sources = [Source(name, QUICK, name) for name in ("done", "half", "dead", "empty", "new")]
+    sources = [Source(name, f"{QUICK} --set seed={i}", name)  # five runs, not five folders of one
+               for i, name in enumerate(("done", "half", "dead", "empty", "new"), 1)]
     sources += [Source("semi_wta", SEMI + " --set pretrained_path={root}/semi", "wta"),
                 Source("semi", SEMI, "base"),
                 Source("readout", QUICK + " --trained_path {root}/done", "read-out")]
@@ -136,6 +138,37 @@ def test_registry_plan_puts_table5_first_then_the_seeds_then_every_other_folder_
     semi = next(j for j in jobs if j.name == "semi_ep_600_seeds/S-4")
     assert semi.argv[-4:] == ["--set", "seed=4", "--out", str(tmp_path / "semi_ep_600_seeds/S-4")]
     assert (semi.cfg["seed"], semi.cfg["semi_seed"], semi.cfg["epochs"]) == (4, -1, 200)
+    # folders of one run are trained once: Table 5's seed-1 runs and Table 3's singles are their seeds' S-1
+    copies = {j.name: j.twin.name for j in jobs if j.action == "copy"}
+    assert copies == {**{f"{name}_seeds/S-1": name for name in table5},
+                      **{f"unsupervised_{net}": f"unsupervised_{net}_seeds/S-1"
+                         for net in ("bp_1layer", "ep_1layer", "bp_2layer")}}
+
+
+def test_a_fresh_folder_of_a_run_planned_elsewhere_copies_its_finished_twin_else_the_twin_that_trains(tmp_path):
+    seeds = Source("seeds", QUICK, "table", seeds=2)
+    single, readout = Source("single", QUICK, "figure"), Source("readout", f"{QUICK} --trained_path {{root}}/x", "r")
+    sources = [single, Source("other", f"{QUICK} --set lr=[0.5]", "figure"), readout, seeds]
+    jobs = {j.name: j for j in reproduce.plan(sources, tmp_path)}
+    # seed 1 of the seeds root is the single run (the preset's seed is 1); another rate or a read-out is another run
+    assert {n: j.action for n, j in jobs.items()} == {"single": "fresh", "other": "fresh", "readout": "fresh",
+                                                      "seeds/S-1": "copy", "seeds/S-2": "fresh"}
+    assert jobs["seeds/S-1"].twin is jobs["single"] and jobs["seeds/S-1"].needs == [tmp_path / "single/summary.json"]
+    dry = reproduce.dry_run(list(jobs.values()), threads=1)
+    assert "copy     seeds/S-1  the same run as single: copied from it when it finishes\n" in dry
+    assert "5 jobs: 4 fresh, 0 resume, 1 copy, 0 skip, 0 extract" in dry
+    # the twin with epochs done trains, whichever is planned first
+    write(tmp_path / "seeds/S-1", {"config.json": "{}", "checkpoint.pt": "", "results.csv": rows_csv(2)})
+    jobs = {j.name: j for j in reproduce.plan(sources, tmp_path)}
+    assert (jobs["single"].action, jobs["single"].twin) == ("copy", jobs["seeds/S-1"])
+    # a finished twin outside --only is copied; a damaged one is not read as finished, and the run trains
+    write(tmp_path / "single", {"config.json": "{}", "summary.json": "{}"})
+    shutil.rmtree(tmp_path / "seeds/S-1")
+    job = reproduce.plan(sources, tmp_path, patterns=["seeds/S-1"])[0]
+    assert job.action == "copy" and reproduce.is_ready(job.needs[0])
+    assert "copy     seeds/S-1  the same run as single: copied from it now" in reproduce.dry_run([job], threads=1)
+    (tmp_path / "single/summary.json").write_text("{")
+    assert reproduce.plan(sources, tmp_path, patterns=["seeds/S-1"])[0].action == "fresh"
 
 
 def test_a_path_planned_both_as_one_run_and_as_a_seeds_root_is_refused(tmp_path):
@@ -452,6 +485,23 @@ def test_readout_waits_for_its_trained_seed_and_seeds_summary_holds_mean_and_std
     readout = json.loads((tmp_path / "readout/summary.json").read_text())
     assert readout["trained_network"]["folder"] == str(tmp_path / "seeds/S-1")
     assert (tmp_path / "seeds/S-1.log").is_file() and (tmp_path / "readout.log").is_file()
+
+
+def test_a_second_folder_of_one_run_is_copied_when_the_first_finishes_and_completes_its_seeds_summary(
+        tmp_path, dataset, capsys):
+    sources = [Source("single", tiny(dataset, 2), "figure"), Source("seeds", tiny(dataset, 2), "table", seeds=2)]
+    assert reproduce.main(["--root", str(tmp_path), "--jobs", "2"], sources) == 0
+    out = capsys.readouterr().out
+    assert "3 jobs to run, 0 finished" in out and out.count(": started, log") == 2  # single and S-2 trained
+    assert "seeds/S-1: copied from single (the same run), accuracy (%)" in out
+    single, copy = tmp_path / "single", tmp_path / "seeds/S-1"
+    assert (copy / "results.csv").read_text() == (single / "results.csv").read_text()
+    assert (copy / "summary.json").read_text() == (single / "summary.json").read_text()
+    assert "funcs.reproduce: copied from" in (copy / "run.log").read_text().splitlines()[-1]
+    assert json.loads((tmp_path / "seeds/seeds_summary.json").read_text())["seeds"] == [1, 2]
+    assert not list(tmp_path.glob("seeds/.S-1.copying-*"))
+    assert reproduce.main(["--root", str(tmp_path)], sources) == 0
+    assert "0 jobs to run, 3 finished" in capsys.readouterr().out
 
 
 def test_sigterm_and_a_background_shell_s_ignored_sigint_both_stop_with_keyboardinterrupt():
