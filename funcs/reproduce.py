@@ -95,7 +95,7 @@ def registry_sources() -> list[Source]:
     return table5 + seeds + [s for e in (*REGISTRY.values(), *OTHER_TABLES.values()) for s in e.sources.values()]
 
 
-@dataclass(eq=False)  # a job is itself: two jobs of the same command and folder are still two
+@dataclass(eq=False)  # jobs are compared by identity, as everywhere here (id(), is)
 class Job:
     """One training run (fresh, resumed or finished) or one extraction, and the files it waits for."""
     name: str  # path under the root; <path>/S-<seed> for a seed, <path>:<file stem> for an extraction
@@ -235,30 +235,44 @@ def run_identity(job: Job) -> str:
 
 def copy_twins(selected: list[Job], planned: list[Job]) -> None:
     """Make each fresh selected run that has a twin (another folder of the same run) a "copy" of it instead of a
-    second training: of a twin finished in the root (selected or not), else of the selected twin that trains
-    (the one with epochs done first, else the first planned)."""
+    second training: of a twin finished in the root as its command now plans it (selected or not; not one
+    shortened or trained with other settings), else of the selected twin that trains (the one with epochs done
+    first, else the first planned). An unselected twin with epochs done is not waited for: --only leaves it."""
     by_identity: dict[str, list[Job]] = {}
     for job in planned:
         if job.is_run:
             by_identity.setdefault(run_identity(job), []).append(job)
-    chosen = {id(j) for j in selected}
+    selected_ids = {id(j) for j in selected}
     for twins in by_identity.values():
-        mine = [t for t in twins if id(t) in chosen]
-        if len(twins) < 2 or not any(t.action == "fresh" for t in mine):
+        selected_twins = [t for t in twins if id(t) in selected_ids]
+        if len(twins) < 2 or not any(t.action == "fresh" for t in selected_twins):
             continue
-        trainer = next((t for t in twins if _finished_quietly(t)), None) or \
-            next((t for t in mine if t.action == "resume"), None) or next(t for t in mine if t.action == "fresh")
-        for job in mine:
+        trainer = next((t for t in twins if _finished_as_planned(t)), None) or \
+            next((t for t in selected_twins if t.action == "resume"), None) or \
+            next(t for t in selected_twins if t.action == "fresh")
+        for job in selected_twins:
             if job.action == "fresh" and job is not trainer:
                 job.action, job.twin, job.needs = "copy", trainer, [trainer.done_file]
 
 
-def _finished_quietly(job: Job) -> bool:
-    """Whether a run folder has finished; a damaged one (it may lie outside --only) counts as not."""
+def _finished_as_planned(job: Job) -> bool:
+    """Whether a run folder has finished with its command's settings and epochs; a damaged one (it may lie
+    outside --only) counts as not."""
     try:
-        return folder_state(job.folder) == "skip"
+        if folder_state(job.folder) != "skip":
+            return False
+        trained = trained_config(job.folder)
+        return planned_epochs(trained) == planned_epochs(job.cfg) and not settings_changed(trained, job.cfg)
     except UserError:
         return False
+
+
+def trained_config(folder: Path) -> dict:
+    """A finished run's config.json, with semi_seed as the seed its labeled subset was drawn with where its
+    summary names it (older code drew a random one for semi_seed -1)."""
+    cfg = config_mod.read_json(folder / "config.json", "run config")
+    drawn = config_mod.read_json(folder / "summary.json", "run summary").get("semi_seed")
+    return cfg if drawn is None else {**cfg, "semi_seed": drawn}
 
 
 def seeds_of(src: Source, argv: list[str]) -> range:
@@ -443,16 +457,14 @@ def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None
         short = f" (shortened: {planned} of the paper's {full} epochs; another --root reruns it in full)" \
             if planned is not None and full is not None and planned < full else ""
         shortening = {key for key, _ in map(config_mod.parse_override, _sets(shlex.split(job.source.shorten)))}
-        # a semi-supervised run's summary names the seed its labeled subset was drawn with (older code drew a
-        # random one for semi_seed -1)
-        drawn = config_mod.read_json(job.folder / "summary.json", "run summary").get("semi_seed")
-        trained = cfg if drawn is None else {**cfg, "semi_seed": drawn}
-        other = settings_changed(trained, {k: v for k, v in job.cfg.items() if k not in shortening})
+        other = settings_changed(trained_config(job.folder), {k: v for k, v in job.cfg.items() if k not in shortening})
         other = f"; trained with {', '.join(other)}: another --root reruns it as the command is now" if other else ""
         return f"skip     {job.name}  finished{short}{other}", None
     if job.action == "copy":
         when = "now" if is_ready(job.needs[0]) else "when it finishes" + _will_come(job.needs[0], jobs)
-        return f"copy     {job.name}  the same run as {job.twin.name}: copied from it {when}", None
+        pid = live_process(job.twin.folder)
+        return f"copy     {job.name}  the same run as {job.twin.name}: copied from it {when}" + \
+            (f"; process {pid} is training it now" if pid else ""), None
     cfg = {**config_mod.read_json(job.folder / "config.json", "run config"), **moved_settings(job)} \
         if job.action == "resume" else job.cfg
     left = epochs_left(cfg, read_rows(job.folder) if job.action == "resume" else [])
@@ -510,13 +522,14 @@ def groups(jobs: list[Job]) -> list[list[Job]]:
 
 
 def print_lines(jobs: list[Job], args) -> list[str]:
-    """`python -m funcs.reproduce ... --only ...` per group with work left, naming its jobs with work (a finished
-    run they wait for is read without being named); each line resumes on its own."""
+    """`python -m funcs.reproduce ... --only ...` per group with work left, naming its jobs with work or diverged
+    (a finished run they wait for is read without being named); each line resumes on its own."""
     lines = []
     for group in groups(jobs):
         if not any(map(has_work, group)):
             continue
-        names = dict.fromkeys(j.name if j.source.seeds > 1 else j.source.path for j in group if has_work(j))
+        names = dict.fromkeys(j.name if j.source.seeds > 1 else j.source.path for j in group
+                              if has_work(j) or j.action == "diverged")  # a diverged one: said, with its command
         words = ["python", "-m", "funcs.reproduce", "--root", shown(Path(args.root).resolve()),
                  *[w for n in names for w in ("--only", n)], "--jobs", "1", "--threads", str(args.threads)]
         words += ["--device", str(args.device)] if args.device is not None else []
@@ -657,7 +670,7 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
     last_progress, interrupted = time.monotonic(), False
     try:
         while (pending or running) and not stop():
-            for job in [j for j in pending if all(is_ready(n) for n in j.needs)][:n_jobs - len(running)]:
+            for job in [j for j in pending if can_start(j, running)][:n_jobs - len(running)]:
                 pending.remove(job)
                 ended += try_start(job, running, threads)
                 if job.action == "copy" and is_done(job):  # copied at once, without a process to reap
@@ -688,6 +701,12 @@ def execute(jobs: list[Job], n_jobs: int, threads: int, root: Path, stop: Callab
     return 130 if interrupted else 1 if any(o == "failed" for _, o, _ in ended) else 3 if ended else 0
 
 
+def can_start(job: Job, running: dict) -> bool:
+    """Whether what a job needs is there; a copy waits, besides, until its twin's process has ended (it draws its
+    curves and ends its run.log after writing summary.json)."""
+    return all(is_ready(n) for n in job.needs) and all(j is not job.twin for j, *_ in running.values())
+
+
 def seeds_sources(jobs: list[Job]) -> list[Source]:
     """The sources of the jobs that are seeds sources, once each."""
     return list({j.source.path: j.source for j in jobs if j.source.seeds > 1}.values())
@@ -715,6 +734,9 @@ def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str
             argv = command_for(job)
             copied = argv is not None and job.twin is not None and "--resume" not in argv
             if copied:  # a fresh folder whose twin has finished: that folder is this run
+                pid = live_process(job.twin.folder)
+                if pid is not None:  # another process still ends it (curves, run.log)
+                    return [(job, "left", f"not copied: process {pid} is still ending {shown(job.twin.folder)}")]
                 copy_run(job.twin.folder, job.folder, log)
         except UserError as err:
             return [(job, "failed", str(err))]
@@ -733,9 +755,11 @@ def try_start(job: Job, running: dict, threads: int) -> list[tuple[Job, str, str
 
 
 def copy_run(source: Path, folder: Path, log) -> None:
-    """A finished run folder copied whole into an absent one, through a temporary sibling (a kill leaves no
-    half-copied run folder); the copy's run.log and the job's log say where it came from."""
-    tmp = folder.with_name(f".{folder.name}.copying-{os.getpid()}")
+    """A finished run folder copied whole into an absent one, through a temporary sibling (a stop leaves no
+    half-copied run folder; the job's lock makes the name its own, and the next try clears a leftover). The
+    copy's run.log and the job's log say where it came from; its config.json and summary.json still name the
+    folder it was trained in."""
+    tmp = folder.with_name(f".{folder.name}.copying")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         shutil.copytree(source, tmp)
@@ -744,9 +768,12 @@ def copy_run(source: Path, folder: Path, log) -> None:
         with open(tmp / "run.log", "a") as f:
             f.write(note)
         tmp.rename(folder)
-    except OSError as err:
+    except BaseException as err:  # a Ctrl-C too: nothing half-copied stays
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"cannot copy {shown(source)} into {shown(folder)}: {err.strerror or err}")
+        if not isinstance(err, OSError):
+            raise
+        why = err.args[0][0][2] if isinstance(err, shutil.Error) else err.strerror or err  # the first file's
+        raise UserError(f"cannot copy {shown(source)} into {shown(folder)}: {why}") from None
     log.write(f"=== {note}")
     log.flush()
 

@@ -161,14 +161,31 @@ def test_a_fresh_folder_of_a_run_planned_elsewhere_copies_its_finished_twin_else
     write(tmp_path / "seeds/S-1", {"config.json": "{}", "checkpoint.pt": "", "results.csv": rows_csv(2)})
     jobs = {j.name: j for j in reproduce.plan(sources, tmp_path)}
     assert (jobs["single"].action, jobs["single"].twin) == ("copy", jobs["seeds/S-1"])
-    # a finished twin outside --only is copied; a damaged one is not read as finished, and the run trains
-    write(tmp_path / "single", {"config.json": "{}", "summary.json": "{}"})
+    # a finished twin outside --only is copied; not one shortened, trained with other settings, or damaged
     shutil.rmtree(tmp_path / "seeds/S-1")
+    planned = {k: v for k, v in jobs["single"].cfg.items() if v is not None}
+    for trained, copied in ((planned, True), ({**planned, "epochs": 1}, False), ({**planned, "lr": [0.5]}, False)):
+        write(tmp_path / "single", {"config.json": json.dumps(trained), "summary.json": "{}"})
+        job = reproduce.plan(sources, tmp_path, patterns=["seeds/S-1"])[0]
+        assert job.action == ("copy" if copied else "fresh"), trained
+    write(tmp_path / "single", {"config.json": json.dumps(planned), "summary.json": "{}"})
     job = reproduce.plan(sources, tmp_path, patterns=["seeds/S-1"])[0]
     assert job.action == "copy" and reproduce.is_ready(job.needs[0])
     assert "copy     seeds/S-1  the same run as single: copied from it now" in reproduce.dry_run([job], threads=1)
     (tmp_path / "single/summary.json").write_text("{")
     assert reproduce.plan(sources, tmp_path, patterns=["seeds/S-1"])[0].action == "fresh"
+
+
+def test_a_copy_stopped_midway_leaves_no_half_copied_folder(tmp_path, monkeypatch):
+    write(tmp_path / "done", {"summary.json": "{}", "run.log": "trained\n"})
+
+    def stopped(source, target):  # Ctrl-C once part of the folder is copied
+        write(target, {"summary.json": "{}"})
+        raise KeyboardInterrupt
+    monkeypatch.setattr(shutil, "copytree", stopped)
+    with open(tmp_path / "copy.log", "w") as log, pytest.raises(KeyboardInterrupt):
+        reproduce.copy_run(tmp_path / "done", tmp_path / "copy", log)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.log", "done"]
 
 
 def test_a_path_planned_both_as_one_run_and_as_a_seeds_root_is_refused(tmp_path):
@@ -490,16 +507,20 @@ def test_readout_waits_for_its_trained_seed_and_seeds_summary_holds_mean_and_std
 def test_a_second_folder_of_one_run_is_copied_when_the_first_finishes_and_completes_its_seeds_summary(
         tmp_path, dataset, capsys):
     sources = [Source("single", tiny(dataset, 2), "figure"), Source("seeds", tiny(dataset, 2), "table", seeds=2)]
-    assert reproduce.main(["--root", str(tmp_path), "--jobs", "2"], sources) == 0
+    # three at a time: the copy waits for its twin's process to end, not only for its summary.json
+    assert reproduce.main(["--root", str(tmp_path), "--jobs", "3"], sources) == 0
     out = capsys.readouterr().out
     assert "3 jobs to run, 0 finished" in out and out.count(": started, log") == 2  # single and S-2 trained
     assert "seeds/S-1: copied from single (the same run), accuracy (%)" in out
     single, copy = tmp_path / "single", tmp_path / "seeds/S-1"
-    assert (copy / "results.csv").read_text() == (single / "results.csv").read_text()
-    assert (copy / "summary.json").read_text() == (single / "summary.json").read_text()
-    assert "funcs.reproduce: copied from" in (copy / "run.log").read_text().splitlines()[-1]
+    for name in ("summary.json", "results.csv", "curves.png"):
+        assert (copy / name).read_bytes() == (single / name).read_bytes(), name
+    trained, copied = (single / "run.log").read_text(), (copy / "run.log").read_text()
+    assert copied.startswith(trained) and "final test accuracy" in trained.splitlines()[-1]
+    assert copied[len(trained):].endswith(f"funcs.reproduce: copied from {single}, the same run (rule, config, "
+                                          f"seed and labeled subset)\n")
     assert json.loads((tmp_path / "seeds/seeds_summary.json").read_text())["seeds"] == [1, 2]
-    assert not list(tmp_path.glob("seeds/.S-1.copying-*"))
+    assert not list(tmp_path.glob("seeds/.S-1.copying*"))
     assert reproduce.main(["--root", str(tmp_path)], sources) == 0
     assert "0 jobs to run, 3 finished" in capsys.readouterr().out
 
