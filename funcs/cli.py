@@ -21,6 +21,13 @@ from funcs.errors import OneLineParser, UserError, one_line_errors, stop_signals
 from funcs.rules import READ_OUT, Rule
 from funcs.target import check_task
 
+# The CPU computes with subnormal floats (below 1.2e-38) as zero, in every run. Adam's moment estimates for inputs
+# that are almost never active (MNIST's border pixels) decay into that range, where an x86 CPU takes a slow path for
+# each operation on them: a semi-supervised BP run's phase-2 epoch grew from 13 to 22 s over its 400 epochs, and
+# flushing halves its unsupervised half (bench/denormals.py). An update they make is far below a float32 weight's
+# resolution. Set at import, before torch's thread pool starts: each of its threads keeps the mode it started with.
+torch.set_flush_denormal(True)
+
 
 def parse_args(rule: Rule, argv):
     actions = ", ".join(f"{a} ({kind} target)" for a, kind in rule.actions.items())

@@ -71,6 +71,16 @@ def train(tmp_path: Path, name: str, *extra: str) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
+def test_every_cpu_thread_computes_with_subnormal_floats_as_zero():
+    """Adam's decayed moments reach the subnormal range, where a CPU is slow (bench/denormals.py): importing the
+    command line flushes them on every thread of torch's pool (a thread keeps the mode it started with)."""
+    assert 0 < 1e-39 < torch.finfo(torch.float32).tiny  # a float32 subnormal
+    code = ("import torch, funcs.cli; torch.set_num_threads(2); x = torch.full((1_000_000,), 1e-39); "
+            "print(((x * 1) == 0).float().mean().item())")
+    flushed = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert float(flushed.stdout) == 1.0  # on both threads (before, none: the product kept them)
+
+
 def test_cli_trains_unsupervised_network_above_chance_by_far(tmp_path, dataset):
     """The real command line, in a fresh process: the quickstart network, three epochs (6,000 MNIST images)."""
     out = tmp_path / "run"
