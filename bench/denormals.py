@@ -48,8 +48,8 @@ def restored(folder: Path, data_dir: str):
     if cfg.target_kind == "semi_supervised":
         _, unlabeled = semi.split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, state["semi_seed"],
                                           cfg.label_draw)
-        trained = learner.sibling(cfg.lr)  # phase 2's unsupervised half
-        team = semi.Siblings(pretrain=learner.sibling(cfg.pre_lr), unsupervised=trained, supervised=learner)
+        team = semi.siblings(cfg, learner)
+        trained = team.learners["unsupervised"]  # phase 2's unsupervised half
         target = Target.from_config(cfg, kind="unsupervised", device=data.train.x.device)
         loop.restore(state, team, target, data.train.x.device)
         x, y = data.train.x[unlabeled], data.train.y[unlabeled]

@@ -149,6 +149,11 @@ class Siblings:
             learner.load_state_dict({"model": state["model"], "optimizer": state["optimizers"][name]})
 
 
+def siblings(cfg, learner) -> Siblings:
+    """Phase 1's, phase 2's unsupervised and its supervised learner (`learner` itself), each with its own rates."""
+    return Siblings(pretrain=learner.sibling(cfg.pre_lr), unsupervised=learner.sibling(cfg.lr), supervised=learner)
+
+
 def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
     """Phase 1 then phase 2; returns the final metrics (test error after phase 1 and at the end)."""
     schedules = rules.get(cfg.rule).semi_schedules  # the rule's, since it has semi-supervised actions
@@ -162,8 +167,8 @@ def train(cfg, data, learner, run=None, state: dict | None = None) -> dict:
     labeled_idx, unlabeled_idx = split_labeled(data.train.y, cfg.train_label_number, cfg.n_class, seed,
                                                cfg.label_draw)
     labeled, unlabeled = loop.labeled_split(data, labeled_idx), loop.labeled_split(data, unlabeled_idx)
-    pre, unsup, sup = learner.sibling(cfg.pre_lr), learner.sibling(cfg.lr), learner
-    team = Siblings(pretrain=pre, unsupervised=unsup, supervised=sup)
+    team = siblings(cfg, learner)
+    pre, unsup, sup = (team.learners[k] for k in ("pretrain", "unsupervised", "supervised"))
     sup_target = Target.from_config(cfg, kind="supervised", device=data.train.x.device)
     unsup_target = Target.from_config(cfg, kind="unsupervised", device=data.train.x.device)
     if run is not None:
