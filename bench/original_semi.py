@@ -118,9 +118,10 @@ def main(argv=None) -> None:
         foreign.fail(tool, f"{run}: no pretrained.pt and config.json (a semi-supervised run after its phase 1)")
     if out.exists():
         foreign.fail(tool, f"{out} exists; give a new folder")
+    action = json.loads((run / "config.json").read_text()).get("action")
+    if action != "semi_supervised_bp":
+        foreign.fail(tool, f"{run}: action {action!r}; this drives the original's semi_supervised_bp")
     tensors, cfg = inputs(run, args.data_dir)
-    if cfg.get("action") != "semi_supervised_bp":
-        foreign.fail(tool, f"{run}: action {cfg.get('action')!r}; this drives the original's semi_supervised_bp")
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
     out.mkdir(parents=True)
