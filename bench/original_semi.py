@@ -79,14 +79,13 @@ def to_original(model: dict) -> dict:
             for kind in ("weight", "bias")}
 
 
-def inputs(run: Path, data_dir: str) -> tuple[dict, dict]:
-    """(the child's tensors, the run's config) for RUN_DIR: phase-1 weights, its labeled split, the test set."""
+def inputs(run: Path, cfg: dict, data_dir: str) -> dict:
+    """The child's tensors for RUN_DIR (config `cfg`): its phase-1 weights, its labeled split, the test set."""
     import torch
 
     from funcs import data as data_mod
     from funcs import semi
 
-    cfg = json.loads((run / "config.json").read_text())
     saved = torch.load(run / semi.PRETRAINED, weights_only=True, map_location="cpu")
     mnist = data_mod.load_dataset(cfg["dataset"], data_dir)  # pixels / 255, as their ToTensor
     train_x, test_x = mnist.train.x.flatten(1), mnist.test.x.flatten(1)  # their ReshapeTransform((-1,))
@@ -97,7 +96,7 @@ def inputs(run: Path, data_dir: str) -> tuple[dict, dict]:
     tensors = {"model": to_original(saved["model"]), "labeled_x": train_x[labeled],
                "labeled_onehot": onehot, "unlabeled_x": train_x[unlabeled], "unlabeled_y": labels[unlabeled],
                "test_x": test_x, "test_y": mnist.test.y}
-    return tensors, cfg
+    return tensors
 
 
 def main(argv=None) -> None:
@@ -118,10 +117,10 @@ def main(argv=None) -> None:
         foreign.fail(tool, f"{run}: no pretrained.pt and config.json (a semi-supervised run after its phase 1)")
     if out.exists():
         foreign.fail(tool, f"{out} exists; give a new folder")
-    action = json.loads((run / "config.json").read_text()).get("action")
-    if action != "semi_supervised_bp":
-        foreign.fail(tool, f"{run}: action {action!r}; this drives the original's semi_supervised_bp")
-    tensors, cfg = inputs(run, args.data_dir)
+    cfg = json.loads((run / "config.json").read_text())
+    if cfg.get("action") != "semi_supervised_bp":
+        foreign.fail(tool, f"{run}: action {cfg.get('action')!r}; this drives the original's semi_supervised_bp")
+    tensors = inputs(run, cfg, args.data_dir)
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
     out.mkdir(parents=True)
