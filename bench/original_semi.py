@@ -1,6 +1,7 @@
 """Phase 2 of a semi-supervised BP run trained by the ORIGINAL code, from one of our runs' phase-1 networks.
 
-    python -m bench.original_semi --checkout DIR --from RUN_DIR --out OUT_DIR [--epochs E] [--threads N] [--data_dir data]
+    python -m bench.original_semi --checkout DIR --from RUN_DIR --out OUT_DIR [--whole] [--epochs E] [--threads N]
+                                  [--data_dir data]
 
 Our BP runs with 100 or 600 labels gain fewer points in phase 2 than the
 original's result folders (docs/experiments.md, "Where a shortened run
@@ -16,9 +17,15 @@ theirs (`funcs/data.py` of the original: shuffled labeled batches of
 pre_batchSize with one-hot targets, shuffled unlabeled batches of batchSize,
 the test set in order).
 
+With `--whole` their code trains phase 1 as well: a fresh `bp.network.MLP`
+(seeded with the run's seed), the run's `pre_epochs` on the same labeled
+subset, then phase 2. Against the default mode this changes only where the
+phase-1 network comes from.
+
 OUT_DIR gets `semi_supervised.csv` (per phase-2 epoch: test error after the
 unsupervised half and after the supervised half, written after each epoch, so
-a run stopped early keeps its curve) and `origin.json` (the checkout's commit,
+a run stopped early keeps its curve), with `--whole` `pre_supervised.csv` (per
+phase-1 epoch: train and test error) and `origin.json` (the checkout's commit,
 RUN_DIR, the config). Their loop has no resume: a stopped run starts again.
 The only thing replaced in their code is its result tables (pandas, which the
 requirements do not install): the same two columns, written by this script.
@@ -41,22 +48,26 @@ if spec["threads"]:
 data = torch.load(spec["data"])
 out = spec["out"]
 actions, network = import_foreign(["bp.actions", "bp.network"])
-jparams = dict(spec["jparams"], device=-1, pre_epochs=0)
+jparams = dict(spec["jparams"], device=-1)
 torch.manual_seed(spec["seed"])
 net = network.MLP(jparams)
-net.load_state_dict(data["model"])
+if not spec["whole"]:
+    jparams["pre_epochs"] = 0
+    net.load_state_dict(data["model"])
 
 
 def no_table(*args, **kwargs):
     return None
 
 
-def write_rows(base_path, frame, unsupervised, supervised, filename="results.csv", loss=None):
-    """Their update_dataframe's two columns, without pandas: the whole list, rewritten each epoch."""
+def write_rows(base_path, frame, first, second, filename="results.csv", loss=None):
+    """Their update_dataframe's two error columns, without pandas: the whole lists, rewritten each epoch."""
+    header = {"pre_supervised.csv": ["Train_Error", "Test_Error"],
+              "semi_supervised.csv": ["Unsupervised_Test_Error", "Supervised_Test_Error"]}[filename]
     with open(os.path.join(base_path, filename), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["epoch", "Unsupervised_Test_Error", "Supervised_Test_Error"])
-        w.writerows([i + 1, u, s] for i, (u, s) in enumerate(zip(unsupervised, supervised)))
+        w.writerow(["epoch", *header])
+        w.writerows([i + 1, a, b] for i, (a, b) in enumerate(zip(first, second)))
 
 
 actions.init_dataframe, actions.update_dataframe = no_table, write_rows
@@ -104,6 +115,8 @@ def main(argv=None) -> None:
     p.add_argument("--checkout", required=True, help="a checkout of neurophysics-cnrsthales/unsupervised-target")
     p.add_argument("--from", dest="run", required=True, help="a finished semi_supervised_bp run folder of ours")
     p.add_argument("--out", required=True, help="a new folder for the original's phase-2 curve")
+    p.add_argument("--whole", action="store_true",
+                   help="their code trains phase 1 too, from a fresh network (the run's pre_epochs and labeled subset)")
     p.add_argument("--epochs", type=int, default=None,
                    help="phase-2 epochs (default: the run's; fewer squeeze their schedules: a quick check only)")
     p.add_argument("--threads", type=int, default=None)
@@ -126,9 +139,11 @@ def main(argv=None) -> None:
     out.mkdir(parents=True)
     label, commit = foreign.commit_of(root)
     (out / "origin.json").write_text(json.dumps({"checkout": label, "commit": commit, "from": str(run),
+                                                 "phase_1": "original" if args.whole else "from run",
                                                  "config": cfg}, indent=2) + "\n")
     child = foreign.run_child(tool, root, ("bp", "ep", "funcs"), CHILD,
-                              {"threads": args.threads, "jparams": cfg, "seed": cfg["seed"], "out": str(out)},
+                              {"threads": args.threads, "jparams": cfg, "seed": cfg["seed"], "out": str(out),
+                               "whole": args.whole},
                               tensors, "the original's semi_supervised_bp")
     print(json.dumps({"out": str(out), **child}))
 
