@@ -72,7 +72,7 @@ def _folder_numbers(folder: Path) -> set[str]:
     elif list(folder.glob("S-*/summary.json")):  # seeds still to come: the finished ones' mean and sample std
         per_seed = [json.loads(p.read_text())["accuracy_percent"] for p in folder.glob("S-*/summary.json")]
         for key in set.intersection(*(set(s) for s in per_seed)):
-            seeds = [s[key] for s in per_seed]
+            seeds = [Decimal(repr(s[key])) for s in per_seed]  # exact: the float mean of 96.64 and 96.19 is 96.41499..
             values += [statistics.mean(seeds), statistics.stdev(seeds) if len(seeds) > 1 else 0.0]
     elif (folder / "summary.json").is_file():
         values += json.loads((folder / "summary.json").read_text())["accuracy_percent"].values()
