@@ -1,4 +1,4 @@
-"""Phase 2 of a semi-supervised BP run trained by the ORIGINAL code, from one of our runs' phase-1 networks.
+"""A semi-supervised BP run's phase 2 (or, with --whole, both phases) trained by the ORIGINAL code.
 
     python -m bench.original_semi --checkout DIR --from RUN_DIR --out OUT_DIR [--whole] [--epochs E] [--threads N]
                                   [--data_dir data]
@@ -24,9 +24,9 @@ phase-1 network comes from.
 
 OUT_DIR gets `semi_supervised.csv` (per phase-2 epoch: test error after the
 unsupervised half and after the supervised half, written after each epoch, so
-a run stopped early keeps its curve), with `--whole` `pre_supervised.csv` (per
-phase-1 epoch: train and test error) and `origin.json` (the checkout's commit,
-RUN_DIR, the config). Their loop has no resume: a stopped run starts again.
+a run stopped early keeps its curve) and `origin.json` (the checkout's commit,
+RUN_DIR, the config); with `--whole` also `pre_supervised.csv` (per phase-1
+epoch: train and test error). Their loop has no resume: a stopped run starts again.
 The only thing replaced in their code is its result tables (pandas, which the
 requirements do not install): the same two columns, written by this script.
 """
@@ -114,7 +114,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkout", required=True, help="a checkout of neurophysics-cnrsthales/unsupervised-target")
     p.add_argument("--from", dest="run", required=True, help="a finished semi_supervised_bp run folder of ours")
-    p.add_argument("--out", required=True, help="a new folder for the original's phase-2 curve")
+    p.add_argument("--out", required=True, help="a new folder for the original's curves")
     p.add_argument("--whole", action="store_true",
                    help="their code trains phase 1 too, from a fresh network (the run's pre_epochs and labeled subset)")
     p.add_argument("--epochs", type=int, default=None,
