@@ -471,6 +471,8 @@ def describe(job: Job, threads: int, bench: Path = BENCH, jobs: list[Job] | None
     found = None
     if left is None:
         text = "read-out, no estimate"
+    elif not any(left):  # an untrained control, or a run stopped in its read-out: the bench times no read-out
+        text = f"0 of {planned_epochs(cfg)} epochs left: its read-out only, no estimate"
     else:
         found = estimate(cfg, _option(job.argv, "--json_path").removeprefix("configFile/"), left, threads, bench)
         text = f"{sum(left)} of {planned_epochs(cfg)} epochs left, " + \

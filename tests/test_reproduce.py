@@ -292,7 +292,8 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
     sources = [Source("half", QUICK + " --set epochs=10", "x"),
                Source("wide", QUICK + " --set fcLayers=[784,300]", "x"), Source("semi", SEMI, "x"),
                Source("semi_1000", SEMI.replace("semi_bp/100", "semi_bp/1000"), "x"),
-               Source("semi_batch", SEMI + " --set pre_batchSize=8", "x")]  # measured with another batch
+               Source("semi_batch", SEMI + " --set pre_batchSize=8", "x"),  # measured with another batch
+               Source("untrained", QUICK + " --set epochs=0", "x")]  # a control: only its read-out is left
     jobs = reproduce.plan(sources, root)
     lines = {j.name: reproduce.describe(j, threads=1, bench=bench) for j in jobs}
     assert lines["half"][1] == 6 * 12.5  # 10 epochs, 4 done
@@ -309,9 +310,10 @@ def test_dry_run_estimates_epochs_left_from_the_newest_matching_bench_json(tmp_p
                                                   cfg["epochs"] * (unlabeled + supervised + 3.0))
     assert lines["semi_1000"][0].endswith("2026-02-01_semi600.json)")
     assert lines["semi_batch"][0].endswith("epochs left, no estimate") and lines["semi_batch"][1] is None
+    assert lines["untrained"] == ("fresh    untrained  0 of 0 epochs left: its read-out only, no estimate", None)
     assert reproduce.describe(jobs[0], threads=2, bench=bench)[1] == 6 * 7.0
     total = reproduce.dry_run(jobs, 1, bench).splitlines()[-1]
-    assert total.startswith("5 jobs: 4 fresh, 1 resume, 0 skip, 0 extract;")
+    assert total.startswith("6 jobs: 5 fresh, 1 resume, 0 skip, 0 extract;")
 
 
 DIVERGED = {"status": "diverged", "diverged": {"reason": "diverged: loss nan at epoch 3", "resume_key": "lr"}}
