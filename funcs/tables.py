@@ -3,8 +3,10 @@
 `python -m funcs.figures tables` prints them; `python -m funcs.figures readme`
 rewrites the generated blocks of README.md and docs/*.md, each the text between
 `<!-- results:begin NAME -->` and `<!-- results:end NAME -->`: NAME is a table
-of `funcs.figures_registry.TABLES` (one line per network and method) or `summary`
-(README's: the paper's Tables 3, 4 and 5, one line per run). A test fails when a
+of `funcs.figures_registry.TABLES` (one line per network and method), `summary`
+(README's: the paper's Tables 3, 4 and 5, one line per run), `original_semi` (our
+semi-supervised runs beside the original code's) or `original_seeds` (Table 5's
+seeds beside the original's, seed by seed). A test fails when a
 committed block differs from what the command writes now, so no number of ours
 in the docs is typed by hand.
 """
@@ -17,9 +19,9 @@ from pathlib import Path
 
 from funcs import original_curves
 from funcs.figures_registry import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS,
-                                    SEMI_VARIANTS, TABLE_ROWS, TABLES, Paper, Source, semi_key)
-from funcs.records import find
-from funcs.results import COSTS, half_up
+                                    SEMI_SEEDS, SEMI_VARIANTS, TABLE_ROWS, TABLES, Paper, Source, semi_key)
+from funcs.records import find, read_run
+from funcs.results import COSTS, half_up, mean_and_std
 
 RESULTS = REPO / "simuResults"  # what the docs describe: our committed runs
 BLOCK = re.compile(r"(<!-- results:begin (\w+) -->\n).*?(<!-- results:end \2 -->)", re.S)
@@ -205,14 +207,57 @@ def original_table(link: str, results=RESULTS, curves: dict | None = None) -> st
                                [line for line in lines if line is not None]))
 
 
+def _over_seeds(values: list[float]) -> str:
+    """Mean ± sample std of our seeds' values ('-' for none)."""
+    return _number(*mean_and_std(values)) if len(values) > 1 else _number(values[0] if values else None)
+
+
+def _seeds_row(key: str, rec, curve: dict | None, root_link: str, root: Path) -> list[str]:
+    """One line of `original_seeds_table`: a Table 5 seeds root (rec) beside the original's line, seed by seed."""
+    seeds = [read_run(rec.folder / f"S-{s}") for s in rec.seeds]
+    fits = [original_curves.end_given_phase_1(curve, r.value("after_phase_1")) if curve else None for r in seeds]
+    lines = [fit[0] for fit in fits if fit is not None]
+    gaps = [r.value("test") - fit[0] for r, fit in zip(seeds, fits) if fit is not None]
+    rule, labels = key.split("/")
+    return [f"{rule.upper()}, {labels} labels", str(len(seeds)),
+            _over_seeds([r.value("after_phase_1") for r in seeds]), _number(*curve["after_phase_1"]) if curve else "-",
+            _over_seeds([r.value("test") for r in seeds]),
+            _number(curve["mean"][-1], curve["std"][-1]) if curve else "-", _over_seeds(lines),
+            ", ".join(f"{gap:+.2f}" for gap in gaps) or "-",
+            f"{sum(gap < 0 for gap in gaps)} of {len(gaps)}" if gaps else "-",
+            f"[{', '.join(f'S-{s}' for s in rec.seeds)}]({root_link}{rec.folder.relative_to(root)})"]
+
+
+def original_seeds_table(link: str, results=RESULTS, curves: dict | None = None) -> str:
+    """Table 5's seeds (each its own labeled subset) against the original code's seeds: each seed's end beside the
+    line through theirs at its own phase-1 accuracy (`end_given_phase_1`), so a cell short of the paper shows
+    whether its phase 1 or its phase 2 falls short."""
+    curves = original_curves.load() if curves is None else curves
+    root = Path(results)
+    recs = {key: read_run(root / src.path) for key, src in SEMI_SEEDS.items()}
+    lines = [_seeds_row(key, rec, curves.get(semi_key(*key.split("/"), "wta_homeostasis")), _root_link(link, results),
+                        root) for key, rec in recs.items() if rec is not None and rec.seeds]
+    return ("Table 5's runs seed by seed against the original code's seeds, test accuracy (%), + WTA + homeostasis: "
+            "after phase 1 and at the end, ours (mean ± sample std over our finished seeds) and theirs (mean ± std "
+            "over theirs); the line through their seeds' (after phase 1, end) pairs at each of our seeds' phase-1 "
+            "accuracy (mean over our seeds), and each seed's end less that line: a seed under it gained less in "
+            "phase 2 than their seeds with its phase 1 did (`funcs.original_curves.end_given_phase_1`)."
+            "\n\n" + _markdown(["run", "our seeds", "after phase 1: ours", "original", "end: ours", "original",
+                                "original's line at our phase 1", "ours less the line, each seed", "under the line",
+                                "our runs"], lines))
+
+
 def block(name: str, link: str, results=RESULTS) -> str:
     """The generated text of a block named `name` in a page whose folder reaches the repository by `link`."""
     if name == "summary":
         return summary_table(link, results)
     if name == "original_semi":
         return original_table(link, results)
+    if name == "original_seeds":
+        return original_seeds_table(link, results)
     if name not in TABLES:
-        raise KeyError(f"no generated block {name!r}: 'summary', 'original_semi' or one of {', '.join(TABLES)}")
+        raise KeyError(f"no generated block {name!r}: 'summary', 'original_semi', 'original_seeds' or one of "
+                       f"{', '.join(TABLES)}")
     return markdown_table(name, link, results)
 
 

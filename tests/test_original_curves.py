@@ -197,3 +197,28 @@ def test_gains_plot_reads_each_runs_own_phase_1_and_refuses_a_run_without_one(tm
     with pytest.raises(SystemExit) as refused:  # no RUN_DIR: Table 5's runs of both rules would share one panel
         original_curves.main(["--plot", str(tmp_path / "no.png"), "--gains"])
     assert refused.value.code == 2 and "--gains draws the RUN_DIRs" in capsys.readouterr().err
+
+
+def test_seeds_table_sets_each_finished_seed_beside_the_line_at_its_own_phase_1(tmp_path):
+    root = tmp_path / "semi_bp_600_seeds"
+    root.mkdir()
+    for seed, (p1, end) in {1: (5.0, 7.0), 2: (3.0, 5.0)}.items():
+        run = _our_run(root / f"S-{seed}", {"action": "semi_supervised_bp", "pre_epochs": 1, "epochs": 1},
+                       [(1, 1 - p1 / 100), (2, 1 - end / 100)])
+        (run / "summary.json").write_text(json.dumps(
+            {"seed": seed, "accuracy_percent": {"test": end, "after_phase_1": p1}}))
+    _our_run(root / "S-3", {"action": "semi_supervised_bp", "pre_epochs": 1, "epochs": 1}, [(1, 0.5)])  # running
+    # their line through (1, 2), (2, 3), (3, 5), (4, 6): 0.5 + 1.4 x, so 7.5 at our seed 1's 5.0, 4.7 at seed 2's 3.0
+    curves = {"bp/600/wta_homeostasis": {"seeds": 4, "phase1_epochs": 150, "after_phase_1": [2.5, 1.1],
+                                         "mean": [3.0, 4.0], "std": [0.5, 1.6],
+                                         "ends": [[1, 2], [2, 3], [3, 5], [4, 6]]}}
+    text = tables.original_seeds_table("", tmp_path, curves)
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) == 3  # header, its rule, the one seeds root
+    cells = [c.strip() for c in rows[2].strip("|").split("|")]
+    # sample std of two values: their difference / sqrt(2); 2 / sqrt(2) = 1.41, 2.8 / sqrt(2) = 1.98
+    assert cells == ["BP, 600 labels", "2", "4.00 ± 1.41", "2.50 ± 1.10", "6.00 ± 1.41", "4.00 ± 1.60",
+                     "6.10 ± 1.98", "-0.50, +0.30", "1 of 2", f"[S-1, S-2]({root})"]
+    no_line = tables.original_seeds_table("", tmp_path, {})  # no curve of theirs: our seeds alone
+    cells = [c.strip() for c in no_line.splitlines()[-1].strip("|").split("|")]
+    assert cells[1:9] == ["2", "4.00 ± 1.41", "-", "6.00 ± 1.41", "-", "-", "-", "-"]
