@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -477,7 +478,8 @@ def draw_all(results="simuResults", out="figuresPlot", echo: bool = True) -> dic
 # --- commands and the notebook ------------------------------------------------------------------
 
 def commands(results="simuResults", missing_only: bool = False) -> list[str]:
-    """Every command the registry names (runs, then extractions), once; only the missing ones if asked."""
+    """Every command the registry names (runs, then extractions), once; only the missing ones if asked, where a
+    seeds folder with seeds still to come is finished by `funcs.reproduce` (it skips, resumes or starts each seed)."""
     root = Path(results)
     out = []
     for entry in REGISTRY.values():
@@ -485,9 +487,16 @@ def commands(results="simuResults", missing_only: bool = False) -> list[str]:
             rec = find(root, src)
             if rec is None or not missing_only:
                 out.append(src.produce(root, shortened=not ran_in_full(rec, src)))
+            elif seeds_to_come(rec, root, src):
+                out.append(f"python -m funcs.reproduce --root {root} --only {shlex.quote(src.path + '/*')}")
             if src.file and (rec is None or find_file(rec, src.file) is None or not missing_only):
                 out.append(src.extract_command(root))
     return list(dict.fromkeys(out))
+
+
+def seeds_to_come(rec: Record, root: Path, src) -> bool:
+    """Whether a seeds source's own folder is there with fewer finished seeds than it plans."""
+    return src.seeds > 1 and rec.folder == root / src.path and len(rec.seeds) < src.seeds
 
 
 def ran_in_full(rec: Record | None, src) -> bool:
@@ -546,7 +555,8 @@ def main(argv=None) -> int:
     sub.add_parser("readme", help="rewrite the results tables of README.md and docs/*.md from simuResults/")
     c = sub.add_parser("commands", help="the commands that produce every folder and extracted file")
     c.add_argument("--results", default="simuResults")
-    c.add_argument("--missing", action="store_true", help="only those whose output is not there yet")
+    c.add_argument("--missing", action="store_true", help="only those whose output is not there yet "
+                   "(and how to finish a seeds folder with seeds to come)")
     n = sub.add_parser("notebook", help="execute reproduce_figures.ipynb headless and print its output")
     n.add_argument("--results")
     n.add_argument("--out")

@@ -281,6 +281,25 @@ def test_commands_leave_out_the_cpu_shortening_of_a_folder_that_ran_in_full(tmp_
     assert missing.produce(tmp_path) in figures.commands(tmp_path, missing_only=True)
 
 
+def test_missing_commands_finish_a_seeds_folder_with_seeds_to_come(tmp_path):
+    """A Table 5 seeds folder with one finished seed of five (and one stopped): `--missing` names the
+    funcs.reproduce line that finishes it, not the `--seeds` command that refuses an existing folder."""
+    src = figures_registry.SEMI_SEEDS["bp/3000"]
+    cfg = {"action": "semi_supervised_bp", "pre_epochs": 200, "epochs": 400}
+    summary = {"seed": 1, "accuracy_percent": {"test": 96.6, "after_phase_1": 95.6}}
+    write_run(tmp_path / src.path / "S-1", {**cfg, "seed": 1}, rows=600, summary=summary)
+    write_run(tmp_path / src.path / "S-2", {**cfg, "seed": 2}, rows=300)  # stopped: resumed by funcs.reproduce
+    finish = f"python -m funcs.reproduce --root {tmp_path} --only 'semi_bp_3000_seeds/*'"
+    missing = figures.commands(tmp_path, missing_only=True)
+    assert finish in missing and src.produce(tmp_path) not in missing
+    assert finish not in figures.commands(tmp_path)  # every command: the seeds folder's own, as before
+    assert src.produce(tmp_path) in figures.commands(tmp_path)
+    (tmp_path / src.path / "S-2" / "summary.json").write_text(json.dumps({**summary, "seed": 2}))  # all five finish
+    for seed in range(3, 6):
+        write_run(tmp_path / src.path / f"S-{seed}", {**cfg, "seed": seed}, rows=600, summary={**summary, "seed": seed})
+    assert finish not in figures.commands(tmp_path, missing_only=True)
+
+
 def test_read_out_is_labelled_with_the_epochs_its_trained_run_had_when_read(tmp_path, results):
     """Read at epoch 108 of 200, the trained run at 150 since: the read-out says 108 (its summary.json)."""
     trained = write_run(tmp_path / "trained", {"action": "unsupervised_bp", "epochs": 200, "seed": 1}, rows=150)
