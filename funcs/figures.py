@@ -478,14 +478,15 @@ def draw_all(results="simuResults", out="figuresPlot", echo: bool = True) -> dic
 # --- commands and the notebook ------------------------------------------------------------------
 
 def commands(results="simuResults", missing_only: bool = False) -> list[str]:
-    """Every command the registry names (runs, then extractions), once; only the missing ones if asked, where a
-    seeds folder with seeds still to come is finished by `funcs.reproduce` (it skips, resumes or starts each seed)."""
+    """Every command the registry names (runs, then extractions), once; only the missing ones if asked: a source
+    whose own folder is absent (a stand-in of `also` draws its figure but is not it), and a seeds folder with
+    seeds still to come, which `funcs.reproduce` finishes (it skips, resumes or starts each seed)."""
     root = Path(results)
     out = []
     for entry in REGISTRY.values():
         for src in entry.sources.values():
             rec = find(root, src)
-            if rec is None or not missing_only:
+            if rec is None or not missing_only or rec.folder != root / src.path:
                 out.append(src.produce(root, shortened=not ran_in_full(rec, src)))
             elif seeds_to_come(rec, root, src):
                 out.append(f"python -m funcs.reproduce --root {root} --only {shlex.quote(src.path + '/*')}")

@@ -110,7 +110,7 @@ MLP = {
                         also=("unsupervised_bp_2layer_partial",)),
     "ep_2layer": Source("unsupervised_ep_2layer", _cmd("ep", "unsupervised_ep/2layer"), "EP 784-2000-2000", 100,
                         also=("unsupervised_ep_2layer_partial",),
-                        note="a GPU job: 28 minutes per epoch on 2 CPU cores"),
+                        note="a GPU job: 15-25 minutes per epoch on 2 CPU cores (bench/README.md)"),
 }
 # CNN MNIST and Fashion-MNIST: five seeds each in their folder (S-1 to S-5; the paper quotes a mean and std),
 # each a GPU job.

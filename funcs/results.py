@@ -39,9 +39,9 @@ class Progress:
 
     On a terminal, a tqdm bar on stderr over the phase's steps, which also shows how far the step in progress is.
     Elsewhere (a log file, a pipe) no bar: the caller prints a plain line per step, and `within` prints one
-    plain line at most every LINE_SECONDS inside a long step (an epoch of 28 minutes), so that the output
-    never goes silent for long; with `minute_lines`, for short steps no caller reports one by one, `step` prints
-    such a line itself. `enabled` False shows nothing (a run without echo).
+    plain line at most every LINE_SECONDS inside a long step (an EP 784-2000-2000 epoch: 15-25 minutes on 2 CPU
+    cores), so that the output never goes silent for long; with `minute_lines`, for short steps no caller reports
+    one by one, `step` prints such a line itself. `enabled` False shows nothing (a run without echo).
     """
 
     LINE_SECONDS = 60.0

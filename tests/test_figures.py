@@ -300,6 +300,19 @@ def test_missing_commands_finish_a_seeds_folder_with_seeds_to_come(tmp_path):
     assert finish not in figures.commands(tmp_path, missing_only=True)
 
 
+def test_missing_commands_name_a_run_whose_folder_only_a_stand_in_holds(tmp_path):
+    """EP 784-2000-2000 stopped at 36 epochs and lost its checkpoint, kept as `unsupervised_ep_2layer_partial`: the
+    figures draw it, but `--missing` still names the run itself, whose folder the read-outs it lists train from."""
+    src = figures_registry.MLP["ep_2layer"]
+    write_run(tmp_path / src.also[0], {"action": "unsupervised_ep", "epochs": 100, "seed": 1}, rows=36)
+    assert records.find(tmp_path, src).folder == tmp_path / src.also[0]  # the stand-in draws the figures
+    run = src.produce(tmp_path, shortened=False)
+    assert run.endswith(f"--out {tmp_path / src.path}")
+    assert run in figures.commands(tmp_path, missing_only=True)
+    write_run(tmp_path / src.path, {"action": "unsupervised_ep", "epochs": 100, "seed": 1}, rows=100)
+    assert run not in figures.commands(tmp_path, missing_only=True)
+
+
 def test_read_out_is_labelled_with_the_epochs_its_trained_run_had_when_read(tmp_path, results):
     """Read at epoch 108 of 200, the trained run at 150 since: the read-out says 108 (its summary.json)."""
     trained = write_run(tmp_path / "trained", {"action": "unsupervised_bp", "epochs": 200, "seed": 1}, rows=150)
