@@ -212,16 +212,23 @@ def _over_seeds(values: list[float]) -> str:
     return _number(*mean_and_std(values)) if len(values) > 1 else _number(values[0] if values else None)
 
 
-def _seeds_row(key: str, rec, curve: dict | None, root_link: str, root: Path) -> list[str]:
-    """One line of `original_seeds_table`: a Table 5 seeds root (rec) beside the original's line, seed by seed."""
+def seeds_against_line(rec, curve: dict | None) -> list[tuple[float, float, float | None]]:
+    """Each finished seed of a Table 5 seeds root (rec): its accuracy after phase 1, at the end, and the original's
+    line through their seeds at that phase 1 (`end_given_phase_1`; None without a line of theirs)."""
     seeds = [read_run(rec.folder / f"S-{s}") for s in rec.seeds]
     fits = [original_curves.end_given_phase_1(curve, r.value("after_phase_1")) if curve else None for r in seeds]
-    lines = [fit[0] for fit in fits if fit is not None]
-    gaps = [r.value("test") - fit[0] for r, fit in zip(seeds, fits) if fit is not None]
+    return [(r.value("after_phase_1"), r.value("test"), fit and fit[0]) for r, fit in zip(seeds, fits)]
+
+
+def _seeds_row(key: str, rec, curve: dict | None, root_link: str, root: Path) -> list[str]:
+    """One line of `original_seeds_table`: a Table 5 seeds root (rec) beside the original's line, seed by seed."""
+    seeds = seeds_against_line(rec, curve)
+    lines = [line for _, _, line in seeds if line is not None]
+    gaps = [end - line for _, end, line in seeds if line is not None]
     rule, labels = key.split("/")
     return [f"{rule.upper()}, {labels} labels", str(len(seeds)),
-            _over_seeds([r.value("after_phase_1") for r in seeds]), _number(*curve["after_phase_1"]) if curve else "-",
-            _over_seeds([r.value("test") for r in seeds]),
+            _over_seeds([p1 for p1, _, _ in seeds]), _number(*curve["after_phase_1"]) if curve else "-",
+            _over_seeds([end for _, end, _ in seeds]),
             _number(curve["mean"][-1], curve["std"][-1]) if curve else "-", _over_seeds(lines),
             ", ".join(f"{gap:+.2f}" for gap in gaps) or "-",
             f"{sum(gap < 0 for gap in gaps)} of {len(gaps)}" if gaps else "-",
