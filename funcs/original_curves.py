@@ -216,6 +216,41 @@ def phase_1_accuracy(run: Path) -> float:
     return accuracy
 
 
+ORIGIN = "origin.json"  # what bench.original_semi records in each folder of a run by the original's own code
+
+
+def code_runs(results: Path) -> list[Path]:
+    """The folders under a results root that hold a semi-supervised run by the original's own code
+    (`bench.original_semi`, from one of our runs' phase-1 network or seed)."""
+    return sorted(path.parent for path in Path(results).glob(f"*/{ORIGIN}"))
+
+
+def read_code_run(folder: Path, results: Path) -> dict:
+    """A run by the original's code (`code_runs`): its CURVES key (`key`), the run of ours it started from
+    (`source`: its name and seed, 'semi_bp_100_seeds/S-5'; `ours`: that folder under `results`, None where it is
+    not there), whether the original's code trained phase
+    1 too (`whole`), its test accuracy (%) after phase 1 (`after_phase_1`: its own with `whole`, else our run's;
+    None where neither is known) and after each phase-2 epoch it has run (`accuracy`), and the phase-2 epochs
+    its config plans (`epochs`)."""
+    try:
+        origin = json.loads((folder / ORIGIN).read_text())
+        # no "phase_1": a record from before --whole, when phase 2 from our run's network was the only mode
+        cfg, source, whole = origin["config"], Path(origin["from"]), origin.get("phase_1") == "original"
+        epochs = int(cfg["epochs"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{folder / ORIGIN}: not a record of bench.original_semi ({e})") from None
+    name = f"{source.parent.name}/{source.name}"  # the run of ours by its path under the root it ran in
+    ours = Path(results) / name if (Path(results) / name / "config.json").is_file() else None
+    if whole:
+        after_phase_1 = float(_accuracy(_errors(folder / PHASE_FILES[0], "Test_Error")[-1]))
+    else:
+        after_phase_1 = phase_1_accuracy(ours) if ours is not None else None
+    phase_2 = folder / PHASE_FILES[1]  # absent until its first phase-2 epoch ends
+    accuracy = _accuracy(_errors(phase_2, "Supervised_Test_Error")).tolist() if phase_2.is_file() else []
+    return {"key": key_of(cfg), "source": name, "ours": ours, "whole": whole, "after_phase_1": after_phase_1,
+            "accuracy": accuracy, "epochs": epochs}
+
+
 def table5_runs(results: Path) -> list[Path]:
     """The folders of Table 5's runs (+ WTA + homeostasis) found under a results root, BP then EP."""
     found = [find(Path(results), SEMI[semi_key(rule, labels, "wta_homeostasis")]) for rule in PAPER_RULES
@@ -223,7 +258,7 @@ def table5_runs(results: Path) -> list[Path]:
     return [rec.folder for rec in found if rec is not None and rec.phase_rows and rec.phase_rows[1]]
 
 
-def _phase2_accuracy(run: Path) -> list[float]:
+def phase_2_accuracy(run: Path) -> list[float]:
     """Our run's test accuracy (%) after each phase-2 epoch (results.csv's `error`, after the supervised half)."""
     with (run / "results.csv").open(newline="") as f:
         return [100 * (1 - float(row["error"])) for row in csv.DictReader(f) if row["phase"] == "2"]
@@ -235,7 +270,7 @@ def _semi_run(run: Path) -> tuple[str, list[float]]:
         key = key_of(json.loads((run / "config.json").read_text()))
         if key is None:
             raise UserError(f"{run}: not a semi-supervised run")
-        accuracy = _phase2_accuracy(run)
+        accuracy = phase_2_accuracy(run)
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"{run}: no readable config.json and results.csv ({e})") from None
     if not accuracy:

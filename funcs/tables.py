@@ -254,17 +254,76 @@ def original_seeds_table(link: str, results=RESULTS, curves: dict | None = None)
                                 "our runs"], lines))
 
 
+CODE_STEP = 50  # the original-code table's columns: every CODE_STEP-th phase-2 epoch (and the last planned)
+
+
+def _code_epochs(planned: int) -> list[int]:
+    return list(range(CODE_STEP, planned + 1, CODE_STEP)) + ([planned] if planned % CODE_STEP else [])
+
+
+def _code_row(config: str, name: str, after_phase_1: float | None, accuracy: list[float], planned: int,
+              epochs: list[int], curve: dict | None) -> list[str]:
+    """One line of `original_code_table`: a run's accuracy at the table's epochs and, once it has run all
+    `planned` phase-2 epochs, the original's line at its phase 1 and its end's distance from it in spreads."""
+    line = (original_curves.end_given_phase_1(curve, after_phase_1)
+            if curve and after_phase_1 is not None and len(accuracy) == planned else None)
+    return [config, name, _number(after_phase_1),
+            *(_number(accuracy[e - 1]) if e <= len(accuracy) else "-" for e in epochs),
+            _number(*line) if line else "-", f"{(accuracy[-1] - line[0]) / line[1]:+.1f}" if line else "-"]
+
+
+def original_code_table(link: str, results=RESULTS, curves: dict | None = None) -> str:
+    """The runs by the original's own code (`bench.original_semi`), each beside the run of ours it started from
+    and the original's mean curve moved to that run's phase 1: whether a gap to the paper is in our code."""
+    curves = original_curves.load() if curves is None else curves
+    root, root_link = Path(results), _root_link(link, results)
+    runs = [original_curves.read_code_run(folder, root) | {"folder": folder}
+            for folder in original_curves.code_runs(root)]
+    epochs = _code_epochs(max((run["epochs"] for run in runs), default=0))
+    lines = []
+    for source in dict.fromkeys(run["source"] for run in runs):  # each run of ours once, in the folders' order
+        group = sorted((run for run in runs if run["source"] == source), key=lambda run: run["whole"])
+        ours, key = group[0]["ours"], group[0]["key"]
+        rule, labels, _ = key.split("/")
+        config, curve = f"{rule.upper()}, {labels} labels", curves.get(key)
+        if ours is None:
+            lines.append(_code_row(config, f"ours: {source} (not among these results)", None, [], 0, epochs, None))
+        else:
+            ours_p1 = original_curves.phase_1_accuracy(ours)
+            lines.append(_code_row(config, f"ours: [{source}]({root_link}{ours.relative_to(root).as_posix()})",
+                                   ours_p1, original_curves.phase_2_accuracy(ours), read_run(ours).config["epochs"],
+                                   epochs, curve))
+        for run in group:
+            what = "both phases, that seed and labeled subset" if run["whole"] else "phase 2 from that network"
+            lines.append(_code_row(config, f"the original's code, {what}: [{run['folder'].name}]({root_link}"
+                                           f"{run['folder'].relative_to(root).as_posix()})",
+                                   run["after_phase_1"], run["accuracy"], run["epochs"], epochs, curve))
+        if ours is not None and curve:
+            moved = [mean + ours_p1 - curve["after_phase_1"][0] for mean in curve["mean"]]
+            lines.append(_code_row(config, f"the original's mean over its {curve['seeds']} seeds, moved by the "
+                                           "difference in phase 1", ours_p1, moved, len(moved), epochs, None))
+    return ("Phase 2 (or both phases) of one of our semi-supervised BP runs trained by the original repository's "
+            "own code (`python -m bench.original_semi`: its loop, optimizers, schedules, target, loss and network; "
+            "that run's config and labeled subset), test accuracy (%) after phase 1 and at phase-2 epochs, beside "
+            "our run and beside the original's mean curve moved up or down by the difference in phase 1. The last "
+            "two columns, for a run that went all the way: the line through the original's seeds' (after phase 1, "
+            "end) pairs at the run's own phase 1 (± the spread of a new run about it), and the run's end less that "
+            "line in those spreads (`funcs.original_curves.end_given_phase_1`)."
+            "\n\n" + _markdown(["configuration", "run", "after phase 1", *(f"epoch {e}" for e in epochs),
+                                "original's line at this phase 1", "end less the line (spreads)"], lines))
+
+
+# The generated blocks beyond the paper's tables (TABLES), by name: each takes the page's `link` and the results.
+BLOCKS = {"summary": summary_table, "original_semi": original_table, "original_seeds": original_seeds_table,
+          "original_code": original_code_table}
+
+
 def block(name: str, link: str, results=RESULTS) -> str:
     """The generated text of a block named `name` in a page whose folder reaches the repository by `link`."""
-    if name == "summary":
-        return summary_table(link, results)
-    if name == "original_semi":
-        return original_table(link, results)
-    if name == "original_seeds":
-        return original_seeds_table(link, results)
+    if name in BLOCKS:
+        return BLOCKS[name](link, results)
     if name not in TABLES:
-        raise KeyError(f"no generated block {name!r}: 'summary', 'original_semi', 'original_seeds' or one of "
-                       f"{', '.join(TABLES)}")
+        raise KeyError(f"no generated block {name!r}: one of {', '.join([*BLOCKS, *TABLES])}")
     return markdown_table(name, link, results)
 
 

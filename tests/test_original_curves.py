@@ -4,6 +4,7 @@ import json
 import pytest
 
 from funcs import original_curves, tables
+from funcs.errors import UserError
 
 
 def _seed(folder, pre_errors, semi_errors):
@@ -222,3 +223,60 @@ def test_seeds_table_sets_each_finished_seed_beside_the_line_at_its_own_phase_1(
     no_line = tables.original_seeds_table("", tmp_path, {})  # no curve of theirs: our seeds alone
     cells = [c.strip() for c in no_line.splitlines()[-1].strip("|").split("|")]
     assert cells[1:9] == ["2", "4.00 ± 1.41", "-", "6.00 ± 1.41", "-", "-", "-", "-"]
+
+
+def _code_run(folder, source: str, phase_1: str | None, semi_errors: list[float], pre_errors=()):
+    """A folder as bench.original_semi writes it: origin.json (without "phase_1": a record from before --whole)
+    and the original's CSVs (only the columns read here)."""
+    folder.mkdir()
+    cfg = {"action": "semi_supervised_bp", "train_label_number": 600, "gamma": 0.001, "pre_epochs": 1, "epochs": 3}
+    origin = {"checkout": "8e0deab", "from": source, "config": cfg} | ({"phase_1": phase_1} if phase_1 else {})
+    (folder / "origin.json").write_text(json.dumps(origin))
+    (folder / "semi_supervised.csv").write_text(
+        "epoch,Unsupervised_Test_Error,Supervised_Test_Error\n" +
+        "".join(f"{i},0.5,{e}\n" for i, e in enumerate(semi_errors, 1)))
+    if pre_errors:
+        (folder / "pre_supervised.csv").write_text(
+            "epoch,Train_Error,Test_Error\n" + "".join(f"{i},0.0,{e}\n" for i, e in enumerate(pre_errors, 1)))
+
+
+def test_original_code_table_sets_each_code_run_beside_ours_and_their_moved_mean(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "CODE_STEP", 2)  # columns: epoch 2 and the last planned, 3
+    (tmp_path / "semi_bp_600_seeds").mkdir()
+    _our_run(tmp_path / "semi_bp_600_seeds" / "S-1",
+             {"action": "semi_supervised_bp", "train_label_number": 600, "gamma": 0.001, "pre_epochs": 1,
+              "epochs": 3}, [(1, 0.10), (2, 0.09), (2, 0.08), (2, 0.07)])  # 90 after phase 1; 91, 92, 93
+    elsewhere = "/work/runs/t5/semi_bp_600_seeds"  # where the runs ran: matched by name and seed, not path
+    _code_run(tmp_path / "a_original_code", f"{elsewhere}/S-1", None, [0.095, 0.085, 0.0751])
+    _code_run(tmp_path / "a_original_whole", f"{elsewhere}/S-1", "original", [0.1, 0.09], pre_errors=[0.2, 0.11])
+    _code_run(tmp_path / "b_original_code", f"{elsewhere}/S-9", "from run", [0.1, 0.1, 0.1])  # S-9: not here
+    curve = {"seeds": 4, "phase1_epochs": 150, "after_phase_1": [88.0, 1.0], "mean": [90.0, 91.0, 92.5],
+             "std": [1.0, 1.0, 1.0], "ends": [[87, 90], [88, 92], [89, 93], [90, 95]]}
+    text = tables.original_code_table("", tmp_path, {"bp/600/wta_homeostasis": curve})
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0][2:] == ["after phase 1", "epoch 2", "epoch 3", "original's line at this phase 1",
+                           "end less the line (spreads)"]
+    line, spread = original_curves.end_given_phase_1(curve, 90.0)
+    # by hand: slope 8 / 5 = 1.6 through the means (88.5, 92.5), so 94.9 at 90; residuals -0.1, 0.3, -0.3, 0.1,
+    # s^2 = 0.2 / 2; widened by 1 + 1/4 + (90 - 88.5)^2 / 5
+    assert (line, spread) == pytest.approx((94.9, (0.1 * 1.7) ** 0.5))
+    root = f"{tmp_path}/"
+    assert rows[2:] == [
+        ["BP, 600 labels", f"ours: [semi_bp_600_seeds/S-1]({root}semi_bp_600_seeds/S-1)", "90.00", "92.00", "93.00",
+         f"{line:.2f} ± {spread:.2f}", f"{(93 - line) / spread:+.1f}"],
+        ["BP, 600 labels", f"the original's code, phase 2 from that network: [a_original_code]({root}a_original_code)",
+         "90.00", "91.50", "92.49", f"{line:.2f} ± {spread:.2f}", f"{(92.49 - line) / spread:+.1f}"],
+        ["BP, 600 labels", "the original's code, both phases, that seed and labeled subset: "
+         f"[a_original_whole]({root}a_original_whole)", "89.00", "91.00", "-", "-", "-"],  # 2 of 3 epochs: no end
+        ["BP, 600 labels", "the original's mean over its 4 seeds, moved by the difference in phase 1", "90.00",
+         "93.00", "94.50", "-", "-"],
+        ["BP, 600 labels", "ours: semi_bp_600_seeds/S-9 (not among these results)", "-", "-", "-", "-", "-"],
+        ["BP, 600 labels", f"the original's code, phase 2 from that network: [b_original_code]({root}b_original_code)",
+         "-", "90.00", "90.00", "-", "-"]]
+
+
+def test_a_damaged_record_of_the_original_code_is_one_line(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "origin.json").write_text('{"from": "x/S-1"}')
+    with pytest.raises(UserError, match=r"run/origin.json: not a record of bench.original_semi \('config'\)"):
+        original_curves.read_code_run(tmp_path / "run", tmp_path)
