@@ -277,11 +277,12 @@ def original_code_table(link: str, results=RESULTS, curves: dict | None = None) 
     and the original's mean curve moved to that run's phase 1: whether a gap to the paper is in our code."""
     curves = original_curves.load() if curves is None else curves
     root, root_link = Path(results), _root_link(link, results)
-    runs = [original_curves.read_code_run(folder, root) | {"folder": folder}
-            for folder in original_curves.code_runs(root)]
+    runs = sorted((original_curves.read_code_run(folder, root) | {"folder": folder}
+                   for folder in original_curves.code_runs(root)),
+                  key=lambda run: (run["key"].split("/")[0], int(run["key"].split("/")[1]), run["source"]))
     epochs = _code_epochs(max((run["epochs"] for run in runs), default=0))
     lines = []
-    for source in dict.fromkeys(run["source"] for run in runs):  # each run of ours once, in the folders' order
+    for source in dict.fromkeys(run["source"] for run in runs):  # each run of ours once: by rule, labels
         group = sorted((run for run in runs if run["source"] == source), key=lambda run: run["whole"])
         ours, key = group[0]["ours"], group[0]["key"]
         rule, labels, _ = key.split("/")
