@@ -228,17 +228,18 @@ def code_runs(results: Path) -> list[Path]:
 def read_code_run(folder: Path, results: Path) -> dict:
     """A run by the original's code (`code_runs`): its CURVES key (`key`), the run of ours it started from
     (`source`: its name and seed, 'semi_bp_100_seeds/S-5'; `ours`: that folder under `results`, None where it is
-    not there), whether the original's code trained phase
-    1 too (`whole`), its test accuracy (%) after phase 1 (`after_phase_1`: its own with `whole`, else our run's;
-    None where neither is known) and after each phase-2 epoch it has run (`accuracy`), and the phase-2 epochs
-    its config plans (`epochs`)."""
+    not there), whether the original's code trained phase 1 too (`whole`), its test accuracy (%) after phase 1
+    (`after_phase_1`: its own with `whole`, else our run's; None where neither is known) and after each phase-2
+    epoch it has run (`accuracy`), and the phase-2 epochs its config plans (`epochs`)."""
     try:
         origin = json.loads((folder / ORIGIN).read_text())
         # no "phase_1": a record from before --whole, when phase 2 from our run's network was the only mode
         cfg, source, whole = origin["config"], Path(origin["from"]), origin.get("phase_1") == "original"
-        epochs = int(cfg["epochs"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        epochs, key = int(cfg["epochs"]), key_of(cfg)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{folder / ORIGIN}: not a record of bench.original_semi ({e})") from None
+    if key is None:
+        raise UserError(f"{folder / ORIGIN}: its config is not a semi-supervised run's")
     name = f"{source.parent.name}/{source.name}"  # the run of ours by its path under the root it ran in
     ours = Path(results) / name if (Path(results) / name / "config.json").is_file() else None
     if whole:
@@ -247,7 +248,7 @@ def read_code_run(folder: Path, results: Path) -> dict:
         after_phase_1 = phase_1_accuracy(ours) if ours is not None else None
     phase_2 = folder / PHASE_FILES[1]  # absent until its first phase-2 epoch ends
     accuracy = _accuracy(_errors(phase_2, "Supervised_Test_Error")).tolist() if phase_2.is_file() else []
-    return {"key": key_of(cfg), "source": name, "ours": ours, "whole": whole, "after_phase_1": after_phase_1,
+    return {"key": key, "source": name, "ours": ours, "whole": whole, "after_phase_1": after_phase_1,
             "accuracy": accuracy, "epochs": epochs}
 
 

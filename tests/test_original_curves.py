@@ -280,3 +280,7 @@ def test_a_damaged_record_of_the_original_code_is_one_line(tmp_path):
     (tmp_path / "run" / "origin.json").write_text('{"from": "x/S-1"}')
     with pytest.raises(UserError, match=r"run/origin.json: not a record of bench.original_semi \('config'\)"):
         original_curves.read_code_run(tmp_path / "run", tmp_path)
+    (tmp_path / "run" / "origin.json").write_text('{"from": "x/S-1", "config": {"action": "unsupervised_bp", '
+                                                  '"epochs": 3}}')
+    with pytest.raises(UserError, match=r"run/origin.json: its config is not a semi-supervised run's"):
+        original_curves.read_code_run(tmp_path / "run", tmp_path)
