@@ -102,8 +102,11 @@ class Config:
     lr_schedule: str = _key("linear", "per-epoch learning-rate schedule: 'linear' from 1 at the first epoch "
                             "towards lr_end_factor after the last (the paper's), or 'constant'", "str",
                             choices=("linear", "constant"))
-    lr_end_factor: float = _key(5e-4, "final factor of the linear schedule (paper: 5e-4; 0 decays to nothing, "
-                                "as some Hebbian rules use)", "float", lo=0)
+    lr_end_factor: float | None = _key(None, "final factor of the linear schedule (0 decays to nothing, as some "
+                                       "Hebbian rules use); null: the original code's, 5e-4 (the paper's), and for an "
+                                       "unsupervised CNN 1 down to 0.01 over 100 epochs whatever `epochs` is",
+                                       "float?",
+                                       lo=0)
 
     # --- the self-defined target ------------------------------------------------------
     nudge: int = _key(1, "number of winners k of the kWTA target (not a nudging strength: that is a rule's own "

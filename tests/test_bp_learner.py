@@ -2,15 +2,19 @@
 
 import math
 import types
+from pathlib import Path
 
 import pytest
 import torch
 
 from bp.learner import BPLearner, build
 from funcs.networks import MLP, sgd_in_backward
+from funcs import config
 from funcs.config import from_dict
 from funcs.loop import lr_factor
 
+ORIGINAL_CNN = Path(__file__).resolve().parent / "original_configs/unsupervised_bp/cnn/fashionMnist"
+ORIGINAL_SUPERVISED_CNN = ORIGINAL_CNN.parents[2] / "supervised_bp/cnn/fashionMnist"
 CFG = {"fcLayers": [6, 5, 4], "lr": [0.1, 0.3], "activation_function": ["x", "relu", "hardsigm"],
        "dropProb": [0.0, 0.0, 0.0], "nudge": 1, "n_class": 2, "epochs": 10}
 
@@ -157,6 +161,35 @@ def test_lr_factor_linear_from_one_towards_end_factor():
     assert lr_factor(cfg, 5) == pytest.approx(1 - (1 - 5e-4) / 2)  # 0.50025
     assert lr_factor(cfg, 9) == pytest.approx(1 - 0.9 * (1 - 5e-4))
     assert lr_factor(cfg, 10) == pytest.approx(5e-4)
+
+
+def torch_linear_lr(end: float, over: int, epochs: int) -> list[float]:
+    """The factors torch's LinearLR(1 -> end, total_iters=over) gives at each epoch, stepped once per epoch."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1, end_factor=end, total_iters=over)
+    factors = []
+    for _ in range(epochs):
+        factors.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return factors
+
+
+@pytest.mark.parametrize("epochs", [20, 50, 150])
+def test_lr_factor_null_is_the_original_cnn_loops_linear_lr(epochs):
+    """The original's CNN configs have no lr_end_factor; its CNN loop decays 1 -> 0.01 over 100 epochs whatever
+    `epochs` is (0.802 after 20), flat after 100."""
+    cfg = config.load(ORIGINAL_CNN, [f"epochs={epochs}"])
+    assert cfg.lr_end_factor is None
+    assert [lr_factor(cfg, e) for e in range(epochs)] == pytest.approx(torch_linear_lr(0.01, 100, epochs))
+
+
+@pytest.mark.parametrize("cfg", [from_dict({**CFG, "epochs": 30}),
+                                 config.load(ORIGINAL_SUPERVISED_CNN, ["epochs=30"])], ids=["mlp", "supervised_cnn"])
+def test_lr_factor_null_is_the_papers_over_the_run(cfg):
+    """Every other loop of the original decays over the run to 5e-4, the supervised CNN's too."""
+    assert cfg.lr_end_factor is None
+    assert [lr_factor(cfg, e) for e in range(30)] == pytest.approx(torch_linear_lr(5e-4, 30, 30))
 
 
 def test_lr_factor_constant_is_one():
