@@ -13,6 +13,7 @@ with their end: phase 2 gains most of its points late (BP, 600 labels: 90.5 % af
     python -m funcs.original_curves --checkout DIR     # DIR: a checkout of the original; rewrites CURVES
     python -m funcs.original_curves --plot OUT.png [RUN_DIR ...]   # ours over their mean and std (default: Table 5's)
     python -m funcs.original_curves --plot OUT.png --gains RUN_DIR ...   # gains over each run's own phase 1
+    python -m funcs.original_curves --cnn DIR          # rewrites CNN_READOUTS: the CNN runs behind Table 4
 
 CURVES holds, per rule, number of labels and variant, the seeds' count and the
 mean and standard deviation (population, as the paper's) of the test accuracy
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from funcs import plots
+from funcs.config import read_json
 from funcs.errors import OneLineParser, UserError, one_line_errors
 from funcs.figures_registry import (PAPER_RULES, REPO, SEMI, SEMI_LABELS, SEMI_VARIANTS, TABLE5_LABELS,
                                     semi_key)
@@ -43,6 +45,9 @@ SOURCE = "neurophysics-cnrsthales/unsupervised-target"
 # Our variant names (funcs.figures_registry.SEMI_VARIANTS) and the original's folder for each.
 VARIANT_DIRS = {"wta_homeostasis": "", "wta": "without_homeo/"}
 PHASE_FILES = ("pre_supervised.csv", "semi_supervised.csv")  # each seed's folder: phase 1, phase 2
+# The original's unsupervised CNN runs, whose final read-outs the paper's Table 4 averages (docs/experiments.md).
+CNN_READOUTS = REPO / "docs" / "original_cnn_readouts.json"
+CNN_FOLDER, CNN_READOUT_FILE = "unsupervised_cnn", "classification_layer.csv"
 
 
 def _errors(path: Path, column: str) -> list[float]:
@@ -119,6 +124,41 @@ def read_checkout(checkout: Path) -> dict:
     if not curves:
         raise UserError(f"{results}: no semi_{{bp,ep}}/<N>labels/S-<seed>/ run folders")
     return curves
+
+
+def _run_number(folder: Path) -> int:
+    """The n of the original's run folder `bp-<n>` (its PathCreator counts them), for ordering."""
+    tail = folder.name.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+def read_cnn_checkout(checkout: Path) -> dict:
+    """The original's unsupervised CNN runs, per dataset (`simuResults/unsupervised_cnn/<dataset>/bp-<n>/`): the
+    runs' names, each run's test accuracy (%) after its final linear read-out (the last row of
+    `classification_layer.csv`, which the read-out after training overwrites), the read-out's epochs, and the
+    config the runs recorded (`config.json`: in one run per dataset, named by `config_of`)."""
+    base = Path(checkout) / "simuResults" / CNN_FOLDER
+    datasets = {}
+    for folder in sorted(base.iterdir()) if base.is_dir() else []:
+        runs = sorted((r for r in folder.glob("bp-*") if (r / CNN_READOUT_FILE).is_file()), key=_run_number)
+        if not runs:
+            continue
+        errors = [_errors(r / CNN_READOUT_FILE, "Final_Test_Error") for r in runs]
+        recorded = [r for r in runs if (r / "config.json").is_file()]
+        datasets[folder.name] = {
+            "runs": [r.name for r in runs], "readout_epochs": min(map(len, errors)),
+            "final": [float(_accuracy(e[-1])) for e in errors],
+            "config_of": [r.name for r in recorded],
+            "config": read_json(recorded[0] / "config.json", "run config") if recorded else None}
+    if not datasets:
+        raise UserError(f"{base}: no <dataset>/bp-<n>/{CNN_READOUT_FILE} (give a checkout of {SOURCE})")
+    return datasets
+
+
+def load_cnn(path: Path | None = None) -> dict:
+    """CNN_READOUTS' datasets ({} where the file is absent)."""
+    path = CNN_READOUTS if path is None else path
+    return json.loads(path.read_text())["datasets"] if path.is_file() else {}
 
 
 def _commit(checkout: Path) -> str | None:
@@ -284,21 +324,26 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="python -m funcs.original_curves", description=__doc__.split("\n")[0])
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--checkout", help=f"a checkout of {SOURCE}: rewrite the curves from its result files")
+    what.add_argument("--cnn", metavar="CHECKOUT",
+                      help="a checkout: rewrite the CNN runs' final read-outs (default --out: "
+                           f"{CNN_READOUTS.relative_to(REPO)})")
     what.add_argument("--plot", metavar="OUT.png", help="draw the semi-supervised RUN_DIRs over the original's curves")
     p.add_argument("--gains", action="store_true",
                    help="with --plot: all RUN_DIRs in one panel, as gains over their own phase 1")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="with --plot: semi-supervised run folders (default: Table 5's runs under --results)")
     p.add_argument("--results", default="simuResults", help="with --plot and no RUN_DIR: the results root")
-    p.add_argument("--out", default=str(CURVES),
-                   help="with --checkout: where to write the curves (default: %(default)s)")
+    p.add_argument("--out", help=f"with --checkout or --cnn: where to write (default: {CURVES.relative_to(REPO)})")
     args = p.parse_args(argv)
     if args.gains and not (args.plot and args.runs):
         p.error("--gains draws the RUN_DIRs given after --plot OUT.png")
     if args.plot:
         runs = [Path(r) for r in args.runs] or table5_runs(Path(args.results))
         return _plot_command(Path(args.plot), runs, plot_gains if args.gains else plot)
+    if args.cnn:
+        return _cnn_command(Path(args.cnn), Path(args.out or CNN_READOUTS))
     curves = read_checkout(Path(args.checkout))
+    args.out = args.out or str(CURVES)
     doc = {"source": SOURCE, "commit": _commit(Path(args.checkout)),
            "what": "test accuracy (%) of the original code's semi-supervised runs: seeds, phase-1 epochs, "
                    "[mean, std] after phase 1, mean and std (over seeds) after each phase-2 epoch, "
@@ -309,6 +354,23 @@ def main(argv=None) -> int:
         print(f"{key}: {c['seeds']} seeds, phase 2: {len(c['mean'])} epochs, "
               f"last {half_up(c['mean'][-1], 2)} ± {half_up(c['std'][-1], 2)}")
     print(args.out)
+    return 0
+
+
+def _cnn_command(checkout: Path, out: Path) -> int:
+    datasets = read_cnn_checkout(checkout)
+    doc = {"source": SOURCE, "commit": _commit(checkout),
+           "what": "the original code's unsupervised CNN runs (simuResults/unsupervised_cnn/<dataset>/bp-<n>/): "
+                   "each run's test accuracy (%) after its final linear read-out, that read-out's epochs, and the "
+                   "config.json the runs named in config_of recorded",
+           "datasets": datasets}
+    head = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items() if k != "datasets"]
+    body = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in datasets.items()]  # one line per dataset
+    out.write_text("{\n" + ",\n".join(head) + ',\n "datasets": {\n' + ",\n".join(body) + "\n }\n}\n")
+    for name, d in datasets.items():
+        final = np.array(d["final"])
+        print(f"{name}: {len(final)} runs, {half_up(final.mean(), 2)} ± {half_up(final.std(), 2)} (population std)")
+    print(out)
     return 0
 
 

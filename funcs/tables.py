@@ -12,14 +12,18 @@ in the docs is typed by hand.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from funcs import config as config_mod
 from funcs import original_curves
 from funcs.figures_registry import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS,
-                                    SEMI_SEEDS, SEMI_VARIANTS, TABLE_ROWS, TABLES, Paper, Source, semi_key)
+                                    SEMI_SEEDS, SEMI_VARIANTS, TABLE4_PAPER, TABLE_ROWS, TABLES, Paper, Source, semi_key)
 from funcs.records import find, read_run
 from funcs.results import COSTS, half_up, mean_and_std
 
@@ -314,9 +318,45 @@ def original_code_table(link: str, results=RESULTS, curves: dict | None = None) 
                                 "original's line at this phase 1", "end less the line (spreads)"], lines))
 
 
+PRESETS_CNN = REPO / "configFile" / "unsupervised_bp" / "cnn"  # our CNN presets: the paper's Table 9
+
+
+def _differences(recorded: dict, preset: dict) -> str:
+    """The keys a config the original's runs recorded sets otherwise than our preset: '`lr` [..] (ours [..])'.
+    Keys it does not have are left out; its fcLayers lead with the flattened convolutions (an older format)."""
+    theirs, ours = ({**cfg, "fcLayers": cfg["fcLayers"][-1:]} for cfg in (recorded, preset))
+    keys = [k for k in ours if k in theirs and k != "device" and theirs[k] != ours[k]]
+    return "; ".join(f"`{k}` {json.dumps(theirs[k])} (ours {json.dumps(ours[k])})" for k in keys) or "none"
+
+
+def original_cnn_table(link: str, results=RESULTS, readouts: dict | None = None) -> str:
+    """The original's own CNN runs behind the paper's Table 4 (`funcs.original_curves.read_cnn_checkout`): their
+    final read-outs' mean and population std beside the paper's number, and where the config they recorded differs
+    from our presets."""
+    readouts = original_curves.load_cnn() if readouts is None else readouts
+    lines = []
+    for name, d in readouts.items():
+        final = np.array(d["final"])
+        paper = TABLE4_PAPER.get(f"{name}/linear")
+        preset = PRESETS_CNN / name / "config.json"
+        differs = (_differences(d["config"], config_mod.read_json(preset)) if d["config"] and preset.is_file()
+                   else "-")
+        lines.append([name, _number(paper.mean, paper.std) if paper else "-",
+                      f"{_number(float(final.mean()), float(final.std()))} ({len(final)} runs)",
+                      f"{half_up(float(final.min()), 2)} to {half_up(float(final.max()), 2)}",
+                      f"{', '.join(d['config_of']) or '-'}: {differs}"])
+    return ("The original repository's own unsupervised CNN runs (`simuResults/unsupervised_cnn/<dataset>/bp-<n>/`, "
+            "read by `python -m funcs.original_curves --cnn CHECKOUT` into `docs/original_cnn_readouts.json`): the "
+            "test accuracy (%) after each run's final linear read-out, mean and population std over the runs, "
+            "beside the paper's Table 4; and the keys in which the config that one of them recorded differs from "
+            "our preset (`configFile/unsupervised_bp/cnn/<dataset>`, the paper's Table 9)."
+            "\n\n" + _markdown(["dataset", "paper", "the original's runs", "range",
+                                 "recorded config (run): where it differs from our preset"], lines))
+
+
 # The generated blocks beyond the paper's tables (TABLES), by name: each takes the page's `link` and the results.
 BLOCKS = {"summary": summary_table, "original_semi": original_table, "original_seeds": original_seeds_table,
-          "original_code": original_code_table}
+          "original_code": original_code_table, "original_cnn": original_cnn_table}
 
 
 def block(name: str, link: str, results=RESULTS) -> str:
