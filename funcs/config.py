@@ -105,8 +105,7 @@ class Config:
     lr_end_factor: float | None = _key(None, "final factor of the linear schedule (0 decays to nothing, as some "
                                        "Hebbian rules use); null: the original code's, 5e-4 (the paper's), and for an "
                                        "unsupervised CNN 1 down to 0.01 over 100 epochs whatever `epochs` is",
-                                       "float?",
-                                       lo=0)
+                                       "float?", lo=0)
 
     # --- the self-defined target ------------------------------------------------------
     nudge: int = _key(1, "number of winners k of the kWTA target (not a nudging strength: that is a rule's own "

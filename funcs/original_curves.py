@@ -176,12 +176,11 @@ def at_epoch(curve: dict, epoch: int) -> tuple[float, float] | None:
     return (curve["mean"][epoch - 1], curve["std"][epoch - 1]) if 1 <= epoch <= len(curve["mean"]) else None
 
 
-def _dumps(doc: dict) -> str:
-    """JSON with one line per configuration (a diff then shows which changed)."""
-    head = {k: v for k, v in doc.items() if k != "curves"}
-    lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()]
-    curves = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in doc["curves"].items()]
-    return "{\n" + ",\n".join(lines) + ',\n "curves": {\n' + ",\n".join(curves) + "\n }\n}\n"
+def _dumps(doc: dict, body: str = "curves") -> str:
+    """JSON with one line per entry of doc[body] (a configuration, a dataset: a diff then shows which changed)."""
+    lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items() if k != body]
+    entries = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in doc[body].items()]
+    return "{\n" + ",\n".join(lines) + f',\n "{body}": {{\n' + ",\n".join(entries) + "\n }\n}\n"
 
 
 def key_of(cfg: dict) -> str | None:
@@ -364,9 +363,7 @@ def _cnn_command(checkout: Path, out: Path) -> int:
                    "each run's test accuracy (%) after its final linear read-out, that read-out's epochs, and the "
                    "config.json the runs named in config_of recorded",
            "datasets": datasets}
-    head = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items() if k != "datasets"]
-    body = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in datasets.items()]  # one line per dataset
-    out.write_text("{\n" + ",\n".join(head) + ',\n "datasets": {\n' + ",\n".join(body) + "\n }\n}\n")
+    out.write_text(_dumps(doc, "datasets"))
     for name, d in datasets.items():
         final = np.array(d["final"])
         print(f"{name}: {len(final)} runs, {half_up(final.mean(), 2)} ± {half_up(final.std(), 2)} (population std)")
