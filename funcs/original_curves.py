@@ -14,6 +14,7 @@ with their end: phase 2 gains most of its points late (BP, 600 labels: 90.5 % af
     python -m funcs.original_curves --plot OUT.png [RUN_DIR ...]   # ours over their mean and std (default: Table 5's)
     python -m funcs.original_curves --plot OUT.png --gains RUN_DIR ...   # gains over each run's own phase 1
     python -m funcs.original_curves --cnn DIR          # rewrites CNN_READOUTS: the CNN runs behind Table 4
+    python -m funcs.original_curves --mlp DIR          # rewrites MLP_CURVES: Table 3's MLP runs per epoch
 
 CURVES holds, per rule, number of labels and variant, the seeds' count and the
 mean and standard deviation (population, as the paper's) of the test accuracy
@@ -48,6 +49,9 @@ PHASE_FILES = ("pre_supervised.csv", "semi_supervised.csv")  # each seed's folde
 # The original's unsupervised CNN runs, whose final read-outs the paper's Table 4 averages (docs/experiments.md).
 CNN_READOUTS = REPO / "docs" / "original_cnn_readouts.json"
 CNN_FOLDER, CNN_READOUT_FILE = "unsupervised_cnn", "classification_layer.csv"
+# The original's unsupervised MLP runs with all labels (Table 3): their direct association per epoch.
+MLP_CURVES = REPO / "docs" / "original_mlp_curves.json"
+MLP_FOLDERS = {key: f"unsupervised_{key}/full_labels" for key in ("bp_1layer", "ep_1layer", "bp_2layer", "ep_2layer")}
 
 
 def _errors(path: Path, column: str) -> list[float]:
@@ -155,10 +159,33 @@ def read_cnn_checkout(checkout: Path) -> dict:
     return datasets
 
 
+def read_mlp_checkout(checkout: Path) -> dict:
+    """The original's unsupervised MLP runs with all labels, per network of Table 3 (MLP_FOLDERS, seeds S-<n>/):
+    the seeds' count and the mean and population std of the direct association's test accuracy (%) after each
+    epoch (`results.csv`'s One2one_av_Error, our `error_mean`), over the epochs every seed ran."""
+    base = Path(checkout) / "simuResults"
+    curves = {}
+    for key, folder in MLP_FOLDERS.items():
+        seeds = sorted((base / folder).glob("S-*/results.csv"))
+        if seeds:
+            mean, std = _stats([_errors(f, "One2one_av_Error") for f in seeds])
+            curves[key] = {"seeds": len(seeds), "mean": mean, "std": std}
+    if not curves:
+        raise UserError(f"{base}: no unsupervised_<rule>_<n>layer/full_labels/S-<seed>/results.csv "
+                        f"(give a checkout of {SOURCE})")
+    return curves
+
+
 def load_cnn(path: Path | None = None) -> dict:
     """CNN_READOUTS' datasets ({} where the file is absent)."""
     path = CNN_READOUTS if path is None else path
     return json.loads(path.read_text())["datasets"] if path.is_file() else {}
+
+
+def load_mlp(path: Path | None = None) -> dict:
+    """MLP_CURVES' networks ({} where the file is absent)."""
+    path = MLP_CURVES if path is None else path
+    return json.loads(path.read_text())["curves"] if path.is_file() else {}
 
 
 def _commit(checkout: Path) -> str | None:
@@ -326,13 +353,17 @@ def main(argv=None) -> int:
     what.add_argument("--cnn", metavar="CHECKOUT",
                       help="a checkout: rewrite the CNN runs' final read-outs (default --out: "
                            f"{CNN_READOUTS.relative_to(REPO)})")
+    what.add_argument("--mlp", metavar="CHECKOUT",
+                      help="a checkout: rewrite the MLP runs' direct association per epoch (default --out: "
+                           f"{MLP_CURVES.relative_to(REPO)})")
     what.add_argument("--plot", metavar="OUT.png", help="draw the semi-supervised RUN_DIRs over the original's curves")
     p.add_argument("--gains", action="store_true",
                    help="with --plot: all RUN_DIRs in one panel, as gains over their own phase 1")
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="with --plot: semi-supervised run folders (default: Table 5's runs under --results)")
     p.add_argument("--results", default="simuResults", help="with --plot and no RUN_DIR: the results root")
-    p.add_argument("--out", help=f"with --checkout or --cnn: where to write (default: {CURVES.relative_to(REPO)})")
+    p.add_argument("--out", help=f"with --checkout, --cnn or --mlp: where to write (default for --checkout: "
+                                 f"{CURVES.relative_to(REPO)})")
     args = p.parse_args(argv)
     if args.gains and not (args.plot and args.runs):
         p.error("--gains draws the RUN_DIRs given after --plot OUT.png")
@@ -341,6 +372,8 @@ def main(argv=None) -> int:
         return _plot_command(Path(args.plot), runs, plot_gains if args.gains else plot)
     if args.cnn:
         return _cnn_command(Path(args.cnn), Path(args.out or CNN_READOUTS))
+    if args.mlp:
+        return _mlp_command(Path(args.mlp), Path(args.out or MLP_CURVES))
     curves = read_checkout(Path(args.checkout))
     args.out = args.out or str(CURVES)
     doc = {"source": SOURCE, "commit": _commit(Path(args.checkout)),
@@ -367,6 +400,21 @@ def _cnn_command(checkout: Path, out: Path) -> int:
     for name, d in datasets.items():
         final = np.array(d["final"])
         print(f"{name}: {len(final)} runs, {half_up(final.mean(), 2)} ± {half_up(final.std(), 2)} (population std)")
+    print(out)
+    return 0
+
+
+def _mlp_command(checkout: Path, out: Path) -> int:
+    curves = read_mlp_checkout(checkout)
+    doc = {"source": SOURCE, "commit": _commit(checkout),
+           "what": "the original code's unsupervised MLP runs with all labels (simuResults/unsupervised_<rule>_"
+                   "<n>layer/full_labels/S-<seed>/): seeds, mean and population std over them of the direct "
+                   "association's test accuracy (%) after each epoch",
+           "curves": curves}
+    out.write_text(_dumps(doc))
+    for key, c in curves.items():
+        print(f"{key}: {c['seeds']} seeds, {len(c['mean'])} epochs, "
+              f"last {half_up(c['mean'][-1], 2)} ± {half_up(c['std'][-1], 2)}")
     print(out)
     return 0
 

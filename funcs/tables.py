@@ -5,8 +5,11 @@ rewrites the generated blocks of README.md and docs/*.md, each the text between
 `<!-- results:begin NAME -->` and `<!-- results:end NAME -->`: NAME is a table
 of `funcs.figures_registry.TABLES` (one line per network and method), `summary`
 (README's: the paper's Tables 3, 4 and 5, one line per run), `original_semi` (our
-semi-supervised runs beside the original code's) or `original_seeds` (Table 5's
-seeds beside the original's, seed by seed). A test fails when a
+semi-supervised runs beside the original code's), `original_seeds` (Table 5's
+seeds beside the original's, seed by seed), `original_code` (runs by the
+original's own code), `original_cnn` (the original's CNN runs behind Table 4)
+or `original_mlp` (Table 3's MLPs beside the original's runs at the same
+epoch). A test fails when a
 committed block differs from what the command writes now, so no number of ours
 in the docs is typed by hand.
 """
@@ -22,8 +25,9 @@ import numpy as np
 
 from funcs import config as config_mod
 from funcs import original_curves
-from funcs.figures_registry import (DIRECT, LINEAR, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEMI, SEMI_LABELS,
-                                    SEMI_SEEDS, SEMI_VARIANTS, TABLE4_PAPER, TABLE_ROWS, TABLES, Paper, Source, semi_key)
+from funcs.figures_registry import (DIRECT, LINEAR, METRICS, MLP, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEEDS, SEMI,
+                                    SEMI_LABELS, SEMI_SEEDS, SEMI_VARIANTS, TABLE4_PAPER, TABLE_ROWS, TABLES, Paper,
+                                    Source, semi_key)
 from funcs.records import find, read_run
 from funcs.results import COSTS, half_up, mean_and_std
 
@@ -354,9 +358,35 @@ def original_cnn_table(link: str, results=RESULTS, readouts: dict | None = None)
                                  "recorded config (run): where it differs from our preset"], lines))
 
 
+def original_mlp_table(link: str, results=RESULTS, curves: dict | None = None) -> str:
+    """Table 3's MLP runs of ours beside the original's own runs at the same epoch (their direct association per
+    epoch, `funcs.original_curves.read_mlp_checkout`), and at their end: where a run of ours that stopped early
+    (EP 784-2000-2000) stands on their way."""
+    curves = original_curves.load_mlp() if curves is None else curves
+    root, root_link = Path(results), _root_link(link, results)
+    lines = []
+    for key, curve in curves.items():
+        rec = find(root, SEEDS.get(key, MLP[key]))
+        epoch, end = (rec.epochs_run if rec else None), len(curve["mean"])
+        theirs = original_curves.at_epoch(curve, epoch) if epoch else None
+        ours = rec.value(METRICS["direct"]) if rec else None
+        lines.append([MLP[key].label,
+                      _number(ours, rec.std.get(METRICS["direct"]) if len(rec.seeds) > 1 else None) if rec else "-",
+                      f"[{rec.describe(MLP[key].full_epochs)}]({root_link}{rec.folder.relative_to(root).as_posix()})"
+                      if rec else "not run", _number(*theirs) if theirs else "-",
+                      f"{_number(*original_curves.at_epoch(curve, end))} (epoch {end})", str(curve["seeds"])])
+    return ("Direct association, test accuracy (%): our run of each of Table 3's MLPs at its last epoch, beside the "
+            "original repository's own runs with all labels at that epoch and at their end (mean ± population std "
+            "over their seeds; `docs/original_mlp_curves.json`, written by `python -m funcs.original_curves --mlp "
+            "CHECKOUT`). Their end is the paper's Table 3."
+            "\n\n" + _markdown(["network", "ours", "our run", "the original's runs at our last epoch",
+                                 "the original's runs at their end", "their seeds"], lines))
+
+
 # The generated blocks beyond the paper's tables (TABLES), by name: each takes the page's `link` and the results.
 BLOCKS = {"summary": summary_table, "original_semi": original_table, "original_seeds": original_seeds_table,
-          "original_code": original_code_table, "original_cnn": original_cnn_table}
+          "original_code": original_code_table, "original_cnn": original_cnn_table,
+          "original_mlp": original_mlp_table}
 
 
 def block(name: str, link: str, results=RESULTS) -> str:

@@ -334,3 +334,42 @@ def test_committed_cnn_readouts_give_the_papers_table_4():
     for name, d in original_curves.load_cnn().items():
         final, paper = np.array(d["final"]), TABLE4_PAPER[f"{name}/linear"]
         assert (tables._number(final.mean(), final.std()) == tables._number(paper.mean, paper.std)), name
+
+
+def _mlp_seed(folder, errors):
+    folder.mkdir(parents=True)
+    (folder / "results.csv").write_text(",One2one_av_Error,Min_One2one_av,One2one_max_Error,Min_One2one_max_Error\n"
+                                        + "".join(f"1,{e},{e},0.5,0.5\n" for e in errors))
+
+
+def test_mlp_curves_per_epoch_by_hand_and_the_table_at_our_runs_last_epoch(tmp_path, capsys):
+    base = tmp_path / "orig" / "simuResults" / "unsupervised_ep_2layer" / "full_labels"
+    _mlp_seed(base / "S-1", [0.10, 0.06, 0.04])
+    _mlp_seed(base / "S-2", [0.12, 0.04, 0.02])
+    curves = original_curves.read_mlp_checkout(tmp_path / "orig")
+    assert list(curves) == ["ep_2layer"]
+    # accuracies 90 and 88, 94 and 96, 96 and 98: means 89, 95, 97, population stds 1, 1, 1
+    assert curves["ep_2layer"] == {"seeds": 2, "mean": [89.0, 95.0, 97.0], "std": [1.0, 1.0, 1.0]}
+    ours = tmp_path / "results" / "unsupervised_ep_2layer_partial"  # a run of ours stopped after 2 of 3 epochs
+    ours.mkdir(parents=True)
+    (ours / "config.json").write_text(json.dumps({"action": "unsupervised_ep", "epochs": 3}))
+    (ours / "results.csv").write_text("epoch,loss,error_mean,error_max,seconds\n1,0.1,0.2,0.5,1\n2,0.1,0.07,0.5,1\n")
+    text = tables.original_mlp_table("", tmp_path / "results", curves)
+    assert text.splitlines()[-1] == (
+        "| EP 784-2000-2000 | 93.00 | [2 of 3 epochs (unfinished; shortened from the paper's 100), 1 seed]"
+        f"({tmp_path}/results/unsupervised_ep_2layer_partial) | 95.00 ± 1.00 | 97.00 ± 1.00 (epoch 3) | 2 |")
+    out = tmp_path / "mlp.json"
+    assert original_curves.main(["--mlp", str(tmp_path / "orig"), "--out", str(out)]) == 0
+    assert original_curves.load_mlp(out) == curves
+    assert original_curves.main(["--mlp", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "full_labels/S-<seed>/results.csv" in err and err.count("\n") == 1 and not (tmp_path / "x.json").exists()
+
+
+def test_committed_mlp_curves_end_at_the_papers_table_3():
+    from funcs.figures_registry import TABLE3_PAPER
+    curves = original_curves.load_mlp()
+    assert set(curves) == {"bp_1layer", "ep_1layer", "bp_2layer", "ep_2layer"}
+    for key, c in curves.items():
+        paper = TABLE3_PAPER[f"{key}/direct"]
+        assert tables._number(c["mean"][-1], c["std"][-1]) == tables._number(paper.mean, paper.std), key
