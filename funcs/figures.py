@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from funcs import plots, tables
+from funcs import original_curves, plots, tables
 from funcs.errors import OneLineParser, UserError, one_line_errors
 from funcs.figures_registry import (LABEL_NETWORKS, METRICS, N_OUT, PAPER_RULES, REGISTRY, REPO, SEMI_LABELS,
                                     SEMI_METRIC, SEMI_VARIANTS, SHARES, Entry, semi_key)
@@ -218,9 +218,11 @@ def draw_fig2(entry: Entry, root: Path, out: Path) -> Drawn:
     return _figure(entry, c, series, out, plot)
 
 
-def draw_label_share(entry: Entry, root: Path, out: Path) -> Drawn:
+def draw_label_share(entry: Entry, root: Path, out: Path, originals: dict | None = None) -> Drawn:
     """Figures 4 and 5: accuracy against the share of labels (1, 5, 50, 100 %), direct association and linear
-    classifier, one line per network of LABEL_NETWORKS."""
+    classifier, one line per network of LABEL_NETWORKS, each beside the original repository's own runs of that
+    network (`originals`: funcs.original_curves.load_mlp(); their mean ± std, a bar in the network's colour)."""
+    originals = original_curves.load_mlp() if originals is None else originals
     c = _Collector(entry, root)
     networks = list(dict.fromkeys(k.rsplit("/", 1)[0] for k in entry.sources))
     series = {}
@@ -239,10 +241,14 @@ def draw_label_share(entry: Entry, root: Path, out: Path) -> Drawn:
                 if points:
                     ax.errorbar([pos[p.x] for p in points], [p.y for p in points], yerr=[p.std for p in points],
                                 fmt=LABEL_NETWORKS[net].style, capsize=3, label=f"ours: {LABEL_NETWORKS[net].legend}")
-                ref = entry.paper.get(f"{net}/100/{method}")
-                if ref is not None:
-                    ax.plot([pos[100]], [ref.mean], "k_", markersize=14, markeredgewidth=2)
-            ax.plot([], [], "k_", markersize=14, markeredgewidth=2, label="paper, all labels (Table 3)")
+                theirs = originals.get(LABEL_NETWORKS[net].original, {}).get("shares", {})
+                shares = [s for s in SHARES if str(s) in theirs]
+                ax.errorbar([pos[s] - 0.1 for s in shares], [theirs[str(s)][method][0] for s in shares],  # beside ours
+                            yerr=[theirs[str(s)][method][1] for s in shares],
+                            fmt=LABEL_NETWORKS[net].style[:-1] + "_", alpha=0.5, markersize=14, markeredgewidth=2,
+                            capsize=3)  # the network's colour and line, a bar for a marker
+            ax.plot([], [], "k:_", alpha=0.5, markersize=14, markeredgewidth=2,
+                    label="the original's runs of each, mean ± std (all labels: the paper's Table 3)")
             ax.set_xticks(range(len(SHARES)), [str(s) for s in SHARES])
             ax.set(xlabel="labels used for class association (%)", ylabel="test accuracy (%)", title=title)
             ax.legend(fontsize=7)

@@ -177,25 +177,29 @@ class LabelNetwork(NamedTuple):
     trained: Source | None  # None: an untrained network of the preset's shape
     legend: str
     style: str  # matplotlib's format string: colour, line, marker
+    original: str  # the same network's runs in the original repository (funcs.original_curves.MLP_FOLDERS)
 
 
 LABEL_NETWORKS = {
     "bp_1layer_trained": LabelNetwork("bp", "unsupervised_bp/1layer", MLP["bp_1layer"], "unsupervised BP 1-layer",
-                                      "g:o"),
+                                      "g:o", "bp_1layer"),
     "ep_1layer_trained": LabelNetwork("ep", "unsupervised_ep/1layer", MLP["ep_1layer"], "unsupervised EP 1-layer",
-                                      "b:o"),
+                                      "b:o", "ep_1layer"),
     "bp_2layer_trained": LabelNetwork("bp", "unsupervised_bp/2layer", MLP["bp_2layer"], "unsupervised BP 2-layer",
-                                      "g-o"),
+                                      "g-o", "bp_2layer"),
     "ep_2layer_trained": LabelNetwork("ep", "unsupervised_ep/2layer", MLP["ep_2layer"], "unsupervised EP 2-layer",
-                                      "b-o"),
-    "bp_1layer_untrained": LabelNetwork("bp", "unsupervised_bp/1layer", None, "untrained 1-layer", "m:s"),
-    "bp_2layer_untrained": LabelNetwork("bp", "unsupervised_bp/2layer", None, "untrained 2-layer", "m-s"),
+                                      "b-o", "ep_2layer"),
+    "bp_1layer_untrained": LabelNetwork("bp", "unsupervised_bp/1layer", None, "untrained 1-layer", "m:s",
+                                        "untrained_1layer"),
+    "bp_2layer_untrained": LabelNetwork("bp", "unsupervised_bp/2layer", None, "untrained 2-layer", "m-s",
+                                        "untrained_2layer"),
 }
 
 
 def _label_share(key: str, share: int) -> Source:
     """A read-out (train_class_layer) of the trained run, or of an untrained network of the preset's shape."""
-    rule, preset, trained, legend, _ = LABEL_NETWORKS[key]
+    network = LABEL_NETWORKS[key]
+    rule, preset, trained, legend = network.rule, network.preset, network.trained, network.legend
     sets = [f"class_label_percentage={share / 100:g}", f"class_lr=[{CLASS_LR[rule][share]}]"]
     if trained is None:
         command = _cmd(rule, preset, "action=train_class_layer", *sets)

@@ -14,7 +14,7 @@ with their end: phase 2 gains most of its points late (BP, 600 labels: 90.5 % af
     python -m funcs.original_curves --plot OUT.png [RUN_DIR ...]   # ours over their mean and std (default: Table 5's)
     python -m funcs.original_curves --plot OUT.png --gains RUN_DIR ...   # gains over each run's own phase 1
     python -m funcs.original_curves --cnn DIR          # rewrites CNN_READOUTS: the CNN runs behind Table 4
-    python -m funcs.original_curves --mlp DIR          # rewrites MLP_CURVES: Table 3's MLP runs per epoch
+    python -m funcs.original_curves --mlp DIR          # rewrites MLP_CURVES: Table 3's and Figures 4-5's MLP runs
 
 CURVES holds, per rule, number of labels and variant, the seeds' count and the
 mean and standard deviation (population, as the paper's) of the test accuracy
@@ -48,10 +48,14 @@ VARIANT_DIRS = {"wta_homeostasis": "", "wta": "without_homeo/"}
 PHASE_FILES = ("pre_supervised.csv", "semi_supervised.csv")  # each seed's folder: phase 1, phase 2
 # The original's unsupervised CNN runs, whose final read-outs the paper's Table 4 averages (docs/experiments.md).
 CNN_READOUTS = REPO / "docs" / "original_cnn_readouts.json"
-CNN_FOLDER, CNN_READOUT_FILE = "unsupervised_cnn", "classification_layer.csv"
-# The original's unsupervised MLP runs with all labels (Table 3): their direct association per epoch.
+CNN_FOLDER = "unsupervised_cnn"
+CNN_READOUT_FILE = "classification_layer.csv"  # a run's final linear read-out, per epoch (CNNs and MLPs)
+# The original's unsupervised MLP runs (Table 3, Figures 4 and 5), trained and untrained: their direct association
+# per epoch with all labels, and each seed's read-outs with a share of the labels.
 MLP_CURVES = REPO / "docs" / "original_mlp_curves.json"
-MLP_FOLDERS = {key: f"unsupervised_{key}/full_labels" for key in ("bp_1layer", "ep_1layer", "bp_2layer", "ep_2layer")}
+MLP_FOLDERS = {**{key: (f"unsupervised_{key}", True) for key in ("bp_1layer", "ep_1layer", "bp_2layer", "ep_2layer")},
+               "untrained_1layer": ("untrain_1layer", False), "untrained_2layer": ("untrain_2layer", False)}
+SHARE_FOLDERS = {1: "1percent", 5: "5percent", 50: "50percent", 100: "full_labels"}  # % of the labels
 
 
 def _errors(path: Path, column: str) -> list[float]:
@@ -160,20 +164,35 @@ def read_cnn_checkout(checkout: Path) -> dict:
 
 
 def read_mlp_checkout(checkout: Path) -> dict:
-    """The original's unsupervised MLP runs with all labels, per network of Table 3 (MLP_FOLDERS, seeds S-<n>/):
-    the seeds' count and the mean and population std of the direct association's test accuracy (%) after each
-    epoch (`results.csv`'s One2one_av_Error, our `error_mean`), over the epochs every seed ran."""
+    """The original's unsupervised MLP runs, per network of MLP_FOLDERS: for a trained one, the seeds' count and
+    the mean and population std of the direct association's test accuracy (%) after each epoch with all labels
+    (`full_labels/S-<seed>/results.csv`'s One2one_av_Error, our `error_mean`, over the epochs every seed ran); for
+    each share of the labels (SHARE_FOLDERS), the seeds' count and [mean, population std] of the direct
+    association at the last epoch and of the linear read-out after its last epoch (`classification_layer.csv`)."""
     base = Path(checkout) / "simuResults"
-    curves = {}
-    for key, folder in MLP_FOLDERS.items():
-        seeds = sorted((base / folder).glob("S-*/results.csv"))
-        if seeds:
-            mean, std = _stats([_errors(f, "One2one_av_Error") for f in seeds])
-            curves[key] = {"seeds": len(seeds), "mean": mean, "std": std}
-    if not curves:
+    networks = {}
+    for key, (folder, trained) in MLP_FOLDERS.items():
+        entry = {}
+        curves = sorted((base / folder / SHARE_FOLDERS[100]).glob("S-*/results.csv"))
+        if trained and curves:
+            mean, std = _stats([_errors(f, "One2one_av_Error") for f in curves])
+            entry.update(seeds=len(curves), mean=mean, std=std)
+        shares = {}
+        for share, sub in SHARE_FOLDERS.items():
+            seeds = sorted(s for s in (base / folder / sub).glob("S-*") if (s / CNN_READOUT_FILE).is_file())
+            if seeds:
+                direct = _stats([[_errors(s / "results.csv", "One2one_av_Error")[-1]] for s in seeds])
+                linear = _stats([[_errors(s / CNN_READOUT_FILE, "Final_Test_Error")[-1]] for s in seeds])
+                shares[str(share)] = {"seeds": len(seeds), "direct": [direct[0][0], direct[1][0]],
+                                      "linear": [linear[0][0], linear[1][0]]}
+        if shares:
+            entry["shares"] = shares
+        if entry:
+            networks[key] = entry
+    if not networks:
         raise UserError(f"{base}: no unsupervised_<rule>_<n>layer/full_labels/S-<seed>/results.csv "
                         f"(give a checkout of {SOURCE})")
-    return curves
+    return networks
 
 
 def load_cnn(path: Path | None = None) -> dict:
@@ -407,14 +426,18 @@ def _cnn_command(checkout: Path, out: Path) -> int:
 def _mlp_command(checkout: Path, out: Path) -> int:
     curves = read_mlp_checkout(checkout)
     doc = {"source": SOURCE, "commit": _commit(checkout),
-           "what": "the original code's unsupervised MLP runs with all labels (simuResults/unsupervised_<rule>_"
-                   "<n>layer/full_labels/S-<seed>/): seeds, mean and population std over them of the direct "
-                   "association's test accuracy (%) after each epoch",
+           "what": "the original code's unsupervised MLP runs, trained (simuResults/unsupervised_<rule>_<n>layer/)"
+                   " and untrained (untrain_<n>layer/): seeds, and mean and population std over them of the test "
+                   "accuracy (%) of the direct association after each epoch with all labels (full_labels/), and "
+                   "for each share of the labels (1percent/, 5percent/, 50percent/, full_labels/) of the direct "
+                   "association at the last epoch and of the linear read-out after its last epoch",
            "curves": curves}
     out.write_text(_dumps(doc))
     for key, c in curves.items():
-        print(f"{key}: {c['seeds']} seeds, {len(c['mean'])} epochs, "
-              f"last {half_up(c['mean'][-1], 2)} ± {half_up(c['std'][-1], 2)}")
+        shares = ", ".join(f"{share} %: {half_up(v['direct'][0], 2)} / {half_up(v['linear'][0], 2)}"
+                           for share, v in c.get("shares", {}).items())
+        print(f"{key}: " + (f"{c['seeds']} seeds, {len(c['mean'])} epochs, last {half_up(c['mean'][-1], 2)} ± "
+                            f"{half_up(c['std'][-1], 2)}; " if "mean" in c else "") + f"direct / linear: {shares}")
     print(out)
     return 0
 

@@ -366,6 +366,8 @@ def original_mlp_table(link: str, results=RESULTS, curves: dict | None = None) -
     root, root_link = Path(results), _root_link(link, results)
     lines = []
     for key, curve in curves.items():
+        if "mean" not in curve:  # an untrained network: no epochs
+            continue
         rec = find(root, SEEDS.get(key, MLP[key]))
         epoch, end = (rec.epochs_run if rec else None), len(curve["mean"])
         theirs = original_curves.at_epoch(curve, epoch) if epoch else None
