@@ -7,9 +7,10 @@ of `funcs.figures_registry.TABLES` (one line per network and method), `summary`
 (README's: the paper's Tables 3, 4 and 5, one line per run), `original_semi` (our
 semi-supervised runs beside the original code's), `original_seeds` (Table 5's
 seeds beside the original's, seed by seed), `original_code` (runs by the
-original's own code), `original_cnn` (the original's CNN runs behind Table 4)
-or `original_mlp` (Table 3's MLPs beside the original's runs at the same
-epoch). A test fails when a
+original's own code), `original_cnn` (the original's CNN runs behind Table 4),
+`original_mlp` (Table 3's MLPs beside the original's runs at the same epoch)
+or `original_label_share` (Figures 4 and 5 as numbers, beside the original's
+runs). A test fails when a
 committed block differs from what the command writes now, so no number of ours
 in the docs is typed by hand.
 """
@@ -25,9 +26,9 @@ import numpy as np
 
 from funcs import config as config_mod
 from funcs import original_curves
-from funcs.figures_registry import (DIRECT, LINEAR, METRICS, MLP, PAPER_ONLY_ROWS, PAPER_RULES, REPO, SEEDS, SEMI,
-                                    SEMI_LABELS, SEMI_SEEDS, SEMI_VARIANTS, TABLE4_PAPER, TABLE_ROWS, TABLES, Paper,
-                                    Source, semi_key)
+from funcs.figures_registry import (DIRECT, LABEL_NETWORKS, LINEAR, METRICS, MLP, PAPER_ONLY_ROWS, PAPER_RULES,
+                                    REGISTRY, REPO, SEEDS, SEMI, SEMI_LABELS, SEMI_SEEDS, SEMI_VARIANTS, SHARES,
+                                    TABLE4_PAPER, TABLE_ROWS, TABLES, Paper, Source, semi_key)
 from funcs.records import find, read_run
 from funcs.results import COSTS, half_up, mean_and_std
 
@@ -385,10 +386,35 @@ def original_mlp_table(link: str, results=RESULTS, curves: dict | None = None) -
                                  "the original's runs at their end", "their seeds"], lines))
 
 
+def original_label_share_table(link: str, results=RESULTS, curves: dict | None = None) -> str:
+    """Figures 4 and 5 as numbers: each network's read-outs of ours with a share of the labels beside the original
+    repository's own runs of that network with the same share (`funcs.original_curves.read_mlp_checkout`)."""
+    curves = original_curves.load_mlp() if curves is None else curves
+    sources = {**REGISTRY["fig4_label_share_untrained"].sources, **REGISTRY["fig5_label_share_2layer"].sources}
+    root, root_link = Path(results), _root_link(link, results)
+    lines = []
+    for net, network in LABEL_NETWORKS.items():
+        theirs = curves.get(network.original, {}).get("shares", {})
+        for share in SHARES:
+            rec = find(root, sources[f"{net}/{share}"])
+            ours = " / ".join(_number(rec.value(METRICS[m]) if rec else None) for m in ("direct", "linear"))
+            folder = rec.folder.relative_to(root).as_posix() if rec else None
+            their = theirs.get(str(share))
+            lines.append([network.legend, f"{share} %", ours, f"[{folder}]({root_link}{folder})" if rec else "not run",
+                          " / ".join(_number(*their[m]) for m in ("direct", "linear")) if their else "-",
+                          str(their["seeds"]) if their else "-"])
+    return ("Test accuracy (%) by share of the labels used to read a network out, direct association / linear "
+            "classifier: ours (one read-out each) beside the original repository's own runs of that network with "
+            "that share (mean ± population std over their seeds; `docs/original_mlp_curves.json`). With all labels "
+            "theirs are the paper's Table 3."
+            "\n\n" + _markdown(["network", "labels", "ours", "our read-out", "the original's runs", "their seeds"],
+                                 lines))
+
+
 # The generated blocks beyond the paper's tables (TABLES), by name: each takes the page's `link` and the results.
 BLOCKS = {"summary": summary_table, "original_semi": original_table, "original_seeds": original_seeds_table,
           "original_code": original_code_table, "original_cnn": original_cnn_table,
-          "original_mlp": original_mlp_table}
+          "original_mlp": original_mlp_table, "original_label_share": original_label_share_table}
 
 
 def block(name: str, link: str, results=RESULTS) -> str:

@@ -487,3 +487,17 @@ def test_figure13_keeps_the_2000_output_presets_step_per_neuron():
         assert bp.nudge == max(1, int(bp_2000.nudge * n / 2000 + 0.5))  # rounded half up: 2.5 -> 3
         assert ep.nudge == max(1, int(ep_2000.nudge * n / 2000 + 0.5))
     assert _config_of(figures_registry.N_OUT_RUNS["bp/10"]).lr == (0.04,)
+
+
+def test_label_share_table_sets_each_read_out_beside_the_originals_same_share(results):
+    curves = {"bp_1layer": {"shares": {"1": {"seeds": 3, "direct": [94.5, 0.25], "linear": [95.0, 0.11]}}}}
+    lines = tables.original_label_share_table("", results, curves).splitlines()
+    rows = {tuple(line.split(" | ")[:2]): line.split(" | ") for line in lines if line.startswith("| ")}
+    one = rows[("| unsupervised BP 1-layer", "1 %")]
+    rec = records.read_run(results / "label_share/bp_1layer_trained/1")
+    ours = [tables._number(rec.value(metric)) for metric in ("direct_association_mean", "linear_classifier")]
+    assert one[2] == " / ".join(ours) and one[3] == f"[label_share/bp_1layer_trained/1]({results}/label_share/bp_1" \
+                                                  "layer_trained/1)"
+    assert one[4:] == ["94.50 ± 0.25 / 95.00 ± 0.11", "3 |"]
+    assert rows[("| unsupervised BP 1-layer", "5 %")][4:] == ["-", "- |"]  # a share the original has no runs of
+    assert rows[("| unsupervised EP 2-layer", "1 %")][2:4] == ["- / -", "not run"]
