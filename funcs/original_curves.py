@@ -364,16 +364,66 @@ def _semi_run(run: Path) -> tuple[str, list[float]]:
     return key, accuracy
 
 
+def _semi_line(key: str, c: dict) -> str:
+    return (f"{key}: {c['seeds']} seeds, phase 2: {len(c['mean'])} epochs, "
+            f"last {half_up(c['mean'][-1], 2)} ± {half_up(c['std'][-1], 2)}")
+
+
+def _cnn_line(name: str, d: dict) -> str:
+    final = np.array(d["final"])
+    return f"{name}: {len(final)} runs, {half_up(final.mean(), 2)} ± {half_up(final.std(), 2)} (population std)"
+
+
+def _mlp_line(key: str, c: dict) -> str:
+    shares = ", ".join(f"{share} %: {half_up(v['direct'][0], 2)} / {half_up(v['linear'][0], 2)}"
+                       for share, v in c.get("shares", {}).items())
+    epochs = (f"{c['seeds']} seeds, {len(c['mean'])} epochs, last {half_up(c['mean'][-1], 2)} ± "
+              f"{half_up(c['std'][-1], 2)}; " if "mean" in c else "")
+    return f"{key}: {epochs}direct / linear: {shares}"
+
+
+# The records the original's result files are read into, by option: (reader, default file, the key holding one
+# entry per configuration, dataset or network, what the record holds, a summary line of an entry).
+RECORDS = {
+    "checkout": (read_checkout, CURVES, "curves",
+                 "test accuracy (%) of the original code's semi-supervised runs: seeds, phase-1 epochs, [mean, std] "
+                 "after phase 1, mean and std (over seeds) after each phase-2 epoch, and each seed's [after phase 1, "
+                 "end]", _semi_line),
+    "cnn": (read_cnn_checkout, CNN_READOUTS, "datasets",
+            "the original code's unsupervised CNN runs (simuResults/unsupervised_cnn/<dataset>/bp-<n>/): each run's "
+            "test accuracy (%) after its final linear read-out, that read-out's epochs, and the config.json the runs "
+            "named in config_of recorded", _cnn_line),
+    "mlp": (read_mlp_checkout, MLP_CURVES, "curves",
+            "the original code's unsupervised MLP runs, trained (simuResults/unsupervised_<rule>_<n>layer/) and "
+            "untrained (untrain_<n>layer/): seeds, and mean and population std over them of the test accuracy (%) "
+            "of the direct association after each epoch with all labels (full_labels/), and for each share of the "
+            "labels (1percent/, 5percent/, 50percent/, full_labels/) of the direct association at the last epoch "
+            "and of the linear read-out after its last epoch", _mlp_line),
+}
+
+
+def _record_command(kind: str, checkout: Path, out: Path) -> int:
+    """Read a checkout's result files into the record of `kind` (RECORDS), written to `out`."""
+    read, _, body, what, line = RECORDS[kind]
+    entries = read(checkout)
+    out.write_text(_dumps({"source": SOURCE, "commit": _commit(checkout), "what": what, body: entries}, body))
+    for key, entry in entries.items():
+        print(line(key, entry))
+    print(out)
+    return 0
+
+
 @one_line_errors
 def main(argv=None) -> int:
     p = OneLineParser(prog="python -m funcs.original_curves", description=__doc__.split("\n")[0])
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkout", help=f"a checkout of {SOURCE}: rewrite the curves from its result files")
+    what.add_argument("--checkout", help=f"a checkout of {SOURCE}: rewrite the semi-supervised curves from its "
+                                         f"result files (default --out: {CURVES.relative_to(REPO)})")
     what.add_argument("--cnn", metavar="CHECKOUT",
                       help="a checkout: rewrite the CNN runs' final read-outs (default --out: "
                            f"{CNN_READOUTS.relative_to(REPO)})")
     what.add_argument("--mlp", metavar="CHECKOUT",
-                      help="a checkout: rewrite the MLP runs' direct association per epoch (default --out: "
+                      help="a checkout: rewrite the MLP runs per epoch and by share of labels (default --out: "
                            f"{MLP_CURVES.relative_to(REPO)})")
     what.add_argument("--plot", metavar="OUT.png", help="draw the semi-supervised RUN_DIRs over the original's curves")
     p.add_argument("--gains", action="store_true",
@@ -381,65 +431,15 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="*", metavar="RUN_DIR",
                    help="with --plot: semi-supervised run folders (default: Table 5's runs under --results)")
     p.add_argument("--results", default="simuResults", help="with --plot and no RUN_DIR: the results root")
-    p.add_argument("--out", help=f"with --checkout, --cnn or --mlp: where to write (default for --checkout: "
-                                 f"{CURVES.relative_to(REPO)})")
+    p.add_argument("--out", help="with --checkout, --cnn or --mlp: where to write (default: its file in docs/)")
     args = p.parse_args(argv)
     if args.gains and not (args.plot and args.runs):
         p.error("--gains draws the RUN_DIRs given after --plot OUT.png")
     if args.plot:
         runs = [Path(r) for r in args.runs] or table5_runs(Path(args.results))
         return _plot_command(Path(args.plot), runs, plot_gains if args.gains else plot)
-    if args.cnn:
-        return _cnn_command(Path(args.cnn), Path(args.out or CNN_READOUTS))
-    if args.mlp:
-        return _mlp_command(Path(args.mlp), Path(args.out or MLP_CURVES))
-    curves = read_checkout(Path(args.checkout))
-    args.out = args.out or str(CURVES)
-    doc = {"source": SOURCE, "commit": _commit(Path(args.checkout)),
-           "what": "test accuracy (%) of the original code's semi-supervised runs: seeds, phase-1 epochs, "
-                   "[mean, std] after phase 1, mean and std (over seeds) after each phase-2 epoch, "
-                   "and each seed's [after phase 1, end]",
-           "curves": curves}
-    Path(args.out).write_text(_dumps(doc))
-    for key, c in curves.items():
-        print(f"{key}: {c['seeds']} seeds, phase 2: {len(c['mean'])} epochs, "
-              f"last {half_up(c['mean'][-1], 2)} ± {half_up(c['std'][-1], 2)}")
-    print(args.out)
-    return 0
-
-
-def _cnn_command(checkout: Path, out: Path) -> int:
-    datasets = read_cnn_checkout(checkout)
-    doc = {"source": SOURCE, "commit": _commit(checkout),
-           "what": "the original code's unsupervised CNN runs (simuResults/unsupervised_cnn/<dataset>/bp-<n>/): "
-                   "each run's test accuracy (%) after its final linear read-out, that read-out's epochs, and the "
-                   "config.json the runs named in config_of recorded",
-           "datasets": datasets}
-    out.write_text(_dumps(doc, "datasets"))
-    for name, d in datasets.items():
-        final = np.array(d["final"])
-        print(f"{name}: {len(final)} runs, {half_up(final.mean(), 2)} ± {half_up(final.std(), 2)} (population std)")
-    print(out)
-    return 0
-
-
-def _mlp_command(checkout: Path, out: Path) -> int:
-    curves = read_mlp_checkout(checkout)
-    doc = {"source": SOURCE, "commit": _commit(checkout),
-           "what": "the original code's unsupervised MLP runs, trained (simuResults/unsupervised_<rule>_<n>layer/)"
-                   " and untrained (untrain_<n>layer/): seeds, and mean and population std over them of the test "
-                   "accuracy (%) of the direct association after each epoch with all labels (full_labels/), and "
-                   "for each share of the labels (1percent/, 5percent/, 50percent/, full_labels/) of the direct "
-                   "association at the last epoch and of the linear read-out after its last epoch",
-           "curves": curves}
-    out.write_text(_dumps(doc))
-    for key, c in curves.items():
-        shares = ", ".join(f"{share} %: {half_up(v['direct'][0], 2)} / {half_up(v['linear'][0], 2)}"
-                           for share, v in c.get("shares", {}).items())
-        print(f"{key}: " + (f"{c['seeds']} seeds, {len(c['mean'])} epochs, last {half_up(c['mean'][-1], 2)} ± "
-                            f"{half_up(c['std'][-1], 2)}; " if "mean" in c else "") + f"direct / linear: {shares}")
-    print(out)
-    return 0
+    kind = next(k for k in RECORDS if getattr(args, k))
+    return _record_command(kind, Path(getattr(args, kind)), Path(args.out or RECORDS[kind][1]))
 
 
 def _plot_command(out: Path, runs: list[Path], draw=plot) -> int:
