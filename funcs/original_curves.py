@@ -1,4 +1,10 @@
-"""The original code's own semi-supervised runs, per epoch: what our shortened runs compare with.
+"""The original code's own runs, read from its result files: what our runs compare with, epoch by epoch.
+
+The paper's Tables 3, 4 and 5 are the means and spreads of runs the original
+repository keeps: its unsupervised MLPs per epoch and by share of labels
+(MLP_CURVES, also Figures 4 and 5), its CNNs' final read-outs with the config
+one run per dataset recorded (CNN_READOUTS), and its semi-supervised runs
+(CURVES, below).
 
 The paper's Table 5 is the last phase-2 epoch's test accuracy, mean and
 standard deviation over 10 to 30 seeds, of runs whose per-epoch curves the
