@@ -236,6 +236,7 @@ def draw_label_share(entry: Entry, root: Path, out: Path, originals: dict | None
         pos = {s: i for i, s in enumerate(SHARES)}
         for ax, method, title in zip(axes, ("direct", "linear"),
                                      ("(A) direct association", "(B) linear classifier")):
+            drawn_theirs = drawn_paper = False
             for net in networks:
                 points = series[f"{method}: {LABEL_NETWORKS[net].legend}"]
                 if points:
@@ -243,12 +244,20 @@ def draw_label_share(entry: Entry, root: Path, out: Path, originals: dict | None
                                 fmt=LABEL_NETWORKS[net].style, capsize=3, label=f"ours: {LABEL_NETWORKS[net].legend}")
                 theirs = originals.get(LABEL_NETWORKS[net].original, {}).get("shares", {})
                 shares = [s for s in SHARES if str(s) in theirs]
-                ax.errorbar([pos[s] - 0.1 for s in shares], [theirs[str(s)][method][0] for s in shares],  # beside ours
-                            yerr=[theirs[str(s)][method][1] for s in shares],
-                            fmt=LABEL_NETWORKS[net].style[:-1] + "_", alpha=0.5, markersize=14, markeredgewidth=2,
-                            capsize=3)  # the network's colour and line, a bar for a marker
-            ax.plot([], [], "k:_", alpha=0.5, markersize=14, markeredgewidth=2,
-                    label="the original's runs of each, mean ± std (all labels: the paper's Table 3)")
+                if shares:
+                    ax.errorbar([pos[s] - 0.1 for s in shares], [theirs[str(s)][method][0] for s in shares],
+                                yerr=[theirs[str(s)][method][1] for s in shares],  # beside ours
+                                fmt=LABEL_NETWORKS[net].style[:-1] + "_", alpha=0.5, markersize=14,
+                                markeredgewidth=2, capsize=3)  # the network's colour and line, a bar for a marker
+                    drawn_theirs = True
+                elif (ref := entry.paper.get(f"{net}/100/{method}")) is not None:  # no record: the paper's alone
+                    ax.plot([pos[100]], [ref.mean], "k_", markersize=14, markeredgewidth=2)
+                    drawn_paper = True
+            if drawn_theirs:
+                ax.plot([], [], "k:_", alpha=0.5, markersize=14, markeredgewidth=2,
+                        label="the original's runs of each, mean ± std (all labels: the paper's Table 3 means)")
+            if drawn_paper:
+                ax.plot([], [], "k_", markersize=14, markeredgewidth=2, label="paper, all labels (Table 3)")
             ax.set_xticks(range(len(SHARES)), [str(s) for s in SHARES])
             ax.set(xlabel="labels used for class association (%)", ylabel="test accuracy (%)", title=title)
             ax.legend(fontsize=7)

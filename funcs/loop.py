@@ -54,8 +54,13 @@ RUN_END_FACTOR = 5e-4
 CNN_DECAY = (0.01, 100)  # (end factor, epochs to reach it)
 
 
+def linear(start: float, end: float, epoch: int, span: int) -> float:
+    """torch's LinearLR factor after `epoch` of `span` steps (span >= 1; constant at `end` past it)."""
+    return start + (end - start) * min(epoch, span) / span
+
+
 def lr_factor(cfg, epoch: int) -> float:
-    """Learning-rate factor at `epoch` (0-based): 1 + (end - 1) * min(epoch, over) / over.
+    """Learning-rate factor at `epoch` (0-based): linear(1, end, epoch, over).
 
     Linear from 1 at the first epoch towards `end`, reached `over` epochs after the first: torch's
     LinearLR(end_factor=end, total_iters=over) stepped once per epoch, as the original code. `end` is
@@ -68,7 +73,7 @@ def lr_factor(cfg, epoch: int) -> float:
         end, over = cfg.lr_end_factor, cfg.epochs
     else:
         end, over = CNN_DECAY if cfg.cnn and cfg.target_kind == "unsupervised" else (RUN_END_FACTOR, cfg.epochs)
-    return 1.0 + (end - 1.0) * min(epoch, over) / over
+    return linear(1.0, end, epoch, over)
 
 
 def outputs(learner: Learner, x: torch.Tensor, batch_size: int) -> torch.Tensor:

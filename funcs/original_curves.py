@@ -201,16 +201,24 @@ def read_mlp_checkout(checkout: Path) -> dict:
     return networks
 
 
+def _load_record(path: Path, body: str) -> dict:
+    """The entries of a record `--checkout`, `--cnn` or `--mlp` wrote ({} where the file is absent)."""
+    if not path.is_file():
+        return {}
+    entries = read_json(path, "record of the original's runs").get(body)
+    if not isinstance(entries, dict):
+        raise UserError(f"{path}: no {body!r} object (rewrite it with python -m funcs.original_curves)")
+    return entries
+
+
 def load_cnn(path: Path | None = None) -> dict:
     """CNN_READOUTS' datasets ({} where the file is absent)."""
-    path = CNN_READOUTS if path is None else path
-    return json.loads(path.read_text())["datasets"] if path.is_file() else {}
+    return _load_record(CNN_READOUTS if path is None else path, "datasets")
 
 
 def load_mlp(path: Path | None = None) -> dict:
     """MLP_CURVES' networks ({} where the file is absent)."""
-    path = MLP_CURVES if path is None else path
-    return json.loads(path.read_text())["curves"] if path.is_file() else {}
+    return _load_record(MLP_CURVES if path is None else path, "curves")
 
 
 def _commit(checkout: Path) -> str | None:
@@ -411,6 +419,8 @@ RECORDS = {
 def _record_command(kind: str, checkout: Path, out: Path) -> int:
     """Read a checkout's result files into the record of `kind` (RECORDS), written to `out`."""
     read, _, body, what, line = RECORDS[kind]
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: no folder {out.parent}")
     entries = read(checkout)
     out.write_text(_dumps({"source": SOURCE, "commit": _commit(checkout), "what": what, body: entries}, body))
     for key, entry in entries.items():

@@ -30,15 +30,10 @@ from funcs.target import Target
 PRETRAINED = "pretrained.pt"  # the phase-1 network, written into the run folder
 
 
-def linear(start: float, end: float, epoch: int, span: int) -> float:
-    """torch's LinearLR factor after `epoch` of `span` steps (span >= 1; constant at `end` past it)."""
-    return start + (end - start) * min(epoch, span) / span
-
-
 def phase2_factors(schedules: Schedules, epoch: int, epochs: int) -> tuple[float, float]:
     """(unsupervised, supervised) learning-rate factors in phase-2 epoch `epoch` (0-based)."""
-    return (linear(*schedules.unsupervised, epoch, epochs),
-            linear(*schedules.supervised, epoch, max(epochs - schedules.supervised_flat, 1)))
+    return (loop.linear(*schedules.unsupervised, epoch, epochs),
+            loop.linear(*schedules.supervised, epoch, max(epochs - schedules.supervised_flat, 1)))
 
 
 def split_labeled(labels: torch.Tensor, n_labeled: int, n_class: int, seed: int,

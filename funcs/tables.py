@@ -329,7 +329,7 @@ PRESETS_CNN = REPO / "configFile" / "unsupervised_bp" / "cnn"  # our CNN presets
 def _differences(recorded: dict, preset: dict) -> str:
     """The keys a config the original's runs recorded sets otherwise than our preset: '`lr` [..] (ours [..])'.
     Keys it does not have are left out; its fcLayers lead with the flattened convolutions (an older format)."""
-    theirs, ours = ({**cfg, "fcLayers": cfg["fcLayers"][-1:]} for cfg in (recorded, preset))
+    theirs, ours = ({**cfg, "fcLayers": list(cfg.get("fcLayers", []))[-1:]} for cfg in (recorded, preset))
     keys = [k for k in ours if k in theirs and k != "device" and theirs[k] != ours[k]]
     return "; ".join(f"`{k}` {json.dumps(theirs[k])} (ours {json.dumps(ours[k])})" for k in keys) or "none"
 
@@ -406,7 +406,7 @@ def original_label_share_table(link: str, results=RESULTS, curves: dict | None =
     return ("Test accuracy (%) by share of the labels used to read a network out, direct association / linear "
             "classifier: ours (one read-out each) beside the original repository's own runs of that network with "
             "that share (mean ± population std over their seeds; `docs/original_mlp_curves.json`). With all labels "
-            "theirs are the paper's Table 3."
+            "their means are the paper's Table 3."
             "\n\n" + _markdown(["network", "labels", "ours", "our read-out", "the original's runs", "their seeds"],
                                  lines))
 

@@ -184,6 +184,14 @@ def test_lr_factor_null_is_the_original_cnn_loops_linear_lr(epochs):
     assert [lr_factor(cfg, e) for e in range(epochs)] == pytest.approx(torch_linear_lr(0.01, 100, epochs))
 
 
+def test_an_explicit_end_factor_on_an_unsupervised_cnn_decays_over_its_own_epochs():
+    """The presets' 0.802 after 20 epochs is the original's CNN schedule at 20 epochs, and only there."""
+    cfg = config.load(ORIGINAL_CNN, ["lr_end_factor=0.802"])
+    assert [lr_factor(cfg, e) for e in range(20)] == pytest.approx(torch_linear_lr(0.01, 100, 20))
+    longer = config.load(ORIGINAL_CNN, ["lr_end_factor=0.802", "epochs=40"])
+    assert [lr_factor(longer, e) for e in range(40)] == pytest.approx(torch_linear_lr(0.802, 40, 40))
+
+
 @pytest.mark.parametrize("cfg", [from_dict({**CFG, "epochs": 30}),
                                  config.load(ORIGINAL_SUPERVISED_CNN, ["epochs=30"])], ids=["mlp", "supervised_cnn"])
 def test_lr_factor_null_is_the_papers_over_the_run(cfg):

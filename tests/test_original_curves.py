@@ -331,6 +331,7 @@ def test_cnn_readouts_are_each_runs_last_read_out_epoch_and_the_table_their_popu
 def test_committed_cnn_readouts_give_the_papers_table_4():
     """The original's runs in docs/original_cnn_readouts.json are the paper's Table 4, mean and population std."""
     from funcs.figures_registry import TABLE4_PAPER
+    assert set(original_curves.load_cnn()) == {"mnist", "fashionMnist", "svhn"}
     for name, d in original_curves.load_cnn().items():
         final, paper = np.array(d["final"]), TABLE4_PAPER[f"{name}/linear"]
         assert (tables._number(final.mean(), final.std()) == tables._number(paper.mean, paper.std)), name
@@ -390,3 +391,15 @@ def test_committed_mlp_curves_end_at_the_papers_table_3():
             (mean, std), paper = c["shares"]["100"][method], TABLE3_PAPER[f"{key}/{method}"]
             assert tables._number(mean) == tables._number(paper.mean), (key, method)
             assert abs(std - paper.std) < (0.012 if (key, method) == ("bp_1layer", "linear") else 0.005), (key, method)
+
+
+def test_a_damaged_record_and_a_missing_out_folder_are_one_line(tmp_path, checkout, capsys):
+    (tmp_path / "bad.json").write_text('{"curves": [1, 2]}')
+    with pytest.raises(UserError, match=r"bad.json: no 'curves' object"):
+        original_curves.load_mlp(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text('{"datasets": ')
+    with pytest.raises(UserError, match=r"bad.json: malformed JSON"):
+        original_curves.load_cnn(tmp_path / "bad.json")
+    assert original_curves.main(["--checkout", str(checkout), "--out", str(tmp_path / "no" / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert "no folder" in err and err.count("\n") == 1
