@@ -101,8 +101,7 @@ class Config:
     loss: str = _key("MSE", "loss between output and target", "str", choices=("MSE", "Cross-entropy"))
     lr_schedule: str = _key("linear", "per-epoch learning-rate schedule: 'linear' from 1 at the first epoch "
                             "towards lr_end_factor after the last (the paper's; see lr_end_factor), or 'constant'",
-                            "str",
-                            choices=("linear", "constant"))
+                            "str", choices=("linear", "constant"))
     lr_end_factor: float | None = _key(None, "final factor of the linear schedule (0 decays to nothing, as some "
                                        "Hebbian rules use); null: the original code's, 5e-4 (the paper's), and for an "
                                        "unsupervised CNN 1 down to 0.01 over 100 epochs whatever `epochs` is",
